@@ -1,0 +1,17 @@
+"""emimpute: Expectation-Maximization imputers compatible with scikit-learn.
+
+Layout
+------
+- Statistical kernels (NumPy/SciPy only): ``_normal_em`` (EM for the
+  multivariate normal, SQUAREM, ridge prior), ``_conditional`` (conditional
+  normal moments of missing cells, vectorised over rows),
+  ``_batched_cholesky`` (many small factorisations at once).
+- Estimators: :class:`EMImputer` in ``_em_imputer``; shared input checks in
+  ``_validation``, progress printing in ``_progress``.
+- Around them: :mod:`emimpute.datasets` (example data).
+"""
+
+from emimpute._em_imputer import EMImputer
+
+__all__ = ["EMImputer"]
+__version__ = "0.1.0"

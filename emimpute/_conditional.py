@@ -1,0 +1,227 @@
+"""Conditional normal moments of missing cells, vectorised over rows.
+
+For a row with observed cells o and missing cells m, under N(mu, S) with
+precision K = inv(S) (Little & Rubin 2002, sec. 11.2; METHODS.md sec. 1):
+
+* conditional mean  c = mu_m - inv(K_mm) K_mo (x_o - mu_o)
+* conditional cov   C = inv(K_mm)
+* log det S_oo      = log det S + log det K_mm
+* Mahalanobis term  d_o' inv(S_oo) d_o = d' K d - g_m' C g_m, with d = x - mu,
+  d_m = 0 and g = d K, so that g_m = K_mo d_o.
+
+One ``d @ K`` product serves every row; what remains per row is a small k x k
+factorisation, done for all rows with the same k at once (batch-last stacks,
+see :mod:`emimpute._batched_cholesky`).  Rows are processed in chunks so that
+memory stays a small multiple of one chunk, whatever n is.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from emimpute._batched_cholesky import batched_cholesky_inverse
+
+LOG_2PI = np.log(2.0 * np.pi)
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A block of rows that all have the same number k of missing cells."""
+
+    rows: np.ndarray  # (n_chunk,) row indices into the data matrix
+    missing: np.ndarray  # (k, n_chunk) missing column indices, batch-last
+
+
+def precision_and_logdet(covariance):
+    """``inv(S)`` and ``log det S`` from one Cholesky factorisation.
+
+    Raises ``numpy.linalg.LinAlgError`` if S is not positive definite.
+    """
+    factor = np.linalg.cholesky(covariance)
+    inv_factor = np.linalg.inv(factor)
+    return inv_factor.T @ inv_factor, 2.0 * np.log(np.diag(factor)).sum()
+
+
+def chunk_rows_for(n_features, n_missing=1):
+    """Rows per chunk: about 2 MB of float64 in the (n, p) and (k, k, n) blocks."""
+    per_row = max(n_features, n_missing * n_missing, 1)
+    return int(np.clip(2**18 // per_row, 256, 16384))
+
+
+def plan_chunks(mask, rows, chunk_size=None):
+    """Group ``rows`` by their number of missing cells, then cut into chunks.
+
+    Grouping over all rows first (not chunk by chunk) keeps the chunks large,
+    so the per-operation overhead of NumPy is paid rarely.
+
+    Parameters
+    ----------
+    mask : ndarray of bool, shape (n, p)
+        True where a cell is missing.
+    rows : ndarray of int
+        The rows to plan for; rows with nothing missing are left out.
+    chunk_size : int, optional
+        Rows per chunk; by default from :func:`chunk_rows_for`.
+
+    Returns
+    -------
+    list of Chunk
+    """
+    counts = mask[rows].sum(axis=1)
+    order = np.argsort(counts, kind="stable")
+    bounds = np.flatnonzero(np.diff(counts[order])) + 1
+    chunks = []
+    for group in np.split(order, bounds):
+        k = int(counts[group[0]]) if len(group) else 0
+        if k == 0:
+            continue
+        size = chunk_size or chunk_rows_for(mask.shape[1], k)
+        for start in range(0, len(group), size):
+            chunk_rows = rows[group[start : start + size]]
+            # nonzero walks row-major: each row's k column indices are
+            # contiguous and increasing.
+            cols = np.nonzero(mask[chunk_rows])[1].reshape(len(chunk_rows), k)
+            chunks.append(Chunk(chunk_rows, np.ascontiguousarray(cols.T)))
+    return chunks
+
+
+@dataclass
+class ChunkMoments:
+    """E-step quantities of one chunk (see module docstring)."""
+
+    completed: np.ndarray  # (n_chunk, p) rows with missing cells filled by c
+    loglik: np.ndarray  # (n_chunk,) observed-data log-likelihood per row
+    cov_sum: np.ndarray  # (p*p,) sum over rows of C scattered on its (m, m) block
+    variance: np.ndarray  # (n_chunk, p) diag(C) at missing cells, 0 elsewhere
+
+
+def chunk_moments(
+    X, chunk, mean, precision, logdet_cov, *, want_cov_sum=True, want_variance=False,
+    rng=None,
+):
+    """Conditional moments of the missing cells of one chunk of rows.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, p)
+        Data with NaN at missing cells.
+    chunk : Chunk
+    mean, precision : ndarrays of shape (p,) and (p, p)
+    logdet_cov : float
+        ``log det S``.
+    want_cov_sum, want_variance : bool
+        Whether to accumulate the conditional covariances (for the M-step) and
+        to return the conditional variances per cell (for users).
+    rng : numpy.random.RandomState or None
+        If given, missing cells are *drawn* from N(c, C) instead of set to c.
+
+    Returns
+    -------
+    ChunkMoments
+    """
+    p = mean.shape[0]
+    block = np.asarray(X[chunk.rows], dtype=np.float64)
+    deviation = block - mean
+    miss = chunk.missing
+    positions = np.arange(len(block))[None, :]
+    deviation[positions, miss] = 0.0  # d_m = 0, so that (d K)_m = K_mo d_o
+    gradient = deviation @ precision
+    quad = np.einsum("ij,ij->i", deviation, gradient)
+    n_observed = p - chunk.missing.shape[0]
+    flat_index = miss[:, None, :] * p + miss[None, :, :]  # (k, k, n)
+    W, logdet_mm = batched_cholesky_inverse(precision.ravel()[flat_index])
+    g = gradient[positions, miss]  # (k, n): K_mo d_o
+    Wg = (W * g[None, :, :]).sum(axis=1)  # W g, so that C g = W' (W g)
+    quad -= (Wg**2).sum(axis=0)
+    values = mean[miss] - (W * Wg[:, None, :]).sum(axis=0)
+    if rng is not None:
+        # C = W' W = L^-T L^-1, so W' z with z ~ N(0, I) has covariance C.
+        z = rng.standard_normal(size=Wg.shape)
+        values += (W * z[:, None, :]).sum(axis=0)
+    block[positions, miss] = values
+    cov_sum = variance = None
+    if want_cov_sum or want_variance:
+        C = np.einsum("lan,lbn->abn", W, W)
+        if want_cov_sum:
+            cov_sum = np.bincount(flat_index.ravel(), weights=C.ravel(), minlength=p * p)
+        if want_variance:
+            variance = np.zeros_like(block)
+            variance[positions, miss] = np.diagonal(C, axis1=0, axis2=1).T
+    loglik = -0.5 * (n_observed * LOG_2PI + logdet_cov + logdet_mm + quad)
+    return ChunkMoments(block, loglik, cov_sum, variance)
+
+
+@dataclass
+class ConditionalMoments:
+    """Result of :func:`conditional_moments`."""
+
+    completed: np.ndarray  # (n, p) data with missing cells imputed
+    variance: np.ndarray  # (n, p) conditional variance, 0 at observed cells
+    loglik: np.ndarray  # (n,) observed-data log-likelihood of each row
+
+
+def conditional_moments(
+    X, mean, covariance, *, out=None, want_variance=False, want_loglik=False, rng=None
+):
+    """Impute every missing cell from N(mu, S) given its row's observed cells.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, p)
+        Data with NaN at missing cells.
+    mean, covariance : ndarrays of shape (p,) and (p, p)
+        Parameters of the normal model; ``covariance`` positive definite.
+    out : ndarray of shape (n, p), optional
+        Where to write the completed data (may be ``X`` itself, to impute in
+        place); a new float64 array by default.
+    want_variance, want_loglik : bool
+        Also return the conditional variance of every cell and the
+        observed-data log-likelihood of every row (otherwise ``None``).
+    rng : numpy.random.RandomState, optional
+        Draw the missing cells from their conditional distribution N(c, C)
+        instead of setting them to the conditional mean c.
+
+    Returns
+    -------
+    ConditionalMoments
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.array([[1.0, np.nan], [np.nan, np.nan]])
+    >>> result = conditional_moments(X, np.zeros(2), np.array([[1.0, 0.5], [0.5, 1.0]]),
+    ...                              want_variance=True)
+    >>> result.completed
+    array([[1. , 0.5],
+           [0. , 0. ]])
+    >>> result.variance
+    array([[0.  , 0.75],
+           [1.  , 1.  ]])
+    """
+    n, p = X.shape
+    precision, logdet_cov = precision_and_logdet(covariance)
+    if out is None:
+        out = np.array(X, dtype=np.float64)
+    mask = np.isnan(X)
+    incomplete = mask.any(axis=1)
+    variance = np.zeros((n, p)) if want_variance else None
+    loglik = np.empty(n) if want_loglik else None
+    for chunk in plan_chunks(mask, np.flatnonzero(incomplete)):
+        moments = chunk_moments(
+            X, chunk, mean, precision, logdet_cov,
+            want_cov_sum=False, want_variance=want_variance, rng=rng,
+        )
+        out[chunk.rows] = moments.completed
+        if want_variance:
+            variance[chunk.rows] = moments.variance
+        if want_loglik:
+            loglik[chunk.rows] = moments.loglik
+    if want_loglik:
+        complete = np.flatnonzero(~incomplete)
+        step = chunk_rows_for(p)
+        for start in range(0, len(complete), step):
+            rows = complete[start : start + step]
+            deviation = np.asarray(X[rows], dtype=np.float64) - mean
+            quad = np.einsum("ij,ij->i", deviation, deviation @ precision)
+            loglik[rows] = -0.5 * (p * LOG_2PI + logdet_cov + quad)
+    return ConditionalMoments(out, variance, loglik)

@@ -1,0 +1,106 @@
+"""Input checks shared by the estimators: clear errors that name the column."""
+
+import numbers
+
+import numpy as np
+import pandas as pd
+from sklearn.utils.validation import validate_data
+
+
+def is_nan_marker(value):
+    """True if ``value`` marks missing cells as NaN (np.nan, float('nan'))."""
+    return bool(isinstance(value, numbers.Real) and np.isnan(value))
+
+
+def column_label(estimator, index):
+    """How error messages name column ``index``: its name, else its position."""
+    names = getattr(estimator, "feature_names_in_", None)
+    if names is not None and index < len(names):
+        return f"'{names[index]}'"
+    return f"{index}"
+
+
+def _labels(names, indices):
+    return ", ".join(f"'{names[i]}'" if names is not None else str(i) for i in indices)
+
+
+def _raise_for_non_numeric(X):
+    """TypeError naming the non-numeric columns of a DataFrame or object array."""
+    reason = ""
+    if isinstance(X, pd.DataFrame):
+        bad = [
+            i for i, dtype in enumerate(X.dtypes)
+            if not pd.api.types.is_numeric_dtype(dtype)
+        ]
+        names = [str(c) for c in X.columns]
+    elif isinstance(X, np.ndarray) and X.dtype.kind in "OUS" and X.ndim == 2:
+        bad = []
+        for j in range(X.shape[1]):
+            try:
+                X[:, j].astype(np.float64)
+            except (TypeError, ValueError) as error:
+                bad.append(j)
+                reason = reason or f" ({error})"
+        names = None
+    else:
+        return
+    if bad:
+        kind = "columns" if len(bad) > 1 else "column"
+        raise TypeError(
+            f"non-numeric data in {kind} {_labels(names, bad)}{reason}: this imputer models "
+            "numeric columns only. Encode categorical columns first (for example "
+            "with OneHotEncoder inside a ColumnTransformer) or drop them."
+        )
+
+
+def validate_numeric(estimator, X, *, reset, copy):
+    """Validate X and return a float array with NaN at every missing cell.
+
+    The caller's data is never modified unless ``copy`` is False and no
+    conversion was needed.  Errors name the offending column.
+
+    Parameters
+    ----------
+    estimator : BaseEstimator
+        Has ``missing_values``; ``n_features_in_`` and ``feature_names_in_``
+        are set when ``reset`` is True and checked otherwise.
+    X : array-like of shape (n_samples, n_features)
+    reset : bool
+        True in ``fit``, False in ``transform`` and ``score``.
+    copy : bool
+        Whether the result must not share memory with X.
+
+    Returns
+    -------
+    ndarray of dtype float64 or float32
+    """
+    _raise_for_non_numeric(X)
+    marker = estimator.missing_values
+    sentinel = not is_nan_marker(marker)
+    X = validate_data(
+        estimator,
+        X,
+        reset=reset,
+        accept_sparse=False,
+        dtype=[np.float64, np.float32],
+        ensure_all_finite=False,
+        copy=copy or sentinel,
+    )
+    names = getattr(estimator, "feature_names_in_", None)
+    if sentinel:
+        nan_columns = np.flatnonzero(np.isnan(X).any(axis=0))
+        if len(nan_columns):
+            raise ValueError(
+                f"NaN in {_labels(names, nan_columns)} but missing_values={marker!r}: "
+                "either mark missing cells with the sentinel only, or use "
+                "missing_values=np.nan."
+            )
+        X[X == marker] = np.nan
+    infinite = np.flatnonzero(np.isinf(X).any(axis=0))
+    if len(infinite):
+        kind = "columns" if len(infinite) > 1 else "column"
+        raise ValueError(
+            f"infinite values in {kind} {_labels(names, infinite)}; replace them "
+            "(for example by NaN, to impute them) before imputing."
+        )
+    return X

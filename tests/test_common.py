@@ -1,0 +1,18 @@
+"""scikit-learn's estimator checks, run on every estimator of the package."""
+
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from emimpute import EMImputer
+
+ESTIMATORS = [EMImputer()]
+
+# Every entry needs a reason: these are checks whose premise does not hold.
+EXPECTED_FAILURES = {}
+
+
+@parametrize_with_checks(
+    ESTIMATORS,
+    expected_failed_checks=lambda est: EXPECTED_FAILURES.get(type(est).__name__, {}),
+)
+def test_sklearn_compatible_estimator(estimator, check):
+    check(estimator)
