@@ -96,7 +96,14 @@ class ChunkMoments:
 
 
 def chunk_moments(
-    X, chunk, mean, precision, logdet_cov, *, want_cov_sum=True, want_variance=False,
+    X,
+    chunk,
+    mean,
+    precision,
+    logdet_cov,
+    *,
+    want_cov_sum=True,
+    want_variance=False,
     rng=None,
 ):
     """Conditional moments of the missing cells of one chunk of rows.
@@ -143,7 +150,9 @@ def chunk_moments(
     if want_cov_sum or want_variance:
         C = np.einsum("lan,lbn->abn", W, W)
         if want_cov_sum:
-            cov_sum = np.bincount(flat_index.ravel(), weights=C.ravel(), minlength=p * p)
+            cov_sum = np.bincount(
+                flat_index.ravel(), weights=C.ravel(), minlength=p * p
+            )
         if want_variance:
             variance = np.zeros_like(block)
             variance[positions, miss] = np.diagonal(C, axis1=0, axis2=1).T
@@ -208,8 +217,14 @@ def conditional_moments(
     loglik = np.empty(n) if want_loglik else None
     for chunk in plan_chunks(mask, np.flatnonzero(incomplete)):
         moments = chunk_moments(
-            X, chunk, mean, precision, logdet_cov,
-            want_cov_sum=False, want_variance=want_variance, rng=rng,
+            X,
+            chunk,
+            mean,
+            precision,
+            logdet_cov,
+            want_cov_sum=False,
+            want_variance=want_variance,
+            rng=rng,
         )
         out[chunk.rows] = moments.completed
         if want_variance:

@@ -242,9 +242,7 @@ class EMImputer(TransformerMixin, BaseEstimator):
             )
         n_observed = (~np.isnan(X)).sum(axis=0)
         if not n_observed.any():
-            raise ValueError(
-                f"{name} cannot fit: every value of X is missing."
-            )
+            raise ValueError(f"{name} cannot fit: every value of X is missing.")
         if self.ridge > 0:
             return
         with warnings.catch_warnings():
@@ -302,12 +300,21 @@ class EMImputer(TransformerMixin, BaseEstimator):
         valid = ~self._empty_features
         if not self._empty_features.any():
             return conditional_moments(
-                X, self.mean_, self.covariance_, out=X, rng=rng,
-                want_variance=want_variance, want_loglik=want_loglik,
+                X,
+                self.mean_,
+                self.covariance_,
+                out=X,
+                rng=rng,
+                want_variance=want_variance,
+                want_loglik=want_loglik,
             )
         moments = conditional_moments(
-            X[:, valid], self.mean_[valid], self.covariance_[np.ix_(valid, valid)],
-            rng=rng, want_variance=want_variance, want_loglik=want_loglik,
+            X[:, valid],
+            self.mean_[valid],
+            self.covariance_[np.ix_(valid, valid)],
+            rng=rng,
+            want_variance=want_variance,
+            want_loglik=want_loglik,
         )
         X[:, valid] = moments.completed
         if want_variance:
@@ -408,7 +415,9 @@ class EMImputer(TransformerMixin, BaseEstimator):
         names = getattr(self, "feature_names_in_", None)
         if input_features is None:
             if names is None:
-                names = np.array([f"x{i}" for i in range(self.n_features_in_)], dtype=object)
+                names = np.array(
+                    [f"x{i}" for i in range(self.n_features_in_)], dtype=object
+                )
             input_features = names
         else:
             input_features = np.asarray(input_features, dtype=object)
@@ -419,7 +428,11 @@ class EMImputer(TransformerMixin, BaseEstimator):
                 )
             if names is not None and not np.array_equal(input_features, names):
                 raise ValueError("input_features is not equal to feature_names_in_")
-        kept = input_features if self.keep_empty_features else input_features[~self._empty_features]
+        kept = (
+            input_features
+            if self.keep_empty_features
+            else input_features[~self._empty_features]
+        )
         if self.indicator_ is None:
             return np.asarray(kept, dtype=object)
         indicator_names = self.indicator_.get_feature_names_out(input_features)

@@ -202,7 +202,13 @@ class SingularCovarianceError(ValueError):
 
 
 def fit_normal_em(
-    X, *, ridge=0.0, max_iter=500, tol=1e-6, accelerate=True, callback=None,
+    X,
+    *,
+    ridge=0.0,
+    max_iter=500,
+    tol=1e-6,
+    accelerate=True,
+    callback=None,
     chunk_size=None,
 ):
     """Fit N(mu, S) to incomplete data by EM, optionally SQUAREM-accelerated.
@@ -250,7 +256,7 @@ def fit_normal_em(
     array([2.   , 3.333])
     """
     problem = prepare_problem(X, ridge, chunk_size)
-    n, p = problem.n_rows, X.shape[1]
+    n = problem.n_rows
     prior_scatter = np.diag(problem.scale**2)
 
     def objective(stats, covariance):
@@ -278,7 +284,9 @@ def fit_normal_em(
         new_params, new_stats = params1, stats1
         if accelerate:
             params2 = em_map(stats1)
-            extrapolated, alpha = _squarem_point(problem, params, params1, params2, step_max)
+            extrapolated, alpha = _squarem_point(
+                problem, params, params1, params2, step_max
+            )
             stats_x = evaluate(extrapolated) if extrapolated is not None else None
             n_steps += stats_x is not None
             if stats_x is not None and objective(stats_x, extrapolated[1]) >= value:
@@ -328,7 +336,9 @@ def _squarem_point(problem, params0, params1, params2, step_max):
     point and the step length, or ``(None, alpha)`` if it is not usable.
     """
     try:
-        t0, t1, t2 = (_to_vector(problem, *params) for params in (params0, params1, params2))
+        t0, t1, t2 = (
+            _to_vector(problem, *params) for params in (params0, params1, params2)
+        )
     except np.linalg.LinAlgError:
         return None, 1.0
     r = t1 - t0

@@ -29,7 +29,8 @@ def _raise_for_non_numeric(X):
     reason = ""
     if isinstance(X, pd.DataFrame):
         bad = [
-            i for i, dtype in enumerate(X.dtypes)
+            i
+            for i, dtype in enumerate(X.dtypes)
             if not pd.api.types.is_numeric_dtype(dtype)
         ]
         names = [str(c) for c in X.columns]
