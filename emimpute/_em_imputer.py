@@ -119,15 +119,16 @@ class EMImputer(TransformerMixin, BaseEstimator):
     --------
     >>> import numpy as np
     >>> from emimpute import EMImputer
-    >>> X = np.array([[1.0, 2.0], [2.0, np.nan], [3.0, 5.0], [np.nan, 3.0]])
+    >>> X = np.array([[1.0, 2.0], [2.0, np.nan], [3.0, 5.0], [np.nan, 3.0], [4.0, 4.0]])
     >>> imputer = EMImputer().fit(X)
     >>> imputer.mean_.round(3)
-    array([2.   , 3.333])
+    array([2.423, 3.423])
     >>> imputer.transform(X).round(3)
     array([[1.   , 2.   ],
-           [2.   , 3.5  ],
+           [2.   , 3.116],
            [3.   , 5.   ],
-           [1.667, 3.   ]])
+           [2.116, 3.   ],
+           [4.   , 4.   ]])
     """
 
     _parameter_constraints = {
@@ -344,13 +345,14 @@ class EMImputer(TransformerMixin, BaseEstimator):
         --------
         >>> import numpy as np
         >>> from emimpute import EMImputer
-        >>> X = np.array([[1.0, 2.0], [2.0, np.nan], [3.0, 5.0], [np.nan, 3.0]])
+        >>> X = np.array([[1.0, 2.0], [2.0, np.nan], [3.0, 5.0], [np.nan, 3.0], [4.0, 4.0]])
         >>> mean, variance = EMImputer().fit(X).conditional_moments(X)
         >>> variance.round(3)
         array([[0.   , 0.   ],
-               [0.   , 0.444],
+               [0.   , 0.534],
                [0.   , 0.   ],
-               [0.333, 0.   ]])
+               [0.534, 0.   ],
+               [0.   , 0.   ]])
         """
         check_is_fitted(self)
         X = validate_numeric(self, X, reset=False, copy=True)

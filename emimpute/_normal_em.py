@@ -248,12 +248,12 @@ def fit_normal_em(
     Examples
     --------
     >>> import numpy as np
-    >>> X = np.array([[1.0, 2.0], [2.0, np.nan], [3.0, 5.0], [np.nan, 3.0]])
+    >>> X = np.array([[1.0, 2.0], [2.0, np.nan], [3.0, 5.0], [np.nan, 3.0], [4.0, 4.0]])
     >>> result = fit_normal_em(X)
     >>> bool(result.converged)
     True
     >>> result.mean.round(3)
-    array([2.   , 3.333])
+    array([2.423, 3.423])
     """
     problem = prepare_problem(X, ridge, chunk_size)
     n = problem.n_rows
