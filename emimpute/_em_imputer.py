@@ -288,10 +288,11 @@ class EMImputer(TransformerMixin, BaseEstimator):
         # The indicator must see the missing cells before they are filled in place.
         indicator = None if self.indicator_ is None else self.indicator_.transform(X)
         imputed = self._impute(X, rng=rng).completed
-        if self.keep_empty_features:
-            imputed[:, self._empty_features] = 0.0
-        else:
-            imputed = imputed[:, ~self._empty_features]
+        if self._empty_features.any():
+            if self.keep_empty_features:
+                imputed[:, self._empty_features] = 0.0
+            else:
+                imputed = imputed[:, ~self._empty_features]
         if indicator is not None:
             imputed = np.hstack([imputed, indicator.astype(imputed.dtype)])
         return imputed
