@@ -180,8 +180,8 @@ def prepare_problem(X, ridge=0.0, chunk_size=None):
         block = np.asarray(X[complete[start : start + step]], dtype=np.float64)
         T1 += block.sum(axis=0)
         T2 += block.T @ block
-    center = np.nanmean(X, axis=0)
-    scale = np.nanstd(X, axis=0)
+    center = np.nanmean(X, axis=0, dtype=np.float64)
+    scale = np.nanstd(X, axis=0, dtype=np.float64)
     # A constant column has no scale of its own; 1 keeps the arithmetic finite.
     scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
     return _Problem(
@@ -268,8 +268,8 @@ def fit_normal_em(
     def evaluate(params):
         return e_step(problem, *params)
 
-    # Start at the observed means with unit correlations removed (mean
-    # imputation); the first E-step is then a mean-imputation step.
+    # Start from the observed means and variances with zero correlations, so
+    # that the first E-step fills every missing cell with its column mean.
     params = (problem.center, np.diag(problem.scale**2))
     stats = evaluate(params)
     value = objective(stats, params[1])
