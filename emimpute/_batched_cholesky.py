@@ -41,22 +41,21 @@ def batched_cholesky_inverse(A):
     """
     k = A.shape[0]
     L = np.zeros_like(A)
-    for j in range(k):
-        pivot = A[j, j] - (L[j, :j] ** 2).sum(axis=0)
-        with np.errstate(invalid="ignore"):
+    # A non-positive pivot gives NaN (or 0, then inf) in its matrix, which
+    # propagates to that matrix's later pivots: one check after the loop.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for j in range(k):
+            pivot = A[j, j] - (L[j, :j] ** 2).sum(axis=0)
             L[j, j] = np.sqrt(pivot)
-        if j + 1 < k:
-            below = A[j + 1 :, j] - (L[j + 1 :, :j] * L[j, :j]).sum(axis=1)
-            L[j + 1 :, j] = below / L[j, j]
+            if j + 1 < k:
+                below = A[j + 1 :, j] - (L[j + 1 :, :j] * L[j, :j]).sum(axis=1)
+                L[j + 1 :, j] = below / L[j, j]
+    diagonal = np.diagonal(L, axis1=0, axis2=1)
+    if not np.all(diagonal > 0.0):
+        raise np.linalg.LinAlgError("matrix is not positive definite")
     W = np.zeros_like(A)
     for i in range(k):
         W[i, i] = 1.0 / L[i, i]
         if i:
             W[i, :i] = -(L[i, :i, None] * W[:i, :i]).sum(axis=0) * W[i, i]
-    diagonal = np.diagonal(L, axis1=0, axis2=1)
-    # One check at the end: a non-positive pivot leaves a NaN or 0 on the
-    # diagonal, and NaN propagates to every later pivot of that matrix.
-    if not np.all(diagonal > 0.0):
-        raise np.linalg.LinAlgError("matrix is not positive definite")
-    logdet = 2.0 * np.log(diagonal).sum(axis=-1)
-    return W, logdet
+    return W, 2.0 * np.log(diagonal).sum(axis=-1)

@@ -211,6 +211,8 @@ def conditional_moments(
     precision, logdet_cov = precision_and_logdet(covariance)
     if out is None:
         out = np.array(X, dtype=np.float64)
+    elif out is not X:
+        out[...] = X  # complete rows are not touched below
     mask = np.isnan(X)
     incomplete = mask.any(axis=1)
     variance = np.zeros((n, p)) if want_variance else None

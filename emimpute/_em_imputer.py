@@ -346,7 +346,8 @@ class EMImputer(TransformerMixin, BaseEstimator):
         --------
         >>> import numpy as np
         >>> from emimpute import EMImputer
-        >>> X = np.array([[1.0, 2.0], [2.0, np.nan], [3.0, 5.0], [np.nan, 3.0], [4.0, 4.0]])
+        >>> X = np.array([[1.0, 2.0], [2.0, np.nan], [3.0, 5.0],
+        ...               [np.nan, 3.0], [4.0, 4.0]])
         >>> mean, variance = EMImputer().fit(X).conditional_moments(X)
         >>> variance.round(3)
         array([[0.   , 0.   ],

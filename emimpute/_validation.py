@@ -49,8 +49,9 @@ def _raise_for_non_numeric(X):
         kind = "columns" if len(bad) > 1 else "column"
         raise TypeError(
             f"non-numeric data in {kind} {_labels(names, bad)}{reason}: this "
-            "imputer models numeric columns only. Encode categorical columns first (for example "
-            "with OneHotEncoder inside a ColumnTransformer) or drop them."
+            "imputer models numeric columns only. Encode categorical columns "
+            "first (for example with OneHotEncoder inside a ColumnTransformer) "
+            "or drop them."
         )
 
 

@@ -152,7 +152,10 @@ def test_column_transformer_with_a_categorical_column():
     frame = pd.DataFrame(X, columns=list("abcd"))
     frame["city"] = np.where(np.arange(50) % 2, "Oslo", "Lima")
     transformer = ColumnTransformer(
-        [("num", EMImputer(), list("abcd")), ("cat", OneHotEncoder(sparse_output=False), ["city"])]
+        [
+            ("num", EMImputer(), list("abcd")),
+            ("cat", OneHotEncoder(sparse_output=False), ["city"]),
+        ]
     ).set_output(transform="pandas")
     out = transformer.fit_transform(frame)
     assert list(out.columns[:4]) == [f"num__{c}" for c in "abcd"]
