@@ -282,3 +282,19 @@ def test_em_beats_naive_regression_fill_on_variances():
     em_error = np.abs(np.diag(imputer.covariance_) - np.diag(truth))
     assert np.all(np.diag(naive_cov) < np.diag(truth) * 0.85)
     assert np.all(em_error < 0.05 * np.diag(truth))
+
+
+def test_mar_missingness_biases_complete_cases_but_not_em():
+    """Under MAR (missingness of y driven by the observed x) the complete-case
+    mean of y is biased; the EM maximum likelihood estimate is not."""
+    rng = np.random.default_rng(17)
+    n = 20000
+    x = rng.standard_normal(n)
+    y = 1.0 + 0.8 * x + 0.6 * rng.standard_normal(n)
+    missing = rng.random(n) < 1 / (1 + np.exp(-2 * x))  # high x: y more often missing
+    X = np.column_stack([x, np.where(missing, np.nan, y)])
+    em = EMImputer().fit(X)
+    se = 1.0 / np.sqrt(n * (1 - missing.mean()))
+    assert abs(em.mean_[1] - 1.0) < 4 * se
+    assert abs(np.nanmean(X[:, 1]) - 1.0) > 30 * se
+    assert em.covariance_[1, 1] == pytest.approx(0.8**2 + 0.6**2, rel=0.05)
