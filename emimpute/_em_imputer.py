@@ -64,8 +64,9 @@ class EMImputer(TransformerMixin, BaseEstimator):
         ``transform``; with True they are kept and filled with 0 (as in
         :class:`~sklearn.impute.SimpleImputer`).
     copy : bool, default=True
-        If False, ``transform`` imputes in place when X is already a float
-        NumPy array with NaN as the missing marker.
+        If False, ``transform`` imputes in place when X is a writeable float
+        NumPy array with NaN as the missing marker (the caller's array then
+        changes); otherwise it works on a copy.
     verbose : int, default=0
         1 prints every 10th iteration, 2 every iteration.
 
