@@ -1,7 +1,7 @@
 """Conditional normal moments of missing cells, vectorised over rows.
 
 For a row with observed cells o and missing cells m, under N(mu, S) with
-precision K = inv(S) (Little & Rubin 2002, sec. 11.2; METHODS.md sec. 1):
+precision K = inv(S) (Little & Rubin 2002, sec. 11.2, rewritten through K):
 
 * conditional mean  c = mu_m - inv(K_mm) K_mo (x_o - mu_o)
 * conditional cov   C = inv(K_mm)

@@ -101,7 +101,7 @@ class EMImputer(TransformerMixin, BaseEstimator):
 
     Notes
     -----
-    The E-step works through the precision matrix K (METHODS.md sec. 1): one
+    The E-step works through the precision matrix K = inv(S): one
     ``n x p x p`` product per iteration plus, for each incomplete row, a
     factorisation of the k x k block of K at its k missing cells, done for all
     rows with the same k at once.  Cost per iteration is O(n p^2 + n k^3), and
