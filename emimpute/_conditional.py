@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from emimpute._batched_cholesky import batched_cholesky_inverse
+from emimpute._batched_cholesky import batched_cholesky_inverse, gram_lower_rows
 
 LOG_2PI = np.log(2.0 * np.pi)
 
@@ -96,8 +96,8 @@ class ChunkMoments:
 
 
 def chunk_moments(
-    X,
-    chunk,
+    block,
+    missing,
     mean,
     precision,
     logdet_cov,
@@ -106,13 +106,15 @@ def chunk_moments(
     want_variance=False,
     rng=None,
 ):
-    """Conditional moments of the missing cells of one chunk of rows.
+    """Conditional moments of the missing cells of a block of rows.
 
     Parameters
     ----------
-    X : ndarray of shape (n, p)
-        Data with NaN at missing cells.
-    chunk : Chunk
+    block : ndarray of shape (n_chunk, p), float64
+        Rows that all have k missing cells; overwritten with the completed
+        rows (the values at missing cells are ignored on input).
+    missing : ndarray of int, shape (k, n_chunk)
+        Each row's missing columns, increasing (``Chunk.missing``).
     mean, precision : ndarrays of shape (p,) and (p, p)
     logdet_cov : float
         ``log det S``.
@@ -127,35 +129,36 @@ def chunk_moments(
     ChunkMoments
     """
     p = mean.shape[0]
-    block = np.asarray(X[chunk.rows], dtype=np.float64)
     deviation = block - mean
-    miss = chunk.missing
     positions = np.arange(len(block))[None, :]
-    deviation[positions, miss] = 0.0  # d_m = 0, so that (d K)_m = K_mo d_o
+    deviation[positions, missing] = 0.0  # d_m = 0, so that (d K)_m = K_mo d_o
     gradient = deviation @ precision
     quad = np.einsum("ij,ij->i", deviation, gradient)
-    n_observed = p - chunk.missing.shape[0]
-    flat_index = miss[:, None, :] * p + miss[None, :, :]  # (k, k, n)
+    n_observed = p - missing.shape[0]
+    flat_index = missing[:, None, :] * p + missing[None, :, :]  # (k, k, n)
     W, logdet_mm = batched_cholesky_inverse(precision.ravel()[flat_index])
-    g = gradient[positions, miss]  # (k, n): K_mo d_o
-    Wg = (W * g[None, :, :]).sum(axis=1)  # W g, so that C g = W' (W g)
-    quad -= (Wg**2).sum(axis=0)
-    values = mean[miss] - (W * Wg[:, None, :]).sum(axis=0)
+    g = gradient[positions, missing]  # (k, n): K_mo d_o
+    Wg = np.einsum("abn,bn->an", W, g)  # C g = W' (W g), as C = inv(K_mm) = W' W
+    quad -= np.einsum("an,an->n", Wg, Wg)
+    values = mean[missing] - np.einsum("lan,ln->an", W, Wg)
     if rng is not None:
-        # C = W' W = L^-T L^-1, so W' z with z ~ N(0, I) has covariance C.
+        # W' z with z ~ N(0, I) has covariance W' W = C.
         z = rng.standard_normal(size=Wg.shape)
-        values += (W * z[:, None, :]).sum(axis=0)
-    block[positions, miss] = values
+        values += np.einsum("lan,ln->an", W, z)
+    block[positions, missing] = values
     cov_sum = variance = None
-    if want_cov_sum or want_variance:
-        C = np.einsum("lan,lbn->abn", W, W)
-        if want_cov_sum:
-            cov_sum = np.bincount(
-                flat_index.ravel(), weights=C.ravel(), minlength=p * p
-            )
-        if want_variance:
-            variance = np.zeros_like(block)
-            variance[positions, miss] = np.diagonal(C, axis1=0, axis2=1).T
+    if want_cov_sum:
+        # Scatter the lower triangle of each C onto the lower triangle of the
+        # p x p sum (each row's missing columns are increasing), then mirror.
+        lower = np.zeros(p * p)
+        for a, row in gram_lower_rows(W):
+            index = missing[a] * p + missing[: a + 1]
+            lower += np.bincount(index.ravel(), weights=row.ravel(), minlength=p * p)
+        lower = lower.reshape(p, p)
+        cov_sum = (lower + lower.T - np.diag(np.diag(lower))).ravel()
+    if want_variance:
+        variance = np.zeros_like(block)
+        variance[positions, missing] = np.einsum("lan,lan->an", W, W)
     loglik = -0.5 * (n_observed * LOG_2PI + logdet_cov + logdet_mm + quad)
     return ChunkMoments(block, loglik, cov_sum, variance)
 
@@ -219,8 +222,8 @@ def conditional_moments(
     loglik = np.empty(n) if want_loglik else None
     for chunk in plan_chunks(mask, np.flatnonzero(incomplete)):
         moments = chunk_moments(
-            X,
-            chunk,
+            np.array(X[chunk.rows], dtype=np.float64),
+            chunk.missing,
             mean,
             precision,
             logdet_cov,

@@ -12,9 +12,13 @@ from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
 from emimpute._conditional import conditional_moments
-from emimpute._normal_em import SingularCovarianceError, fit_normal_em
+from emimpute._normal_em import (
+    SingularCovarianceError,
+    fit_normal_em,
+    observed_column_moments,
+)
 from emimpute._progress import iteration_reporter, report_end
-from emimpute._validation import column_label, is_nan_marker, validate_numeric
+from emimpute._validation import describe_columns, is_nan_marker, validate_numeric
 
 
 class EMImputer(TransformerMixin, BaseEstimator):
@@ -191,9 +195,9 @@ class EMImputer(TransformerMixin, BaseEstimator):
         """
         self._validate_params()
         X = validate_numeric(self, X, reset=True, copy=False)
-        self._check_fittable(X)
-        missing = np.isnan(X)
-        self._empty_features = missing.all(axis=0)
+        count, _, _, minimum, maximum = observed_column_moments(X)
+        self._check_fittable(X.shape[0], count, maximum - minimum)
+        self._empty_features = count == 0
         valid = ~self._empty_features
         X_valid = X[:, valid] if self._empty_features.any() else X
         name = type(self).__name__
@@ -233,37 +237,32 @@ class EMImputer(TransformerMixin, BaseEstimator):
             self.indicator_ = MissingIndicator(error_on_new=False).fit(X)
         return self
 
-    def _check_fittable(self, X):
+    def _check_fittable(self, n_samples, n_observed, spread):
         """Errors for data that has no finite maximum likelihood estimate."""
         name = type(self).__name__
-        n, p = X.shape
-        if n < 2:
+        if n_samples < 2:
             raise ValueError(
                 f"{name} needs at least 2 samples to estimate a covariance; "
-                f"got n_samples = {n}."
+                f"got n_samples = {n_samples}."
             )
-        n_observed = (~np.isnan(X)).sum(axis=0)
         if not n_observed.any():
             raise ValueError(f"{name} cannot fit: every value of X is missing.")
         if self.ridge > 0:
             return
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            spread = np.nanmax(X, axis=0) - np.nanmin(X, axis=0)
-        for j in range(p):
-            label = column_label(self, j)
-            if n_observed[j] == 1:
-                raise ValueError(
-                    f"column {label} has a single observed value, so its variance "
-                    "has no maximum likelihood estimate; set ridge > 0 "
-                    "(a prior) or drop the column."
-                )
-            if n_observed[j] > 1 and spread[j] == 0:
-                raise ValueError(
-                    f"column {label} is constant (zero variance), so the "
-                    "covariance is singular; set ridge > 0 (a prior) or drop "
-                    "the column."
-                )
+        single = np.flatnonzero(n_observed == 1)
+        if len(single):
+            raise ValueError(
+                f"a single observed value in {describe_columns(self, single)}: "
+                "its variance has no maximum likelihood estimate; set ridge > 0 "
+                "(a prior) or drop the column."
+            )
+        constant = np.flatnonzero((n_observed > 1) & (spread == 0))
+        if len(constant):
+            raise ValueError(
+                f"zero variance in {describe_columns(self, constant)}: the "
+                "covariance is singular; set ridge > 0 (a prior) or drop the "
+                "column."
+            )
 
     # ------------------------------------------------------------ transform
 

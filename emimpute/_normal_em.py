@@ -49,8 +49,9 @@ class EMResult:
 class _Problem:
     """What one fit needs at every E-step, computed once."""
 
-    X: np.ndarray
-    chunks: list
+    data: np.ndarray  # incomplete rows, float64, in chunk order (E-step scratch)
+    chunks: list  # Chunk of each slice of ``data``, with its slice bounds
+    bounds: np.ndarray  # (n_chunks + 1,) slice bounds of the chunks in data
     n_rows: int  # rows that carry information (not all-missing)
     complete_sum: np.ndarray  # T1 and T2 of the complete rows, fixed
     complete_cross: np.ndarray
@@ -84,9 +85,13 @@ def e_step(problem, mean, covariance):
     scatter = T2 - np.outer(mean, T1) - np.outer(T1, mean) + n_c * np.outer(mean, mean)
     loglik = -0.5 * (n_c * (p * LOG_2PI + logdet_cov) + np.sum(precision * scatter))
     cov_sum = np.zeros(p * p)
-    for chunk in problem.chunks:
+    for chunk, start, stop in zip(
+        problem.chunks, problem.bounds[:-1], problem.bounds[1:], strict=True
+    ):
         try:
-            moments = chunk_moments(problem.X, chunk, mean, precision, logdet_cov)
+            moments = chunk_moments(
+                problem.data[start:stop], chunk.missing, mean, precision, logdet_cov
+            )
         except np.linalg.LinAlgError:
             return None
         T1 += moments.completed.sum(axis=0)
@@ -166,27 +171,71 @@ def _relative_change(problem, old, new):
 # The driver
 
 
+def observed_column_moments(X, chunk_size=None):
+    """Count, mean, standard deviation (divisor count) and range of the
+    observed cells of each column, in one chunked pass (no copy of X).
+
+    Returns
+    -------
+    count, mean, std, minimum, maximum : ndarrays of shape (p,)
+        NaN mean, std and range for a column with no observed cell.
+    """
+    n, p = X.shape
+    step = chunk_size or chunk_rows_for(p)
+    count, total = np.zeros(p), np.zeros(p)
+    minimum, maximum = np.full(p, np.inf), np.full(p, -np.inf)
+    for start in range(0, n, step):
+        block = np.asarray(X[start : start + step], dtype=np.float64)
+        observed = ~np.isnan(block)
+        count += observed.sum(axis=0)
+        total += np.where(observed, block, 0.0).sum(axis=0)
+        minimum = np.fmin(minimum, np.fmin.reduce(block, axis=0, initial=np.inf))
+        maximum = np.fmax(maximum, np.fmax.reduce(block, axis=0, initial=-np.inf))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = total / count
+        # Second pass about the mean: no cancellation, unlike sum of squares.
+        squares = np.zeros(p)
+        for start in range(0, n, step):
+            block = np.asarray(X[start : start + step], dtype=np.float64) - mean
+            squares += np.where(np.isnan(block), 0.0, block**2).sum(axis=0)
+        std = np.sqrt(squares / count)
+    empty = count == 0
+    minimum[empty] = maximum[empty] = np.nan
+    return count, mean, std, minimum, maximum
+
+
 def prepare_problem(X, ridge=0.0, chunk_size=None):
-    """Pre-compute what every E-step needs.  ``X`` has NaN at missing cells."""
+    """Pre-compute what every E-step needs.  ``X`` has NaN at missing cells.
+
+    Complete rows enter only through their sums, computed here once.  The
+    incomplete rows are copied once, in float64 and in chunk order, so each
+    E-step reads contiguous blocks instead of gathering rows.
+    """
+    p = X.shape[1]
     mask = np.isnan(X)
     n_missing = mask.sum(axis=1)
-    p = X.shape[1]
+    step = chunk_size or chunk_rows_for(p)
     complete = np.flatnonzero(n_missing == 0)
     partial = np.flatnonzero((n_missing > 0) & (n_missing < p))
-    step = chunk_size or chunk_rows_for(p)
     T1 = np.zeros(p)
     T2 = np.zeros((p, p))
     for start in range(0, len(complete), step):
         block = np.asarray(X[complete[start : start + step]], dtype=np.float64)
         T1 += block.sum(axis=0)
         T2 += block.T @ block
-    center = np.nanmean(X, axis=0, dtype=np.float64)
-    scale = np.nanstd(X, axis=0, dtype=np.float64)
+    chunks = plan_chunks(mask, partial, chunk_size)
+    del mask
+    bounds = np.cumsum([0] + [len(chunk.rows) for chunk in chunks])
+    data = np.empty((len(partial), p))
+    for chunk, start, stop in zip(chunks, bounds[:-1], bounds[1:], strict=True):
+        data[start:stop] = X[chunk.rows]
+    _, center, scale, _, _ = observed_column_moments(X, chunk_size)
     # A constant column has no scale of its own; 1 keeps the arithmetic finite.
     scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
     return _Problem(
-        X=X,
-        chunks=plan_chunks(mask, partial, chunk_size),
+        data=data,
+        chunks=chunks,
+        bounds=bounds,
         n_rows=len(complete) + len(partial),
         complete_sum=T1,
         complete_cross=T2,
@@ -323,8 +372,10 @@ def fit_normal_em(
 
 
 _SINGULAR = (
-    "the covariance estimate became singular (constant or collinear columns, "
-    "or more columns than rows); use a ridge prior (ridge > 0)"
+    "the covariance estimate became singular, so the likelihood has no finite "
+    "maximum (constant or collinear columns, more columns than rows, or too "
+    "few rows observing pairs of columns together); use a ridge prior "
+    "(ridge > 0, for example 1% of n_samples)"
 )
 
 

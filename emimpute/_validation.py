@@ -12,12 +12,11 @@ def is_nan_marker(value):
     return bool(isinstance(value, numbers.Real) and np.isnan(value))
 
 
-def column_label(estimator, index):
-    """How error messages name column ``index``: its name, else its position."""
+def describe_columns(estimator, indices):
+    """ "column 'age'" or "columns 'age', 'income'" (positions if unnamed)."""
     names = getattr(estimator, "feature_names_in_", None)
-    if names is not None and index < len(names):
-        return f"'{names[index]}'"
-    return f"{index}"
+    kind = "columns" if len(indices) > 1 else "column"
+    return f"{kind} {_labels(names, indices)}"
 
 
 def _labels(names, indices):
