@@ -49,11 +49,11 @@ class EMResult:
 class _Problem:
     """What one fit needs at every E-step, computed once."""
 
-    data: np.ndarray  # incomplete rows, float64, in chunk order (E-step scratch)
-    chunks: list  # Chunk of each slice of ``data``, with its slice bounds
-    bounds: np.ndarray  # (n_chunks + 1,) slice bounds of the chunks in data
+    data: np.ndarray  # incomplete rows minus center, in chunk order (scratch)
+    chunks: list  # chunks[i] describes data[bounds[i] : bounds[i + 1]]
+    bounds: np.ndarray  # (n_chunks + 1,)
     n_rows: int  # rows that carry information (not all-missing)
-    complete_sum: np.ndarray  # T1 and T2 of the complete rows, fixed
+    complete_sum: np.ndarray  # T1 and T2 of the complete rows about center
     complete_cross: np.ndarray
     n_complete: int
     center: np.ndarray  # observed column means and standard deviations:
@@ -70,14 +70,16 @@ def e_step(problem, mean, covariance):
 
     Returns ``(T1, T2, loglik)`` with T1 the sum of completed rows and T2 the
     sum of completed cross-products plus the conditional covariances
-    (Little & Rubin 2002, eq. 11.4-11.5), or ``None`` if ``covariance`` is not
-    positive definite.
+    (Little & Rubin 2002, eq. 11.4-11.5), both taken about ``problem.center``
+    (so that large column means cause no cancellation in the M-step), or
+    ``None`` if ``covariance`` is not positive definite.
     """
     try:
         precision, logdet_cov = precision_and_logdet(covariance)
     except np.linalg.LinAlgError:
         return None
     p = mean.shape[0]
+    mean = mean - problem.center
     T1 = problem.complete_sum.copy()
     T2 = problem.complete_cross.copy()
     # Complete rows: sum of d' K d = tr(K * sum d d'), from their fixed sums.
@@ -102,8 +104,8 @@ def e_step(problem, mean, covariance):
     return T1, T2, loglik
 
 
-def m_step(T1, T2, n, prior_scatter, ridge):
-    """Mean and covariance from expected sufficient statistics.
+def m_step(T1, T2, n, prior_scatter, ridge, center=0.0):
+    """Mean and covariance from expected sufficient statistics about ``center``.
 
     With ``ridge = 0`` this is the MLE (divisor n).  Otherwise it is the
     posterior mode under a flat prior on the mean and an inverse-Wishart prior
@@ -111,11 +113,11 @@ def m_step(T1, T2, n, prior_scatter, ridge):
     the standardised scale (Amelia's ``empri``; Honaker, King & Blackwell 2011):
     S = (n S_ml + ridge * diag(scale**2)) / (n + ridge).
     """
-    mean = T1 / n
-    covariance = T2 / n - np.outer(mean, mean)
+    shift = T1 / n
+    covariance = T2 / n - np.outer(shift, shift)
     if ridge > 0:
         covariance = (n * covariance + ridge * prior_scatter) / (n + ridge)
-    return mean, 0.5 * (covariance + covariance.T)
+    return center + shift, 0.5 * (covariance + covariance.T)
 
 
 def log_prior(covariance, prior_scatter, ridge):
@@ -217,10 +219,11 @@ def prepare_problem(X, ridge=0.0, chunk_size=None):
     step = chunk_size or chunk_rows_for(p)
     complete = np.flatnonzero(n_missing == 0)
     partial = np.flatnonzero((n_missing > 0) & (n_missing < p))
+    _, center, scale, _, _ = observed_column_moments(X, chunk_size)
     T1 = np.zeros(p)
     T2 = np.zeros((p, p))
     for start in range(0, len(complete), step):
-        block = np.asarray(X[complete[start : start + step]], dtype=np.float64)
+        block = X[complete[start : start + step]] - center
         T1 += block.sum(axis=0)
         T2 += block.T @ block
     chunks = plan_chunks(mask, partial, chunk_size)
@@ -228,8 +231,7 @@ def prepare_problem(X, ridge=0.0, chunk_size=None):
     bounds = np.cumsum([0] + [len(chunk.rows) for chunk in chunks])
     data = np.empty((len(partial), p))
     for chunk, start, stop in zip(chunks, bounds[:-1], bounds[1:], strict=True):
-        data[start:stop] = X[chunk.rows]
-    _, center, scale, _, _ = observed_column_moments(X, chunk_size)
+        data[start:stop] = X[chunk.rows] - center
     # A constant column has no scale of its own; 1 keeps the arithmetic finite.
     scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
     return _Problem(
@@ -312,7 +314,9 @@ def fit_normal_em(
         return stats[2] + log_prior(covariance, prior_scatter, problem.ridge)
 
     def em_map(stats):
-        return m_step(stats[0], stats[1], n, prior_scatter, problem.ridge)
+        return m_step(
+            stats[0], stats[1], n, prior_scatter, problem.ridge, problem.center
+        )
 
     def evaluate(params):
         return e_step(problem, *params)

@@ -353,3 +353,18 @@ def test_float32_input_gives_the_float64_answer():
     assert single.mean.dtype == np.float64
     assert_allclose(single.mean, double.mean, rtol=1e-9)
     assert_allclose(single.covariance, double.covariance, rtol=1e-9)
+
+
+@pytest.mark.parametrize("offset", [1e4, 1e6, 1e8])
+def test_large_column_means_cause_no_cancellation(offset):
+    """Sufficient statistics are taken about the observed means: shifting the
+    data by 1e8 (timestamps, amounts in cents) changes only the mean."""
+    rng = np.random.default_rng(21)
+    cov = np.array([[1.0, 0.5, 0.2], [0.5, 1.0, 0.3], [0.2, 0.3, 1.0]])
+    X = rng.multivariate_normal(np.zeros(3), cov, size=500)
+    X[rng.random(X.shape) < 0.3] = np.nan
+    base = fit_normal_em(X, tol=1e-10)
+    shifted = fit_normal_em(X + offset, tol=1e-10)
+    assert shifted.converged
+    assert_allclose(shifted.mean - offset, base.mean, atol=1e-7)
+    assert_allclose(shifted.covariance, base.covariance, atol=1e-7)
