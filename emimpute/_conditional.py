@@ -19,7 +19,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from emimpute._batched_cholesky import batched_cholesky_inverse, gram_lower_rows
+from emimpute._batched_cholesky import (
+    SMALL_BATCH,
+    batched_cholesky_inverse,
+    gram_lower_rows,
+)
 
 LOG_2PI = np.log(2.0 * np.pi)
 
@@ -148,19 +152,27 @@ def chunk_moments(
     block[positions, missing] = values
     cov_sum = variance = None
     if want_cov_sum:
-        # Scatter the lower triangle of each C onto the lower triangle of the
-        # p x p sum (each row's missing columns are increasing), then mirror.
-        lower = np.zeros(p * p)
-        for a, row in gram_lower_rows(W):
-            index = missing[a] * p + missing[: a + 1]
-            lower += np.bincount(index.ravel(), weights=row.ravel(), minlength=p * p)
-        lower = lower.reshape(p, p)
-        cov_sum = (lower + lower.T - np.diag(np.diag(lower))).ravel()
+        cov_sum = _scatter_conditional_covariances(W, missing, flat_index, p)
     if want_variance:
         variance = np.zeros_like(block)
         variance[positions, missing] = np.einsum("lan,lan->an", W, W)
     loglik = -0.5 * (n_observed * LOG_2PI + logdet_cov + logdet_mm + quad)
     return ChunkMoments(block, loglik, cov_sum, variance)
+
+
+def _scatter_conditional_covariances(W, missing, flat_index, p):
+    """Sum over rows of C = W' W placed on each row's (m, m) block, flattened."""
+    if W.shape[2] < SMALL_BATCH:  # few rows: fewest NumPy calls
+        C = np.einsum("lan,lbn->abn", W, W)
+        return np.bincount(flat_index.ravel(), weights=C.ravel(), minlength=p * p)
+    # Many rows: only the lower triangle of each C, scattered onto the lower
+    # triangle of the sum (each row's missing columns are increasing), mirrored.
+    lower = np.zeros(p * p)
+    for a, row in gram_lower_rows(W):
+        index = missing[a] * p + missing[: a + 1]
+        lower += np.bincount(index.ravel(), weights=row.ravel(), minlength=p * p)
+    lower = lower.reshape(p, p)
+    return (lower + lower.T - np.diag(np.diag(lower))).ravel()
 
 
 @dataclass

@@ -20,7 +20,7 @@ def random_spd_stack(k, n, seed):
 
 
 @pytest.mark.parametrize("k", range(1, 9))
-def test_inverse_and_logdet_match_numpy(k):
+def test_inverse_and_logdet_match_numpy(k, batch_path):
     n = 50
     A = random_spd_stack(k, n, seed=k)
     W, logdet = batched_cholesky_inverse(A)
@@ -50,7 +50,7 @@ def test_single_matrix_and_identity():
 
 
 @pytest.mark.parametrize("k", [1, 2, 3, 5])
-def test_not_positive_definite_raises(k):
+def test_not_positive_definite_raises(k, batch_path):
     A = random_spd_stack(k, 10, seed=100 + k)
     # One matrix in the middle of the stack gets a negative eigenvalue.
     bad = A[:, :, 4]
@@ -61,7 +61,7 @@ def test_not_positive_definite_raises(k):
         batched_cholesky_inverse(A)
 
 
-def test_singular_matrix_raises_linalg_error_without_warnings():
+def test_singular_matrix_raises_linalg_error_without_warnings(batch_path):
     # A zero pivot (positive semi-definite, singular) must be reported as a
     # LinAlgError, like numpy.linalg.cholesky, not as a RuntimeWarning first.
     A = np.array([[1.0, 1.0], [1.0, 1.0]])[:, :, None]

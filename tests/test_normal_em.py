@@ -11,6 +11,8 @@ import pytest
 from numpy.testing import assert_allclose
 from scipy import optimize, stats
 
+import emimpute._batched_cholesky
+import emimpute._conditional
 from emimpute._normal_em import SingularCovarianceError, fit_normal_em
 from emimpute.datasets import load_blood_sugar
 
@@ -368,3 +370,18 @@ def test_large_column_means_cause_no_cancellation(offset):
     assert shifted.converged
     assert_allclose(shifted.mean - offset, base.mean, atol=1e-7)
     assert_allclose(shifted.covariance, base.covariance, atol=1e-7)
+
+
+def test_both_factorisation_paths_give_the_same_fit(monkeypatch):
+    """Large groups of rows use vectorised loops, small ones stacked LAPACK."""
+    rng = np.random.default_rng(22)
+    X = rng.multivariate_normal(np.zeros(5), np.eye(5) + 0.5, size=400)
+    X[rng.random(X.shape) < 0.4] = np.nan
+    fits = []
+    for threshold in (0, 10**9):
+        for module in (emimpute._batched_cholesky, emimpute._conditional):
+            monkeypatch.setattr(module, "SMALL_BATCH", threshold)
+        fits.append(fit_normal_em(X, tol=1e-10))
+    assert_allclose(fits[0].mean, fits[1].mean, rtol=1e-10, atol=1e-12)
+    assert_allclose(fits[0].covariance, fits[1].covariance, rtol=1e-10)
+    assert fits[0].loglik == pytest.approx(fits[1].loglik, rel=1e-12)

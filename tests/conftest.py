@@ -1,0 +1,17 @@
+"""Shared fixtures."""
+
+import pytest
+
+import emimpute._batched_cholesky
+import emimpute._conditional
+
+
+@pytest.fixture(params=["vectorised", "lapack"])
+def batch_path(request, monkeypatch):
+    """Run a test through both ways of factorising the small K_mm blocks:
+    the vectorised batch-last loops (used for large groups of rows) and
+    NumPy's stacked LAPACK calls (used below ``SMALL_BATCH`` rows)."""
+    threshold = 0 if request.param == "vectorised" else 10**9
+    for module in (emimpute._batched_cholesky, emimpute._conditional):
+        monkeypatch.setattr(module, "SMALL_BATCH", threshold)
+    return request.param
