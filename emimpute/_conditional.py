@@ -156,7 +156,10 @@ def chunk_moments(
     if want_variance:
         variance = np.zeros_like(block)
         variance[positions, missing] = np.einsum("lan,lan->an", W, W)
-    loglik = -0.5 * (n_observed * LOG_2PI + logdet_cov + logdet_mm + quad)
+    if n_observed == 0:  # nothing observed: density 1 exactly, not a rounding
+        loglik = np.zeros(len(block))
+    else:
+        loglik = -0.5 * (n_observed * LOG_2PI + logdet_cov + logdet_mm + quad)
     return ChunkMoments(block, loglik, cov_sum, variance)
 
 

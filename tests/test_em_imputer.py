@@ -87,9 +87,13 @@ def test_score_samples_is_the_observed_data_normal_log_density():
             if o.any()
             else 0.0
         )
-    assert_allclose(imputer.score_samples(X), expected, rtol=1e-10)
-    assert imputer.score(X) == pytest.approx(np.mean(expected))
     assert imputer.loglik_ == pytest.approx(np.sum(expected), rel=1e-10)
+    X[0] = np.nan  # a row with nothing observed scores exactly 0
+    expected[0] = 0.0
+    scores = imputer.score_samples(X)
+    assert scores[0] == 0.0
+    assert_allclose(scores, expected, rtol=1e-10)
+    assert imputer.score(X) == pytest.approx(np.mean(expected))
     assert imputer.loglik_path_[-1] == pytest.approx(imputer.loglik_)
     assert len(imputer.loglik_path_) == imputer.n_iter_
 
