@@ -35,3 +35,17 @@ def test_regression_fill_shrinks_the_variance_the_example_explains():
     true_corr = truth[0, 1] / np.sqrt(truth[0, 0] * truth[1, 1])
     assert abs(naive_corr) > abs(true_corr) + 0.02
     assert em.loglik_ > -np.inf
+
+
+def test_pipeline_example_runs_and_em_beats_mean_imputation(capsys):
+    runpy.run_path(
+        str(EXAMPLES / "pipeline_and_model_selection.py"), run_name="__main__"
+    )
+    out = capsys.readouterr().out
+    r2 = {
+        line.split()[0]: float(line.split("=")[-1])
+        for line in out.splitlines()
+        if "imputation: R^2" in line
+    }
+    assert r2["EM"] > r2["mean"]
+    assert "chosen: ridge" in out
