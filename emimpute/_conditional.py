@@ -28,12 +28,25 @@ from emimpute._batched_cholesky import (
 LOG_2PI = np.log(2.0 * np.pi)
 
 
+# A chunk whose rows share at most this fraction of distinct missingness
+# patterns factorises each pattern's K_mm once instead of once per row.
+SHARED_PATTERN_RATIO = 0.25
+
+
 @dataclass(frozen=True)
 class Chunk:
-    """A block of rows that all have the same number k of missing cells."""
+    """A block of rows that all have the same number k of missing cells.
+
+    When few distinct patterns occur among them (as in surveys with skip
+    logic or merged sources), ``patterns`` holds each distinct pattern once
+    and ``pattern_index`` says which one each row has; otherwise both are
+    None and every row is handled on its own.
+    """
 
     rows: np.ndarray  # (n_chunk,) row indices into the data matrix
     missing: np.ndarray  # (k, n_chunk) missing column indices, batch-last
+    patterns: np.ndarray | None = None  # (k, n_patterns)
+    pattern_index: np.ndarray | None = None  # (n_chunk,)
 
 
 def precision_and_logdet(covariance):
@@ -85,7 +98,14 @@ def plan_chunks(mask, rows, chunk_size=None):
             # nonzero walks row-major: each row's k column indices are
             # contiguous and increasing.
             cols = np.nonzero(mask[chunk_rows])[1].reshape(len(chunk_rows), k)
-            chunks.append(Chunk(chunk_rows, np.ascontiguousarray(cols.T)))
+            patterns, index = np.unique(cols, axis=0, return_inverse=True)
+            if len(patterns) > SHARED_PATTERN_RATIO * len(cols):
+                patterns = index = None
+            else:
+                patterns, index = np.ascontiguousarray(patterns.T), index.ravel()
+            chunks.append(
+                Chunk(chunk_rows, np.ascontiguousarray(cols.T), patterns, index)
+            )
     return chunks
 
 
@@ -101,7 +121,7 @@ class ChunkMoments:
 
 def chunk_moments(
     block,
-    missing,
+    chunk,
     mean,
     precision,
     logdet_cov,
@@ -117,8 +137,8 @@ def chunk_moments(
     block : ndarray of shape (n_chunk, p), float64
         Rows that all have k missing cells; overwritten with the completed
         rows (the values at missing cells are ignored on input).
-    missing : ndarray of int, shape (k, n_chunk)
-        Each row's missing columns, increasing (``Chunk.missing``).
+    chunk : Chunk
+        The rows' missing columns (and shared patterns, if any).
     mean, precision : ndarrays of shape (p,) and (p, p)
     logdet_cov : float
         ``log det S``.
@@ -133,14 +153,28 @@ def chunk_moments(
     ChunkMoments
     """
     p = mean.shape[0]
+    missing = chunk.missing
     deviation = block - mean
     positions = np.arange(len(block))[None, :]
     deviation[positions, missing] = 0.0  # d_m = 0, so that (d K)_m = K_mo d_o
     gradient = deviation @ precision
     quad = np.einsum("ij,ij->i", deviation, gradient)
     n_observed = p - missing.shape[0]
-    flat_index = missing[:, None, :] * p + missing[None, :, :]  # (k, k, n)
+    # Factorise K_mm once per row, or once per distinct pattern when shared.
+    factored = missing if chunk.patterns is None else chunk.patterns
+    flat_index = factored[:, None, :] * p + factored[None, :, :]  # (k, k, .)
     W, logdet_mm = batched_cholesky_inverse(precision.ravel()[flat_index])
+    cov_sum = None
+    if chunk.patterns is None:
+        if want_cov_sum:
+            cov_sum = _scatter_conditional_covariances(W, missing, flat_index, p)
+    else:
+        if want_cov_sum:  # count * C of a pattern = (sqrt(count) W)' (sqrt(count) W)
+            counts = np.bincount(chunk.pattern_index, minlength=factored.shape[1])
+            cov_sum = _scatter_conditional_covariances(
+                W * np.sqrt(counts), factored, flat_index, p
+            )
+        W, logdet_mm = W[:, :, chunk.pattern_index], logdet_mm[chunk.pattern_index]
     g = gradient[positions, missing]  # (k, n): K_mo d_o
     Wg = np.einsum("abn,bn->an", W, g)  # C g = W' (W g), as C = inv(K_mm) = W' W
     quad -= np.einsum("an,an->n", Wg, Wg)
@@ -150,9 +184,7 @@ def chunk_moments(
         z = rng.standard_normal(size=Wg.shape)
         values += np.einsum("lan,ln->an", W, z)
     block[positions, missing] = values
-    cov_sum = variance = None
-    if want_cov_sum:
-        cov_sum = _scatter_conditional_covariances(W, missing, flat_index, p)
+    variance = None
     if want_variance:
         variance = np.zeros_like(block)
         variance[positions, missing] = np.einsum("lan,lan->an", W, W)
@@ -238,7 +270,7 @@ def conditional_moments(
     for chunk in plan_chunks(mask, np.flatnonzero(incomplete)):
         moments = chunk_moments(
             np.array(X[chunk.rows], dtype=np.float64),
-            chunk.missing,
+            chunk,
             mean,
             precision,
             logdet_cov,

@@ -92,7 +92,7 @@ def e_step(problem, mean, covariance):
     ):
         try:
             moments = chunk_moments(
-                problem.data[start:stop], chunk.missing, mean, precision, logdet_cov
+                problem.data[start:stop], chunk, mean, precision, logdet_cov
             )
         except np.linalg.LinAlgError:
             return None

@@ -15,3 +15,12 @@ def batch_path(request, monkeypatch):
     for module in (emimpute._batched_cholesky, emimpute._conditional):
         monkeypatch.setattr(module, "SMALL_BATCH", threshold)
     return request.param
+
+
+@pytest.fixture(params=["per-row", "shared"])
+def pattern_sharing(request, monkeypatch):
+    """Run a test with K_mm factorised once per row, and once per distinct
+    missingness pattern shared by the rows of a chunk."""
+    ratio = 0.0 if request.param == "per-row" else 1.0
+    monkeypatch.setattr(emimpute._conditional, "SHARED_PATTERN_RATIO", ratio)
+    return request.param

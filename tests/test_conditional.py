@@ -84,7 +84,7 @@ def assert_matches_reference(X, mean, cov, result, rtol=1e-9):
 
 @pytest.mark.parametrize("p", [1, 2, 3, 5, 8])
 @pytest.mark.parametrize("seed", [0, 1])
-def test_conditional_moments_match_reference(p, seed, batch_path):
+def test_conditional_moments_match_reference(p, seed, batch_path, pattern_sharing):
     X, mean, cov = random_problem(60, p, seed)
     result = conditional_moments(X, mean, cov, want_variance=True, want_loglik=True)
     assert_matches_reference(X, mean, cov, result)

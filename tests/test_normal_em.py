@@ -385,3 +385,18 @@ def test_both_factorisation_paths_give_the_same_fit(monkeypatch):
     assert_allclose(fits[0].mean, fits[1].mean, rtol=1e-10, atol=1e-12)
     assert_allclose(fits[0].covariance, fits[1].covariance, rtol=1e-10)
     assert fits[0].loglik == pytest.approx(fits[1].loglik, rel=1e-12)
+
+
+def test_sharing_factorisations_between_rows_gives_the_same_fit(monkeypatch):
+    """Rows with the same pattern may share one factorisation of K_mm."""
+    rng = np.random.default_rng(23)
+    X = rng.multivariate_normal(np.zeros(6), np.eye(6) + 0.5, size=600)
+    patterns = rng.random((5, 6)) < 0.4
+    X[patterns[rng.integers(0, 5, size=600)]] = np.nan
+    fits = []
+    for ratio in (0.0, 1.0):
+        monkeypatch.setattr(emimpute._conditional, "SHARED_PATTERN_RATIO", ratio)
+        fits.append(fit_normal_em(X, tol=1e-10))
+    assert_allclose(fits[0].mean, fits[1].mean, rtol=1e-10, atol=1e-12)
+    assert_allclose(fits[0].covariance, fits[1].covariance, rtol=1e-10)
+    assert fits[0].loglik == pytest.approx(fits[1].loglik, rel=1e-12)
