@@ -97,16 +97,34 @@ def plan_chunks(mask, rows, chunk_size=None):
             chunk_rows = rows[group[start : start + size]]
             # nonzero walks row-major: each row's k column indices are
             # contiguous and increasing.
-            cols = np.nonzero(mask[chunk_rows])[1].reshape(len(chunk_rows), k)
-            patterns, index = np.unique(cols, axis=0, return_inverse=True)
-            if len(patterns) > SHARED_PATTERN_RATIO * len(cols):
+            chunk_mask = mask[chunk_rows]
+            cols = np.nonzero(chunk_mask)[1].reshape(len(chunk_rows), k)
+            _, first, index = np.unique(
+                _pattern_keys(chunk_mask), return_index=True, return_inverse=True
+            )
+            if len(first) > SHARED_PATTERN_RATIO * len(cols):
                 patterns = index = None
             else:
-                patterns, index = np.ascontiguousarray(patterns.T), index.ravel()
+                patterns = np.ascontiguousarray(cols[first].T)
             chunks.append(
                 Chunk(chunk_rows, np.ascontiguousarray(cols.T), patterns, index)
             )
     return chunks
+
+
+def _pattern_keys(mask):
+    """One key per row of ``mask`` that identifies its pattern exactly.
+
+    Bits packed into an unsigned 64-bit integer when p <= 64 (fast to sort),
+    into an opaque byte string otherwise.
+    """
+    packed = np.packbits(mask, axis=1, bitorder="little")
+    width = packed.shape[1]
+    if width <= 8:
+        padded = np.zeros((len(mask), 8), dtype=np.uint8)
+        padded[:, :width] = packed
+        return padded.view(np.uint64).ravel()
+    return np.ascontiguousarray(packed).view(np.dtype((np.void, width))).ravel()
 
 
 @dataclass

@@ -262,3 +262,25 @@ def test_plan_chunks_without_incomplete_rows():
     mask = np.zeros((5, 3), dtype=bool)
     assert plan_chunks(mask, np.arange(5)) == []
     assert plan_chunks(mask, np.arange(0)) == []
+
+
+@pytest.mark.parametrize("p", [5, 64, 70])
+def test_plan_chunks_finds_shared_patterns_exactly(p):
+    """Rows drawn from a few patterns share them; each row's pattern is its own."""
+    rng = np.random.default_rng(13)
+    distinct = rng.random((6, p)) < 0.3
+    distinct[:, 0] = True  # same k is not needed, but at least one missing cell
+    mask = distinct[rng.integers(0, 6, size=400)]
+    chunks = plan_chunks(mask, np.arange(400))
+    for chunk in chunks:
+        assert chunk.patterns is not None
+        assert chunk.patterns.shape[1] <= 6
+        assert_array_equal(chunk.patterns[:, chunk.pattern_index], chunk.missing)
+        unique = {tuple(column) for column in chunk.patterns.T}
+        assert len(unique) == chunk.patterns.shape[1]
+
+
+def test_plan_chunks_does_not_share_distinct_patterns():
+    rng = np.random.default_rng(14)
+    mask = rng.random((400, 30)) < 0.2
+    assert all(chunk.patterns is None for chunk in plan_chunks(mask, np.arange(400)))
