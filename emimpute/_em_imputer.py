@@ -195,7 +195,7 @@ class EMImputer(TransformerMixin, BaseEstimator):
         """
         self._validate_params()
         X = validate_numeric(self, X, reset=True, copy=False)
-        count, _, _, minimum, maximum = observed_column_moments(X)
+        count, center, scale, minimum, maximum = observed_column_moments(X)
         self._check_fittable(X.shape[0], count, maximum - minimum)
         self._empty_features = count == 0
         valid = ~self._empty_features
@@ -209,6 +209,7 @@ class EMImputer(TransformerMixin, BaseEstimator):
                 tol=self.tol,
                 accelerate=self.accelerate,
                 callback=iteration_reporter(name, self.verbose),
+                column_moments=(center[valid], scale[valid]),
             )
         except SingularCovarianceError as error:
             raise ValueError(f"{name} could not fit: {error}.") from None

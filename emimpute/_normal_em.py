@@ -206,12 +206,14 @@ def observed_column_moments(X, chunk_size=None):
     return count, mean, std, minimum, maximum
 
 
-def prepare_problem(X, ridge=0.0, chunk_size=None):
+def prepare_problem(X, ridge=0.0, chunk_size=None, column_moments=None):
     """Pre-compute what every E-step needs.  ``X`` has NaN at missing cells.
 
     Complete rows enter only through their sums, computed here once.  The
-    incomplete rows are copied once, in float64 and in chunk order, so each
-    E-step reads contiguous blocks instead of gathering rows.
+    incomplete rows are copied once, centred, in float64 and in chunk order,
+    so each E-step reads contiguous blocks instead of gathering rows.
+    ``column_moments`` may pass in the observed column means and standard
+    deviations if the caller already has them (:func:`observed_column_moments`).
     """
     p = X.shape[1]
     mask = np.isnan(X)
@@ -219,7 +221,10 @@ def prepare_problem(X, ridge=0.0, chunk_size=None):
     step = chunk_size or chunk_rows_for(p)
     complete = np.flatnonzero(n_missing == 0)
     partial = np.flatnonzero((n_missing > 0) & (n_missing < p))
-    _, center, scale, _, _ = observed_column_moments(X, chunk_size)
+    if column_moments is None:
+        _, center, scale, _, _ = observed_column_moments(X, chunk_size)
+    else:
+        center, scale = column_moments
     T1 = np.zeros(p)
     T2 = np.zeros((p, p))
     for start in range(0, len(complete), step):
@@ -261,6 +266,7 @@ def fit_normal_em(
     accelerate=True,
     callback=None,
     chunk_size=None,
+    column_moments=None,
 ):
     """Fit N(mu, S) to incomplete data by EM, optionally SQUAREM-accelerated.
 
@@ -285,6 +291,9 @@ def fit_normal_em(
         Called as ``callback(iteration, loglik, change)`` after each iteration.
     chunk_size : int, optional
         Rows per chunk in the E-step (memory versus speed).
+    column_moments : tuple of ndarrays (mean, std), optional
+        The observed column means and standard deviations, if already
+        computed (saves one pass over X).
 
     Returns
     -------
@@ -306,7 +315,7 @@ def fit_normal_em(
     >>> result.mean.round(3)
     array([2.423, 3.423])
     """
-    problem = prepare_problem(X, ridge, chunk_size)
+    problem = prepare_problem(X, ridge, chunk_size, column_moments)
     n = problem.n_rows
     prior_scatter = np.diag(problem.scale**2)
 

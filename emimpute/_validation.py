@@ -14,13 +14,13 @@ def is_nan_marker(value):
 
 def describe_columns(estimator, indices):
     """ "column 'age'" or "columns 'age', 'income'" (positions if unnamed)."""
-    names = getattr(estimator, "feature_names_in_", None)
+    return _describe(getattr(estimator, "feature_names_in_", None), indices)
+
+
+def _describe(names, indices):
     kind = "columns" if len(indices) > 1 else "column"
-    return f"{kind} {_labels(names, indices)}"
-
-
-def _labels(names, indices):
-    return ", ".join(f"'{names[i]}'" if names is not None else str(i) for i in indices)
+    labels = (f"'{names[i]}'" if names is not None else str(i) for i in indices)
+    return f"{kind} {', '.join(labels)}"
 
 
 def _raise_for_non_numeric(X):
@@ -45,9 +45,8 @@ def _raise_for_non_numeric(X):
     else:
         return
     if bad:
-        kind = "columns" if len(bad) > 1 else "column"
         raise TypeError(
-            f"non-numeric data in {kind} {_labels(names, bad)}{reason}: this "
+            f"non-numeric data in {_describe(names, bad)}{reason}: this "
             "imputer models numeric columns only. Encode categorical columns "
             "first (for example with OneHotEncoder inside a ColumnTransformer) "
             "or drop them."
@@ -92,16 +91,15 @@ def validate_numeric(estimator, X, *, reset, copy):
         nan_columns = np.flatnonzero(np.isnan(X).any(axis=0))
         if len(nan_columns):
             raise ValueError(
-                f"NaN in {_labels(names, nan_columns)} but missing_values={marker!r}: "
-                "either mark missing cells with the sentinel only, or use "
-                "missing_values=np.nan."
+                f"NaN in {_describe(names, nan_columns)} but "
+                f"missing_values={marker!r}: either mark missing cells with the "
+                "sentinel only, or use missing_values=np.nan."
             )
         X[X == marker] = np.nan
     infinite = np.flatnonzero(np.isinf(X).any(axis=0))
     if len(infinite):
-        kind = "columns" if len(infinite) > 1 else "column"
         raise ValueError(
-            f"infinite values in {kind} {_labels(names, infinite)}; replace them "
+            f"infinite values in {_describe(names, infinite)}; replace them "
             "(for example by NaN, to impute them) before imputing."
         )
     return X

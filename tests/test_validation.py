@@ -120,7 +120,7 @@ def test_pandas_nullable_dtypes_are_read_as_missing():
 
 def test_sentinel_with_nan_present_is_an_error():
     X = np.array([[1.0, -1.0], [2.0, np.nan], [3.0, 4.0]])
-    with pytest.raises(ValueError, match="NaN in 1 but missing_values=-1"):
+    with pytest.raises(ValueError, match="NaN in column 1 but missing_values=-1"):
         EMImputer(missing_values=-1).fit(X)
 
 
