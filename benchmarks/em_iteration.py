@@ -4,9 +4,13 @@
 ``m_step``) at a fixed mean and covariance, divided by the time of one
 ``X.T @ X`` on the same matrix before amputation: the E-step must at least
 form the cross-products of the completed data, so this ratio says how close
-the kernel is to that floor.  The three are timed in turn, several rounds
-after a warm-up, so that drifts in the speed of a shared machine hit both.
-A profile of one E-step on the largest problem shows where the time goes.
+the kernel is to that floor.  They are timed in turn, several rounds after a
+warm-up, so that drifts in the speed of a shared machine hit both, with a
+pause after each ``X.T @ X``: OpenBLAS's worker threads keep spinning for
+about 0.1 s after a call and would take a core from the E-step's threads (a
+fit makes no large BLAS call between E-steps).  The NumPy kernel (used when
+the package is built without a C compiler) is timed alongside, and so is
+the time per EM step of whole fits, a check that needs no pause.
 
 (b) Iterations, EM steps and wall time to convergence of EMImputer with and
 without SQUAREM (``accelerate=True/False``, defaults otherwise) at 20%, 50%
@@ -19,15 +23,17 @@ Usage::
 """
 
 import argparse
-import cProfile
-import pstats
+import time
 
 import numpy as np
 from _report import machine_header, markdown_table, timed
 from problems import normal_data, synthetic
 
-from emimpute import EMImputer
+from emimpute import EMImputer, _compiled
 from emimpute._normal_em import e_step, m_step, prepare_problem
+
+# Longer than OpenBLAS's spin after a call (about 0.1 s here).
+BLAS_IDLE = 0.2
 
 
 def ampute_in_place(X, rate, rng, chunk_rows=65536):
@@ -43,12 +49,11 @@ def ampute_in_place(X, rate, rng, chunk_rows=65536):
 
 
 def iteration_cost(n, p, rate, repeats, seed=0, n_patterns=None):
-    """Time X.T @ X, e_step and m_step, interleaved so that drifts of the
-    machine's speed (this is a shared virtual machine) hit both alike.
+    """Time X.T @ X, e_step (compiled and NumPy kernels) and m_step in turn.
 
     ``n_patterns``: instead of MCAR cells, each row takes one of this many
     random patterns (cells missing with probability ``rate``), as in surveys
-    with skip logic; rows then share factorisations."""
+    with skip logic; rows then share factorisations in the NumPy kernel."""
     rng = np.random.default_rng(seed)
     X_complete, mean, covariance = normal_data(n, p, rng)
     X = X_complete.copy()
@@ -59,43 +64,51 @@ def iteration_cost(n, p, rate, repeats, seed=0, n_patterns=None):
         X[patterns[rng.integers(0, n_patterns, size=n)]] = np.nan
     t_prepare, problem = timed(prepare_problem, X)
     prior = np.diag(problem.scale**2)
+    compiled = _compiled.complete_rows
+
+    def numpy_e_step():
+        _compiled.complete_rows = None
+        try:
+            return e_step(problem, mean, covariance)
+        finally:
+            _compiled.complete_rows = compiled
+
     # At the true parameters (close to the MLE): a typical late iteration.
     stats = e_step(problem, mean, covariance)  # warm-up
+    numpy_e_step()
     X_complete.T @ X_complete  # warm-up (thread pool, page faults of the output)
-    t_xtx, t_e, t_m = [], [], []
+    times = {"xtx": [], "e": [], "m": [], "numpy": []}
     for _ in range(repeats):
-        t_xtx.append(timed(lambda: X_complete.T @ X_complete)[0])
-        t_e.append(timed(e_step, problem, mean, covariance)[0])
-        t_m.append(timed(m_step, stats[0], stats[1], problem.n_rows, prior, 0.0)[0])
-    t_xtx, t_e, t_m = (np.array(t) for t in (t_xtx, t_e, t_m))
+        times["xtx"].append(timed(lambda: X_complete.T @ X_complete)[0])
+        time.sleep(BLAS_IDLE)
+        times["e"].append(timed(e_step, problem, mean, covariance)[0])
+        times["m"].append(
+            timed(m_step, stats[0], stats[1], problem.n_rows, prior, 0)[0]
+        )
+        times["numpy"].append(timed(numpy_e_step)[0])
+    t = {key: np.array(value) for key, value in times.items()}
     return {
-        "xtx": float(np.median(t_xtx)),
-        "e_step": float(np.median(t_e)),
-        "m_step": float(np.median(t_m)),
-        "ratio": float(np.median((t_e + t_m) / t_xtx)),
-        "ratio_of_minima": float(np.min(t_e + t_m) / np.min(t_xtx)),
+        "xtx": float(np.median(t["xtx"])),
+        "e_step": float(np.median(t["e"])),
+        "m_step": float(np.median(t["m"])),
+        "numpy_e_step": float(np.median(t["numpy"])),
+        "ratio": float(np.median((t["e"] + t["m"]) / t["xtx"])),
+        "ratio_of_minima": float(np.min(t["e"] + t["m"]) / np.min(t["xtx"])),
+        "numpy_ratio": float(np.median((t["numpy"] + t["m"]) / t["xtx"])),
         "prepare": t_prepare,
         "chunks": len(problem.chunks),
-        "problem": problem,
-        "params": (mean, covariance),
+        "X": X,
     }
 
 
-def profile_e_step(problem, mean, covariance, top=8):
-    """Rows (function, own seconds, share) of one profiled E-step."""
-    profiler = cProfile.Profile()
-    profiler.enable()
-    e_step(problem, mean, covariance)
-    profiler.disable()
-    stats = pstats.Stats(profiler).stats
-    total = sum(entry[2] for entry in stats.values())
-    ranked = sorted(stats.items(), key=lambda item: -item[1][2])[:top]
-    rows = []
-    for (filename, line, function), entry in ranked:
-        where = filename.rsplit("/", 1)[-1]
-        label = function if filename == "~" else f"{where}:{line} {function}"
-        rows.append([f"`{label}`", f"{entry[2] * 1e3:.1f}", f"{entry[2] / total:.0%}"])
-    return rows, total
+def fit_step_cost(X, repeats):
+    """Median over fits of (fit time - prepare_problem time) / EM steps."""
+    t_prepare = timed(prepare_problem, X)[0]
+    per_step = []
+    for _ in range(repeats):
+        seconds, fit = timed(EMImputer(tol=1e-8).fit, X)
+        per_step.append((seconds - t_prepare) / fit.n_em_steps_)
+    return float(np.median(per_step)), fit.n_em_steps_
 
 
 # ---------------------------------------------------------------------------
@@ -160,22 +173,29 @@ def main():
     print(machine_header() + "\n")
 
     print("### (a) One EM step against one X.T @ X (20% MCAR)\n")
-    rows, last = [], None
+    kernel = "compiled (C)" if _compiled.available() else "NumPy (not compiled)"
+    print(f"E-step kernel of this build: **{kernel}**.\n")
+    rows = []
     for n, p, n_patterns in sizes:
-        last = iteration_cost(n, p, 0.2, repeats, n_patterns=n_patterns)
+        cost = iteration_cost(n, p, 0.2, repeats, n_patterns=n_patterns)
+        time.sleep(BLAS_IDLE)
+        per_step, n_steps = fit_step_cost(cost.pop("X"), 3)
         shared = "" if n_patterns is None else f", {n_patterns} patterns"
         rows.append(
             [
                 f"n={n:,} p={p}{shared}",
-                f"{last['xtx'] * 1e3:.1f}",
-                f"{last['e_step'] * 1e3:.1f}",
-                f"{last['m_step'] * 1e3:.3f}",
-                f"**{last['ratio']:.1f}x**",
-                f"{last['ratio_of_minima']:.1f}x",
-                f"{last['prepare'] * 1e3:.0f}",
-                str(last["chunks"]),
+                f"{cost['xtx'] * 1e3:.1f}",
+                f"{cost['e_step'] * 1e3:.1f}",
+                f"{cost['m_step'] * 1e3:.3f}",
+                f"**{cost['ratio']:.1f}x**",
+                f"{cost['ratio_of_minima']:.1f}x",
+                f"{per_step * 1e3:.1f} ({per_step / cost['xtx']:.1f}x)",
+                f"{cost['numpy_e_step'] * 1e3:.1f} ({cost['numpy_ratio']:.1f}x)",
+                f"{cost['prepare'] * 1e3:.0f}",
+                str(cost["chunks"]),
             ]
         )
+        del cost
     headers = [
         "data",
         "X.T @ X (ms)",
@@ -183,30 +203,26 @@ def main():
         "m_step (ms)",
         "EM step / X.T @ X",
         "same, min / min",
+        "per EM step of a fit, ms (/ X.T @ X)",
+        "NumPy kernel: e_step, ms (EM step / X.T @ X)",
         "prepare_problem (ms, once)",
         "chunks",
     ]
     print(markdown_table(headers, rows) + "\n")
     print(
-        f"{repeats} rounds after a warm-up, each timing X.T @ X, e_step and "
-        "m_step in turn; times are medians, the ratio is the median of the "
-        "rounds' ratios (e_step + m_step) / X.T @ X (and, next to it, the "
-        "ratio of the fastest times). e_step runs at the true mean and "
-        "covariance. X.T @ X is timed on the complete matrix; NumPy sends "
-        "`X.T @ X` to BLAS syrk. Target: EM step within 5x of X.T @ X. "
-        "'12 patterns': every row has one of 12 random patterns (20% of "
-        "cells each) instead of its own, so rows share factorisations.\n"
+        f"{repeats} rounds after a warm-up, each timing X.T @ X, a pause of "
+        f"{BLAS_IDLE} s (OpenBLAS's threads spin for about 0.1 s after a call), "
+        "e_step, m_step and the NumPy kernel's e_step in turn; times are "
+        "medians, the ratio is the median of the rounds' ratios (e_step + "
+        "m_step) / X.T @ X (and, next to it, the ratio of the fastest times). "
+        "e_step runs at the true mean and covariance. X.T @ X is timed on the "
+        "complete matrix; NumPy sends `X.T @ X` to BLAS syrk. 'per EM step of "
+        "a fit': (fit time - prepare_problem) / EM steps, median of 3 fits of "
+        "EMImputer(tol=1e-8), SQUAREM bookkeeping included. Target: EM step "
+        "within 5x of X.T @ X. '12 patterns': every row has one of 12 random "
+        "patterns (20% of cells each) instead of its own.\n"
     )
     n, p, _ = sizes[-1]
-    profile_rows, total = profile_e_step(last["problem"], *last["params"])
-    print(f"Where one E-step's time goes (cProfile, n={n:,} p={p}, {total:.2f} s):\n")
-    print(markdown_table(["function (own time)", "ms", "share"], profile_rows) + "\n")
-    print(
-        "Own time of each function; `chunk_moments` includes the NumPy calls "
-        "made inline (fancy indexing, elementwise arithmetic, `@`, "
-        "`np.bincount`), which cProfile does not list separately.\n"
-    )
-    del last
 
     p_b = 10
     print(f"### (b) SQUAREM against plain EM (n={n_b:,}, p={p_b}, MCAR)\n")

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from emimpute import _compiled
 from emimpute._batched_cholesky import (
     SMALL_BATCH,
     batched_cholesky_inverse,
@@ -285,7 +286,19 @@ def conditional_moments(
     incomplete = mask.any(axis=1)
     variance = np.zeros((n, p)) if want_variance else None
     loglik = np.empty(n) if want_loglik else None
+    # Plain conditional means (transform) go through the compiled kernel.
+    means_only = not (want_variance or want_loglik or rng is not None)
     for chunk in plan_chunks(mask, np.flatnonzero(incomplete)):
+        if means_only and _compiled.available():
+            if chunk.missing.shape[0] == p:  # nothing observed: the mean
+                out[chunk.rows] = mean
+                continue
+            block = np.array(X[chunk.rows], dtype=np.float64)
+            _compiled.complete_blocks(
+                [(block, chunk.missing)], mean, precision, want_cov_sum=False
+            )
+            out[chunk.rows] = block
+            continue
         moments = chunk_moments(
             np.array(X[chunk.rows], dtype=np.float64),
             chunk,

@@ -105,12 +105,14 @@ class EMImputer(TransformerMixin, BaseEstimator):
 
     Notes
     -----
-    The E-step works through the precision matrix K = inv(S): one
-    ``n x p x p`` product per iteration plus, for each incomplete row, a
-    factorisation of the k x k block of K at its k missing cells, done for all
-    rows with the same k at once.  Cost per iteration is O(n p^2 + n k^3), and
-    rows with nothing missing cost O(1) after the first pass.  Rows with every
-    cell missing carry no information and are skipped in ``fit``.
+    The E-step works through the precision matrix K = inv(S): for each
+    incomplete row, the product of its k rows of K with the observed cells
+    and a factorisation of the k x k block of K at its k missing cells, in a
+    compiled kernel on all cores (``OMP_NUM_THREADS`` caps the threads), or in
+    vectorised NumPy if the package was built without a C compiler.  Cost per
+    iteration is O(n p^2 + n k^3), and rows with nothing missing cost O(1)
+    after the first pass.  Rows with every cell missing carry no information
+    and are skipped in ``fit``.
 
     References
     ----------

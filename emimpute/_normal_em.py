@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from emimpute import _compiled
 from emimpute._conditional import (
     LOG_2PI,
     chunk_moments,
@@ -72,27 +73,36 @@ def e_step(problem, mean, covariance):
     sum of completed cross-products plus the conditional covariances
     (Little & Rubin 2002, eq. 11.4-11.5), both taken about ``problem.center``
     (so that large column means cause no cancellation in the M-step), or
-    ``None`` if ``covariance`` is not positive definite.
+    ``None`` if ``covariance`` is not positive definite.  Uses the compiled
+    kernel when it was built (:mod:`emimpute._compiled`), the NumPy one
+    otherwise; both give the same numbers.
     """
     try:
         precision, logdet_cov = precision_and_logdet(covariance)
     except np.linalg.LinAlgError:
         return None
+    shift = mean - problem.center
+    if _compiled.available():
+        try:
+            return _e_step_compiled(problem, shift, precision, logdet_cov)
+        except np.linalg.LinAlgError:
+            return None
     p = mean.shape[0]
-    mean = mean - problem.center
     T1 = problem.complete_sum.copy()
     T2 = problem.complete_cross.copy()
     # Complete rows: sum of d' K d = tr(K * sum d d'), from their fixed sums.
     n_c = problem.n_complete
-    scatter = T2 - np.outer(mean, T1) - np.outer(T1, mean) + n_c * np.outer(mean, mean)
-    loglik = -0.5 * (n_c * (p * LOG_2PI + logdet_cov) + np.sum(precision * scatter))
+    loglik = -0.5 * (
+        n_c * (p * LOG_2PI + logdet_cov)
+        + np.sum(precision * _scatter_about(shift, T1, T2, n_c))
+    )
     cov_sum = np.zeros(p * p)
     for chunk, start, stop in zip(
         problem.chunks, problem.bounds[:-1], problem.bounds[1:], strict=True
     ):
         try:
             moments = chunk_moments(
-                problem.data[start:stop], chunk, mean, precision, logdet_cov
+                problem.data[start:stop], chunk, shift, precision, logdet_cov
             )
         except np.linalg.LinAlgError:
             return None
@@ -101,6 +111,46 @@ def e_step(problem, mean, covariance):
         cov_sum += moments.cov_sum
         loglik += moments.loglik.sum()
     T2 += cov_sum.reshape(p, p)
+    return T1, T2, loglik
+
+
+def _scatter_about(shift, T1, T2, n):
+    """sum (x - mu)(x - mu)' from sums T1, T2 about the center, mu - center = shift."""
+    return T2 - np.outer(shift, T1) - np.outer(T1, shift) + n * np.outer(shift, shift)
+
+
+def _e_step_compiled(problem, shift, precision, logdet_cov):
+    """:func:`e_step` through the compiled kernel.
+
+    The kernel returns no per-row log-likelihood; the total comes from the
+    statistics instead.  For each row, log f(x_o) = E[log f(x)] + H, the
+    expectation and the entropy H taken under the conditional distribution
+    N(c, C) of the missing cells (Dempster, Laird & Rubin 1977, sec. 1;
+    Q(theta | theta) - H(theta | theta) in Little & Rubin 2002, sec. 8.4).
+    Summed over rows, E[log f(x)] = -(n/2) (p log 2 pi + log det S) -
+    tr(K T) / 2, with T the expected scatter about mu (T2 about mu), and
+    H = k/2 (1 + log 2 pi) + log det C / 2, where log det C = -log det K_mm.
+    """
+    p = shift.shape[0]
+    data = problem.data
+    blocks = [
+        (data[start:stop], chunk.missing)
+        for chunk, start, stop in zip(
+            problem.chunks, problem.bounds[:-1], problem.bounds[1:], strict=True
+        )
+    ]
+    row_sum, cov_sum, logdet_mm, cross = _compiled.complete_blocks(
+        blocks, shift, precision, want_cross=True
+    )
+    n = problem.n_rows
+    T1 = problem.complete_sum + row_sum
+    T2 = problem.complete_cross + cross + cov_sum
+    n_missing = sum(chunk.missing.size for chunk in problem.chunks)
+    loglik = -0.5 * (
+        n * (p * LOG_2PI + logdet_cov)
+        + np.sum(precision * _scatter_about(shift, T1, T2, n))
+        + logdet_mm
+    ) + 0.5 * n_missing * (1.0 + LOG_2PI)
     return T1, T2, loglik
 
 

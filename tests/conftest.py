@@ -3,7 +3,23 @@
 import pytest
 
 import emimpute._batched_cholesky
+import emimpute._compiled
 import emimpute._conditional
+
+
+@pytest.fixture(params=["compiled", "numpy"])
+def kernel(request, monkeypatch):
+    """Run a test through the compiled E-step and through the NumPy one (the
+    fallback when the package was built without a C compiler)."""
+    if request.param == "numpy":
+        monkeypatch.setattr(emimpute._compiled, "complete_rows", None)
+    return request.param
+
+
+@pytest.fixture
+def numpy_kernel(monkeypatch):
+    """Use the NumPy E-step (for tests of its internal paths)."""
+    monkeypatch.setattr(emimpute._compiled, "complete_rows", None)
 
 
 @pytest.fixture(params=["vectorised", "lapack"])

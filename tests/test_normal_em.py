@@ -135,6 +135,7 @@ def monotone_data():
 # (1) The EM estimate is the maximum likelihood estimate
 
 
+@pytest.mark.usefixtures("kernel")
 @pytest.mark.parametrize("accelerate", [True, False])
 @pytest.mark.parametrize("name", SMALL_DATA)
 def test_em_finds_the_maximum_likelihood_estimate(name, accelerate):
@@ -151,6 +152,7 @@ def test_em_finds_the_maximum_likelihood_estimate(name, accelerate):
     assert_allclose(result.covariance, result.covariance.T)
 
 
+@pytest.mark.usefixtures("kernel")
 def test_blood_sugar_uses_the_incomplete_rows():
     # The MLE is neither the complete-case nor the available-case estimate:
     # the 9 incomplete rows inform both means through the correlation.
@@ -171,6 +173,7 @@ def assert_non_decreasing(path, slack=1e-10):
     assert np.all(drops <= slack * np.abs(path[:-1])), drops.max()
 
 
+@pytest.mark.usefixtures("kernel")
 @pytest.mark.parametrize("rate", [0.1, 0.3, 0.45, 0.6])
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_plain_em_loglik_never_decreases(rate, seed):
@@ -181,6 +184,7 @@ def test_plain_em_loglik_never_decreases(rate, seed):
     assert_non_decreasing(result.loglik_path)
 
 
+@pytest.mark.usefixtures("kernel")
 @pytest.mark.parametrize("rate", [0.3, 0.5, 0.6])
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_accelerated_em_never_decreases_and_reaches_the_same_optimum(rate, seed):
@@ -201,6 +205,7 @@ def test_accelerated_em_never_decreases_and_reaches_the_same_optimum(rate, seed)
 # (4) Complete data; (5) affine equivariance
 
 
+@pytest.mark.usefixtures("kernel")
 @pytest.mark.parametrize("accelerate", [True, False])
 def test_complete_data_gives_sample_moments(accelerate):
     X = mcar_data(50, 4, 0.0, seed=5)
@@ -215,6 +220,7 @@ def test_complete_data_gives_sample_moments(accelerate):
     assert result.loglik == pytest.approx(expected, rel=1e-12)
 
 
+@pytest.mark.usefixtures("kernel")
 @pytest.mark.parametrize("accelerate", [True, False])
 def test_affine_equivariance(accelerate):
     X = mcar_data(60, 3, 0.3, seed=6)
@@ -234,6 +240,7 @@ def test_affine_equivariance(accelerate):
 # (6) Ridge prior
 
 
+@pytest.mark.usefixtures("kernel")
 @pytest.mark.parametrize(
     ("name", "ridge"),
     [("n15-p2", 2.0), ("n25-p3", 1.0), ("n40-p4", 0.5), ("blood-sugar", 3.0)],
@@ -252,6 +259,7 @@ def test_ridge_estimate_maximises_the_penalised_likelihood(name, ridge):
     assert result.loglik == pytest.approx(expected, rel=1e-10)
 
 
+@pytest.mark.usefixtures("kernel")
 def test_ridge_with_more_columns_than_rows():
     rng = np.random.default_rng(7)
     n, p = 8, 12
@@ -274,6 +282,7 @@ def collinear_data():
     return X
 
 
+@pytest.mark.usefixtures("kernel")
 @pytest.mark.parametrize("accelerate", [True, False])
 def test_ridge_handles_a_collinear_column(accelerate):
     X = collinear_data()
@@ -288,6 +297,7 @@ def test_ridge_handles_a_collinear_column(accelerate):
 # (7) Simulation truth
 
 
+@pytest.mark.usefixtures("kernel")
 def test_estimates_are_close_to_the_truth_in_a_large_sample():
     rng = np.random.default_rng(9)
     n, p, rate = 20_000, 5, 0.3
@@ -311,6 +321,7 @@ def test_estimates_are_close_to_the_truth_in_a_large_sample():
 # (8) callback; chunking does not change the answer
 
 
+@pytest.mark.usefixtures("kernel")
 @pytest.mark.parametrize("accelerate", [True, False])
 def test_callback_is_called_once_per_iteration(accelerate):
     X = mcar_data(80, 3, 0.3, seed=11)
@@ -329,6 +340,7 @@ def test_callback_is_called_once_per_iteration(accelerate):
     assert np.all(np.isfinite(changes)) and np.all(changes >= 0)
 
 
+@pytest.mark.usefixtures("kernel")
 def test_max_iter_stops_without_convergence():
     X = mcar_data(80, 3, 0.5, seed=12)
     result = fit_normal_em(X, max_iter=2, tol=1e-14, accelerate=False)
@@ -337,6 +349,7 @@ def test_max_iter_stops_without_convergence():
     assert len(result.loglik_path) == 2
 
 
+@pytest.mark.usefixtures("kernel")
 @pytest.mark.parametrize("chunk_size", [1, 3, 7])
 def test_chunk_size_does_not_change_the_estimate(chunk_size):
     X = mcar_data(60, 4, 0.4, seed=13, all_missing_row=True)
@@ -348,6 +361,7 @@ def test_chunk_size_does_not_change_the_estimate(chunk_size):
     assert chunked.loglik == pytest.approx(default.loglik, rel=1e-12)
 
 
+@pytest.mark.usefixtures("kernel")
 def test_float32_input_gives_the_float64_answer():
     X = mcar_data(60, 3, 0.3, seed=14).astype(np.float32)
     single = fit_normal_em(X, tol=1e-10, max_iter=5000)
@@ -357,6 +371,7 @@ def test_float32_input_gives_the_float64_answer():
     assert_allclose(single.covariance, double.covariance, rtol=1e-9)
 
 
+@pytest.mark.usefixtures("kernel")
 @pytest.mark.parametrize("offset", [1e4, 1e6, 1e8])
 def test_large_column_means_cause_no_cancellation(offset):
     """Sufficient statistics are taken about the observed means: shifting the
@@ -372,7 +387,7 @@ def test_large_column_means_cause_no_cancellation(offset):
     assert_allclose(shifted.covariance, base.covariance, atol=1e-7)
 
 
-def test_both_factorisation_paths_give_the_same_fit(monkeypatch):
+def test_both_factorisation_paths_give_the_same_fit(monkeypatch, numpy_kernel):
     """Large groups of rows use vectorised loops, small ones stacked LAPACK."""
     rng = np.random.default_rng(22)
     X = rng.multivariate_normal(np.zeros(5), np.eye(5) + 0.5, size=400)
@@ -387,7 +402,9 @@ def test_both_factorisation_paths_give_the_same_fit(monkeypatch):
     assert fits[0].loglik == pytest.approx(fits[1].loglik, rel=1e-12)
 
 
-def test_sharing_factorisations_between_rows_gives_the_same_fit(monkeypatch):
+def test_sharing_factorisations_between_rows_gives_the_same_fit(
+    monkeypatch, numpy_kernel
+):
     """Rows with the same pattern may share one factorisation of K_mm."""
     rng = np.random.default_rng(23)
     X = rng.multivariate_normal(np.zeros(6), np.eye(6) + 0.5, size=600)

@@ -1,0 +1,133 @@
+"""Threaded driver of the compiled E-step (``emimpute/_fast_estep.c``).
+
+The C function fills the missing cells of rows that all have k missing cells
+with their conditional means and accumulates the sums the M-step needs (the
+completed rows, the conditional covariances, the log-determinants of the
+K_mm blocks); see the comment at the top of the C file.  It releases the
+GIL, so the rows are shared out among threads, each with its own
+accumulators, which are added up at the end.
+
+When the package was installed without a C compiler the extension is absent,
+:data:`complete_rows` is None, and the callers use the NumPy kernel of
+:mod:`emimpute._conditional` instead, which gives the same numbers.
+"""
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+try:
+    from emimpute._fast_estep import complete_rows
+except ImportError:  # pragma: no cover - depends on the build
+    complete_rows = None
+
+# Below this many rows a second thread costs more than it saves.
+MIN_ROWS_PER_THREAD = 4096
+
+
+def available():
+    """True when the compiled E-step was built and may be used."""
+    return complete_rows is not None
+
+
+def default_threads():
+    """Threads for the E-step: the CPUs this process may use, capped by
+    ``OMP_NUM_THREADS`` when set (the usual way to limit the threads of
+    scientific Python libraries, e.g. under joblib)."""
+    try:
+        n_cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        n_cpus = os.cpu_count() or 1
+    limit = os.environ.get("OMP_NUM_THREADS", "")
+    if limit.isdigit() and int(limit) > 0:
+        n_cpus = min(n_cpus, int(limit))
+    return max(n_cpus, 1)
+
+
+def complete_blocks(
+    blocks, mean, precision, *, want_cov_sum=True, want_cross=False, n_threads=None
+):
+    """Impute every block in place and return the sums the M-step needs.
+
+    Parameters
+    ----------
+    blocks : list of (ndarray of shape (n_b, p), ndarray of shape (k_b, n_b))
+        Each block's rows (float64, C-contiguous, overwritten with the
+        completed rows) and their missing columns (int64, batch-last, as in
+        :class:`emimpute._conditional.Chunk`); every row of a block has k_b
+        missing cells, 0 < k_b < p.
+    mean, precision : ndarrays of shape (p,) and (p, p)
+    want_cov_sum, want_cross : bool
+        Whether to accumulate the conditional covariances, and the
+        cross-products of the completed rows (in the same pass over the rows,
+        instead of a BLAS call afterwards whose idle threads would spin
+        against these ones at the next E-step).
+    n_threads : int, optional
+        By default :func:`default_threads`, fewer for few rows.
+
+    Returns
+    -------
+    row_sum : ndarray of shape (p,)
+        Sum of the completed rows.
+    cov_sum : ndarray of shape (p, p) or None
+        Sum over rows of the conditional covariance C = inv(K_mm) placed on
+        the row's (m, m) block.
+    cross : ndarray of shape (p, p) or None
+        Sum over rows of x x', x the completed row.
+    logdet_sum : float
+        Sum over rows of log det K_mm.
+
+    Raises
+    ------
+    numpy.linalg.LinAlgError
+        If some K_mm is not numerically positive definite.
+    """
+    p = mean.shape[0]
+    mean = np.ascontiguousarray(mean, dtype=np.float64)
+    precision = np.ascontiguousarray(precision, dtype=np.float64)
+    n_rows = sum(len(rows) for rows, _ in blocks)
+    if n_threads is None:
+        n_threads = default_threads()
+    n_threads = int(max(1, min(n_threads, n_rows // MIN_ROWS_PER_THREAD)))
+
+    def run(part):
+        # Thread `part` takes the same slice of every block, so the work is
+        # balanced whatever the mix of k.
+        row_sum = np.zeros(p)
+        cov_sum = np.zeros(p * p) if want_cov_sum else None
+        cross = np.zeros(p * p) if want_cross else None
+        logdet = 0.0
+        for rows, missing in blocks:
+            start = len(rows) * part // n_threads
+            stop = len(rows) * (part + 1) // n_threads
+            logdet += complete_rows(
+                rows[start:stop],
+                missing,
+                start,
+                mean,
+                precision,
+                cov_sum,
+                row_sum,
+                cross,
+            )
+        return row_sum, cov_sum, logdet, cross
+
+    if n_threads == 1:
+        results = [run(0)]
+    else:
+        with ThreadPoolExecutor(n_threads) as pool:
+            results = list(pool.map(run, range(n_threads)))
+    row_sum = np.sum([result[0] for result in results], axis=0)
+    logdet_sum = sum(result[2] for result in results)
+    if np.isnan(logdet_sum):
+        raise np.linalg.LinAlgError("a K_mm block is not positive definite")
+    cov_sum = _symmetric(results, 1, p) if want_cov_sum else None
+    cross = _symmetric(results, 3, p) if want_cross else None
+    return row_sum, cov_sum, float(logdet_sum), cross
+
+
+def _symmetric(results, index, p):
+    """Add up the threads' lower triangles and mirror them."""
+    lower = np.sum([result[index] for result in results], axis=0).reshape(p, p)
+    return lower + lower.T - np.diag(np.diag(lower))

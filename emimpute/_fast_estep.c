@@ -1,0 +1,397 @@
+/* Compiled E-step of the multivariate normal for rows with k missing cells.
+ *
+ * The same arithmetic as emimpute/_conditional.py (Little & Rubin 2002,
+ * sec. 11.2, written through the precision matrix K = inv(S)), for rows that
+ * all have k missing cells.  For one row with observed cells o, missing m,
+ * d = x - mu with d_m = 0:
+ *
+ *   g = K_m. d                 (= K_mo d_o)
+ *   K_mm = L L'                (Cholesky), Li = inv(L)
+ *   x_m  = mu_m - Li' Li g     (conditional mean)
+ *   C    = Li' Li              (conditional covariance, added on the (m, m)
+ *                               block of the covariance sum)
+ *   log det K_mm = 2 sum log L_aa
+ *
+ * Why compiled: these are k x k operations per row (k is often 5-15).  NumPy
+ * runs them as batched elementwise passes through memory; here they stay in
+ * registers.  Rows are taken LANES at a time and every small array is stored
+ * [index][lane], so each arithmetic step works on LANES independent rows: the
+ * compiler vectorises the lane loops and the long latency of the sqrt and
+ * division chain of a Cholesky is hidden.  Common k get a specialised copy
+ * with k a compile-time constant, so the tiny loops unroll.
+ *
+ * The function releases the GIL; the caller runs one call per thread on
+ * disjoint rows, each with its own accumulators.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define LANES 8
+
+#if defined(__GNUC__) || defined(__clang__)
+#define ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define ALWAYS_INLINE inline
+#endif
+
+typedef struct {
+    double *data;          /* (n, p) rows, overwritten with the completed rows */
+    Py_ssize_t n, p, k;
+    const int64_t *missing; /* missing[a * stride + r]: a-th missing column of row r */
+    Py_ssize_t stride;
+    const double *mean;    /* (p,) */
+    const double *K;       /* (p, p) precision matrix */
+    double *cov_sum;       /* (p, p) lower triangle accumulated, or NULL */
+    double *row_sum;       /* (p,) sum of completed rows accumulated, or NULL */
+    double *cross;         /* (p, p) lower triangle of sum x x' accumulated, or NULL */
+} Rows;
+
+/* acc[i, j] += sum over the group's rows of x[i] x[j], j <= i.  A full group
+   of LANES rows is unrolled so that the loop over j is a plain vectorisable
+   loop and each acc[i, j] is loaded and stored once per group, not per row. */
+static ALWAYS_INLINE void
+add_cross_products(double *restrict acc, const double *restrict x, Py_ssize_t p,
+                   Py_ssize_t n_rows)
+{
+    if (n_rows == LANES) {
+        const double *x0 = x, *x1 = x + p, *x2 = x + 2 * p, *x3 = x + 3 * p;
+        const double *x4 = x + 4 * p, *x5 = x + 5 * p, *x6 = x + 6 * p, *x7 = x + 7 * p;
+        for (Py_ssize_t i = 0; i < p; i++) {
+            const double a0 = x0[i], a1 = x1[i], a2 = x2[i], a3 = x3[i];
+            const double a4 = x4[i], a5 = x5[i], a6 = x6[i], a7 = x7[i];
+            double *restrict acc_i = acc + i * p;
+            for (Py_ssize_t j = 0; j <= i; j++)
+                acc_i[j] += ((a0 * x0[j] + a1 * x1[j]) + (a2 * x2[j] + a3 * x3[j])) +
+                            ((a4 * x4[j] + a5 * x5[j]) + (a6 * x6[j] + a7 * x7[j]));
+        }
+        return;
+    }
+    for (Py_ssize_t r = 0; r < n_rows; r++) {
+        const double *xr = x + r * p;
+        for (Py_ssize_t i = 0; i < p; i++) {
+            const double a = xr[i];
+            double *restrict acc_i = acc + i * p;
+            for (Py_ssize_t j = 0; j <= i; j++) acc_i[j] += a * xr[j];
+        }
+    }
+}
+
+/* Returns the sum over rows of log det K_mm, NaN if some K_mm is not positive
+   definite (numerically), or -INFINITY if the workspace cannot be allocated. */
+static ALWAYS_INLINE double
+complete_rows_k(const Rows *t, const Py_ssize_t k)
+{
+    const Py_ssize_t B = LANES, p = t->p, n = t->n;
+    /* Sums go to this call's own zeroed accumulators first, added to the
+       caller's at the end: accumulators of different threads that happen to
+       share a cache line would otherwise be written alternately by both. */
+    double *work = calloc(2 * p * p + 2 * p + (2 * k * k + 5 * k + 2) * B, sizeof(double));
+    if (work == NULL) return -INFINITY;
+    double *cov_sum = work, *cross = cov_sum + p * p, *row_sum = cross + p * p;
+    double *d = row_sum + p, *L = d + p, *Li = L + k * k * B, *g = Li + k * k * B;
+    double *inv = g + k * B, *y = inv + k * B, *z = y + k * B, *det = z + k * B;
+    double *log_det = det + B;
+    int64_t *m = (int64_t *)(log_det + B); /* [a][lane] missing columns */
+    double logdet = 0.0;
+
+    for (Py_ssize_t r0 = 0; r0 < n; r0 += B) {
+        /* Short last group: idle lanes repeat the group's first row (a valid
+           positive definite problem) and are never written back. */
+        const Py_ssize_t active = n - r0 < B ? n - r0 : B;
+
+        /* Gather, row by row: g = K_m. d and the lower triangle of K_mm. */
+        for (Py_ssize_t l = 0; l < B; l++) {
+            const Py_ssize_t r = r0 + (l < active ? l : 0);
+            const double *x = t->data + r * p;
+            for (Py_ssize_t a = 0; a < k; a++) m[a * B + l] = t->missing[a * t->stride + r];
+            for (Py_ssize_t j = 0; j < p; j++) d[j] = x[j] - t->mean[j];
+            for (Py_ssize_t a = 0; a < k; a++) d[m[a * B + l]] = 0.0;
+            for (Py_ssize_t a = 0; a < k; a++) {
+                const double *K_row = t->K + m[a * B + l] * p;
+                /* Four partial sums: independent chains, vectorisable. */
+                double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
+                Py_ssize_t j = 0;
+                for (; j + 4 <= p; j += 4) {
+                    s0 += K_row[j] * d[j];
+                    s1 += K_row[j + 1] * d[j + 1];
+                    s2 += K_row[j + 2] * d[j + 2];
+                    s3 += K_row[j + 3] * d[j + 3];
+                }
+                for (; j < p; j++) s0 += K_row[j] * d[j];
+                g[a * B + l] = (s0 + s1) + (s2 + s3);
+                for (Py_ssize_t b = 0; b <= a; b++)
+                    L[(a * k + b) * B + l] = K_row[m[b * B + l]];
+            }
+        }
+
+        /* Cholesky K_mm = L L', row by row (Cholesky-Banachiewicz), in place. */
+        for (Py_ssize_t l = 0; l < B; l++) det[l] = 1.0, log_det[l] = 0.0;
+        for (Py_ssize_t a = 0; a < k; a++) {
+            for (Py_ssize_t b = 0; b <= a; b++) {
+                double s[LANES];
+                double *L_ab = L + (a * k + b) * B;
+                for (Py_ssize_t l = 0; l < B; l++) s[l] = L_ab[l];
+                for (Py_ssize_t c = 0; c < b; c++) {
+                    const double *L_ac = L + (a * k + c) * B, *L_bc = L + (b * k + c) * B;
+                    for (Py_ssize_t l = 0; l < B; l++) s[l] -= L_ac[l] * L_bc[l];
+                }
+                if (b < a) {
+                    const double *inv_b = inv + b * B;
+                    for (Py_ssize_t l = 0; l < B; l++) L_ab[l] = s[l] * inv_b[l];
+                    continue;
+                }
+                int not_positive = 0;
+                for (Py_ssize_t l = 0; l < B; l++) not_positive |= !(s[l] > 0.0);
+                if (not_positive) {
+                    free(work);
+                    return NAN;
+                }
+                double *inv_a = inv + a * B;
+                for (Py_ssize_t l = 0; l < B; l++) {
+                    const double root = sqrt(s[l]);
+                    L_ab[l] = root;
+                    inv_a[l] = 1.0 / root;
+                    det[l] *= root;
+                }
+                /* Logs are slow: take one per row, of the product of the
+                   diagonal, folding it into log_det before it could leave
+                   the range of a double (columns in tiny or huge units). */
+                for (Py_ssize_t l = 0; l < B; l++) {
+                    if (det[l] > 1e150 || det[l] < 1e-150) {
+                        log_det[l] += log(det[l]);
+                        det[l] = 1.0;
+                    }
+                }
+            }
+        }
+        for (Py_ssize_t l = 0; l < active; l++) logdet += 2.0 * (log_det[l] + log(det[l]));
+
+        /* Li = inv(L), lower triangular, by forward substitution. */
+        for (Py_ssize_t a = 0; a < k; a++) {
+            const double *inv_a = inv + a * B;
+            for (Py_ssize_t b = 0; b < a; b++) {
+                double s[LANES] = {0.0};
+                for (Py_ssize_t c = b; c < a; c++) {
+                    const double *L_ac = L + (a * k + c) * B, *Li_cb = Li + (c * k + b) * B;
+                    for (Py_ssize_t l = 0; l < B; l++) s[l] -= L_ac[l] * Li_cb[l];
+                }
+                double *Li_ab = Li + (a * k + b) * B;
+                for (Py_ssize_t l = 0; l < B; l++) Li_ab[l] = s[l] * inv_a[l];
+            }
+            double *Li_aa = Li + (a * k + a) * B;
+            for (Py_ssize_t l = 0; l < B; l++) Li_aa[l] = inv_a[l];
+        }
+
+        /* z = C g = Li' (Li g); the conditional mean is mu_m - z. */
+        for (Py_ssize_t a = 0; a < k; a++) {
+            double s[LANES] = {0.0};
+            for (Py_ssize_t c = 0; c <= a; c++) {
+                const double *Li_ac = Li + (a * k + c) * B, *g_c = g + c * B;
+                for (Py_ssize_t l = 0; l < B; l++) s[l] += Li_ac[l] * g_c[l];
+            }
+            for (Py_ssize_t l = 0; l < B; l++) y[a * B + l] = s[l];
+        }
+        for (Py_ssize_t b = 0; b < k; b++) {
+            double s[LANES] = {0.0};
+            for (Py_ssize_t a = b; a < k; a++) {
+                const double *Li_ab = Li + (a * k + b) * B, *y_a = y + a * B;
+                for (Py_ssize_t l = 0; l < B; l++) s[l] += Li_ab[l] * y_a[l];
+            }
+            for (Py_ssize_t l = 0; l < B; l++) z[b * B + l] = s[l];
+        }
+        for (Py_ssize_t l = 0; l < active; l++) {
+            double *x = t->data + (r0 + l) * p;
+            for (Py_ssize_t b = 0; b < k; b++) {
+                const int64_t col = m[b * B + l];
+                x[col] = t->mean[col] - z[b * B + l];
+            }
+            for (Py_ssize_t j = 0; j < p; j++) row_sum[j] += x[j];
+        }
+        if (t->cross != NULL) add_cross_products(cross, t->data + r0 * p, p, active);
+
+        /* C = Li' Li, lower triangle, added at (m_a, m_b) with m_a >= m_b
+           (missing columns are increasing), so onto the sum's lower triangle. */
+        if (t->cov_sum == NULL) continue;
+        for (Py_ssize_t a = 0; a < k; a++) {
+            for (Py_ssize_t b = 0; b <= a; b++) {
+                double s[LANES] = {0.0};
+                for (Py_ssize_t c = a; c < k; c++) {
+                    const double *Li_ca = Li + (c * k + a) * B, *Li_cb = Li + (c * k + b) * B;
+                    for (Py_ssize_t l = 0; l < B; l++) s[l] += Li_ca[l] * Li_cb[l];
+                }
+                for (Py_ssize_t l = 0; l < active; l++)
+                    cov_sum[m[a * B + l] * p + m[b * B + l]] += s[l];
+            }
+        }
+    }
+    for (Py_ssize_t i = 0; i < p * p; i++) {
+        if (t->cov_sum != NULL) t->cov_sum[i] += cov_sum[i];
+        if (t->cross != NULL) t->cross[i] += cross[i];
+    }
+    if (t->row_sum != NULL)
+        for (Py_ssize_t j = 0; j < p; j++) t->row_sum[j] += row_sum[j];
+    free(work);
+    return logdet;
+}
+
+/* On x86-64 Linux with GCC, each entry point is also compiled for AVX2/FMA
+   (x86-64-v3) and the loader picks the copy the CPU supports: about 15%
+   faster where available, and the package still runs on any x86-64. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && \
+    defined(__linux__) && defined(__GLIBC__)
+#define MULTIVERSION __attribute__((target_clones("arch=x86-64-v3", "default")))
+#else
+#define MULTIVERSION
+#endif
+
+#define SPECIALISED(KK) \
+    MULTIVERSION static double complete_rows_##KK(const Rows *t) \
+    { \
+        return complete_rows_k(t, KK); \
+    }
+SPECIALISED(1) SPECIALISED(2) SPECIALISED(3) SPECIALISED(4) SPECIALISED(5)
+SPECIALISED(6) SPECIALISED(7) SPECIALISED(8) SPECIALISED(9) SPECIALISED(10)
+SPECIALISED(11) SPECIALISED(12)
+
+static double (*const specialised[])(const Rows *) = {
+    NULL, complete_rows_1, complete_rows_2, complete_rows_3, complete_rows_4,
+    complete_rows_5, complete_rows_6, complete_rows_7, complete_rows_8,
+    complete_rows_9, complete_rows_10, complete_rows_11, complete_rows_12};
+
+MULTIVERSION static double
+complete_rows_generic(const Rows *t) { return complete_rows_k(t, t->k); }
+
+/* Python binding ----------------------------------------------------------- */
+
+/* Take a C-contiguous buffer of `itemsize`-byte items whose format is one of
+   `formats`, with at least `length` items; on failure set an error and leave
+   view->obj NULL (so that releasing it is a no-op). */
+static int
+get_buffer(PyObject *obj, Py_buffer *view, const char *name, int writable,
+           const char *formats, Py_ssize_t itemsize, Py_ssize_t length)
+{
+    int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
+    if (PyObject_GetBuffer(obj, view, flags) < 0) {
+        view->obj = NULL;
+        return -1;
+    }
+    const char *format = view->format == NULL ? "B" : view->format;
+    if (format[0] == '@' || format[0] == '=' || format[0] == '<') format++;
+    if (view->itemsize != itemsize || format[0] == '\0' || format[1] != '\0' ||
+        strchr(formats, format[0]) == NULL || view->len < length * itemsize) {
+        PyErr_Format(PyExc_ValueError,
+                     "%s: expected a C-contiguous array of at least %zd items of "
+                     "type '%s' and %zd bytes", name, length, formats, itemsize);
+        PyBuffer_Release(view);
+        view->obj = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+PyDoc_STRVAR(complete_rows_doc,
+"complete_rows(data, missing, first_row, mean, precision, cov_sum, row_sum,\n"
+"              cross=None)\n"
+"\n"
+"Fill the missing cells of ``data`` (n, p), rows that all have k missing\n"
+"cells, with their conditional means under N(mean, inv(precision)).\n"
+"``missing`` is the (k, n_total) int64 array of missing columns, increasing\n"
+"down each column; row r of ``data`` is column ``first_row + r``.\n"
+"``cov_sum`` (p*p float64 or None) accumulates the lower triangle of the sum\n"
+"of conditional covariances, ``row_sum`` (p float64 or None) the sum of the\n"
+"completed rows, ``cross`` (p*p float64 or None) the lower triangle of the\n"
+"sum of their outer products.  Returns the sum of log det K_mm, NaN if some K_mm is not\n"
+"numerically positive definite.  All arrays C-contiguous.");
+
+static PyObject *
+py_complete_rows(PyObject *self, PyObject *args)
+{
+    PyObject *data_obj, *missing_obj, *mean_obj, *K_obj, *cov_obj, *sum_obj;
+    PyObject *cross_obj = Py_None;
+    Py_buffer data = {0}, missing = {0}, mean = {0}, K = {0}, cov = {0}, sums = {0};
+    Py_buffer cross = {0};
+    Py_ssize_t first_row;
+    if (!PyArg_ParseTuple(args, "OOnOOOO|O", &data_obj, &missing_obj, &first_row,
+                          &mean_obj, &K_obj, &cov_obj, &sum_obj, &cross_obj))
+        return NULL;
+    PyObject *result = NULL;
+    Rows t = {0};
+    if (get_buffer(mean_obj, &mean, "mean", 0, "d", sizeof(double), 1) < 0) goto done;
+    const Py_ssize_t p = mean.len / (Py_ssize_t)sizeof(double);
+    t.p = p;
+    if (get_buffer(data_obj, &data, "data", 1, "d", sizeof(double), 0) < 0 ||
+        get_buffer(missing_obj, &missing, "missing", 0, "qlL", sizeof(int64_t), 0) < 0 ||
+        get_buffer(K_obj, &K, "precision", 0, "d", sizeof(double), p * p) < 0)
+        goto done;
+    if (cov_obj != Py_None) {
+        if (get_buffer(cov_obj, &cov, "cov_sum", 1, "d", sizeof(double), p * p) < 0)
+            goto done;
+        t.cov_sum = cov.buf;
+    }
+    if (sum_obj != Py_None) {
+        if (get_buffer(sum_obj, &sums, "row_sum", 1, "d", sizeof(double), p) < 0)
+            goto done;
+        t.row_sum = sums.buf;
+    }
+    if (cross_obj != Py_None) {
+        if (get_buffer(cross_obj, &cross, "cross", 1, "d", sizeof(double), p * p) < 0)
+            goto done;
+        t.cross = cross.buf;
+    }
+    if (data.len % (p * (Py_ssize_t)sizeof(double)) != 0) {
+        PyErr_SetString(PyExc_ValueError, "data: length is not a multiple of p");
+        goto done;
+    }
+    t.n = data.len / (p * (Py_ssize_t)sizeof(double));
+    if (missing.ndim != 2) {
+        PyErr_SetString(PyExc_ValueError, "missing: expected a 2-d array");
+        goto done;
+    }
+    t.k = missing.shape[0];
+    t.stride = missing.shape[1];
+    if (t.k < 1 || t.k >= p || first_row < 0 || first_row + t.n > t.stride) {
+        PyErr_SetString(PyExc_ValueError, "missing: shape does not match data");
+        goto done;
+    }
+    t.data = data.buf;
+    t.missing = (const int64_t *)missing.buf + first_row;
+    t.mean = mean.buf;
+    t.K = K.buf;
+    double logdet = 0.0;
+    if (t.n > 0) {
+        Py_BEGIN_ALLOW_THREADS
+        logdet = t.k <= 12 ? specialised[t.k](&t) : complete_rows_generic(&t);
+        Py_END_ALLOW_THREADS
+    }
+    if (logdet == -INFINITY)
+        PyErr_NoMemory();
+    else
+        result = PyFloat_FromDouble(logdet);
+done:
+    if (data.obj != NULL) PyBuffer_Release(&data);
+    if (missing.obj != NULL) PyBuffer_Release(&missing);
+    if (mean.obj != NULL) PyBuffer_Release(&mean);
+    if (K.obj != NULL) PyBuffer_Release(&K);
+    if (cov.obj != NULL) PyBuffer_Release(&cov);
+    if (sums.obj != NULL) PyBuffer_Release(&sums);
+    if (cross.obj != NULL) PyBuffer_Release(&cross);
+    return result;
+}
+
+static PyMethodDef methods[] = {
+    {"complete_rows", py_complete_rows, METH_VARARGS, complete_rows_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_fast_estep",
+    "Compiled E-step of the multivariate normal (see emimpute/_fast_estep.c).", -1,
+    methods, NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC
+PyInit__fast_estep(void) { return PyModule_Create(&module); }
