@@ -18,7 +18,7 @@ and 70% MCAR, and whether both reach the same log-likelihood.
 
 Usage::
 
-    python benchmarks/em_iteration.py            # about 40 s
+    python benchmarks/em_iteration.py            # about 1 min
     python benchmarks/em_iteration.py --quick    # small sizes, seconds
 """
 
