@@ -73,10 +73,10 @@ def complete_blocks(
     cov_sum : ndarray of shape (p, p) or None
         Sum over rows of the conditional covariance C = inv(K_mm) placed on
         the row's (m, m) block.
-    cross : ndarray of shape (p, p) or None
-        Sum over rows of x x', x the completed row.
     logdet_sum : float
         Sum over rows of log det K_mm.
+    cross : ndarray of shape (p, p) or None
+        Sum over rows of x x', x the completed row.
 
     Raises
     ------

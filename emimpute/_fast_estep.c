@@ -362,12 +362,27 @@ py_complete_rows(PyObject *self, PyObject *args)
     t.mean = mean.buf;
     t.K = K.buf;
     double logdet = 0.0;
+    int64_t bad_column = 0;
     if (t.n > 0) {
         Py_BEGIN_ALLOW_THREADS
-        logdet = t.k <= 12 ? specialised[t.k](&t) : complete_rows_generic(&t);
+        /* Column indices address memory: check them all (cheap next to the
+           work, and without the GIL so that threads check in parallel). */
+        for (Py_ssize_t a = 0; a < t.k && bad_column == 0; a++)
+            for (Py_ssize_t r = 0; r < t.n; r++) {
+                const int64_t col = t.missing[a * t.stride + r];
+                if (col < 0 || col >= p) {
+                    bad_column = col < 0 ? col : col + 1;
+                    break;
+                }
+            }
+        if (bad_column == 0)
+            logdet = t.k <= 12 ? specialised[t.k](&t) : complete_rows_generic(&t);
         Py_END_ALLOW_THREADS
     }
-    if (logdet == -INFINITY)
+    if (bad_column != 0)
+        PyErr_Format(PyExc_ValueError, "missing: column index %lld out of range",
+                     (long long)(bad_column < 0 ? bad_column : bad_column - 1));
+    else if (logdet == -INFINITY)
         PyErr_NoMemory();
     else
         result = PyFloat_FromDouble(logdet);

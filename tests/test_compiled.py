@@ -137,6 +137,7 @@ def test_a_singular_block_is_reported():
         {"missing": lambda a: a.ravel()},
         {"precision": lambda a: a[:2, :2].copy()},
         {"first_row": lambda a: 5},
+        {"missing": lambda a: a + 3},
     ],
     ids=[
         "float32 data",
@@ -145,6 +146,7 @@ def test_a_singular_block_is_reported():
         "1-d missing",
         "small precision",
         "rows beyond missing",
+        "column out of range",
     ],
 )
 def test_bad_buffers_raise_instead_of_crashing(change):
