@@ -5,10 +5,14 @@ Layout
 - Statistical kernels (NumPy/SciPy only): ``_normal_em`` (EM for the
   multivariate normal, SQUAREM, ridge prior), ``_conditional`` (conditional
   normal moments of missing cells, vectorised over rows),
-  ``_batched_cholesky`` (many small factorisations at once).
+  ``_batched_cholesky`` (many small factorisations at once), ``_compiled``
+  with ``_fast_estep.c`` (the compiled E-step), ``_patterns`` (missingness
+  patterns, Little's statistic).
 - Estimators: :class:`EMImputer` in ``_em_imputer``; shared input checks in
   ``_validation``, progress printing in ``_progress``.
-- Around them: :mod:`emimpute.datasets` (example data).
+- Around them: :mod:`emimpute.diagnostics` (pattern table, Little's MCAR
+  test, missingness against other variables), :mod:`emimpute.datasets`
+  (example data).
 """
 
 from emimpute._em_imputer import EMImputer

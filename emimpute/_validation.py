@@ -23,7 +23,7 @@ def _describe(names, indices):
     return f"{kind} {', '.join(labels)}"
 
 
-def _raise_for_non_numeric(X):
+def _raise_for_non_numeric(X, purpose="this imputer models numeric columns only"):
     """TypeError naming the non-numeric columns of a DataFrame or object array."""
     reason = ""
     if isinstance(X, pd.DataFrame):
@@ -46,10 +46,9 @@ def _raise_for_non_numeric(X):
         return
     if bad:
         raise TypeError(
-            f"non-numeric data in {_describe(names, bad)}{reason}: this "
-            "imputer models numeric columns only. Encode categorical columns "
-            "first (for example with OneHotEncoder inside a ColumnTransformer) "
-            "or drop them."
+            f"non-numeric data in {_describe(names, bad)}{reason}: {purpose}. "
+            "Encode categorical columns first (for example with OneHotEncoder "
+            "inside a ColumnTransformer) or drop them."
         )
 
 
@@ -103,3 +102,41 @@ def validate_numeric(estimator, X, *, reset, copy):
             "(for example by NaN, to impute them) before imputing."
         )
     return X
+
+
+def numeric_matrix(X, purpose):
+    """A float64 copy of X with NaN at missing cells, and its column names.
+
+    For functions (not estimators): accepts a DataFrame (nullable dtypes and
+    ``pd.NA`` included) or a 2-d array-like; never modifies X.  ``purpose``
+    completes the error for non-numeric columns ("... : <purpose>").
+
+    Returns
+    -------
+    values : ndarray of shape (n, p), float64
+    names : list of str
+        The DataFrame's column names, or ``x0``, ``x1``, ... for arrays.
+    """
+    if hasattr(X, "tocsr") or hasattr(X, "todense"):
+        raise TypeError("sparse input is not supported: pass a dense array")
+    _raise_for_non_numeric(X, purpose)
+    if isinstance(X, pd.DataFrame):
+        names = [str(c) for c in X.columns]
+        values = X.to_numpy(dtype=np.float64, na_value=np.nan, copy=True)
+    else:
+        values = np.array(X, dtype=np.float64)
+        if values.ndim != 2:
+            raise ValueError(
+                f"expected a 2-d array (rows by columns), got {values.ndim} "
+                "dimension(s)"
+            )
+        names = [f"x{j}" for j in range(values.shape[1])]
+    if values.size == 0:
+        raise ValueError(f"empty data of shape {values.shape}")
+    infinite = np.flatnonzero(np.isinf(values).any(axis=0))
+    if len(infinite):
+        raise ValueError(
+            f"infinite values in {_describe(names, infinite)}; replace them "
+            "(for example by NaN) first."
+        )
+    return values, names
