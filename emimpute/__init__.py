@@ -11,8 +11,9 @@ Layout
 - Estimators: :class:`EMImputer` in ``_em_imputer``; shared input checks in
   ``_validation``, progress printing in ``_progress``.
 - Around them: :mod:`emimpute.diagnostics` (pattern table, Little's MCAR
-  test, missingness against other variables), :mod:`emimpute.datasets`
-  (example data).
+  test, missingness against other variables), :mod:`emimpute.ampute`
+  (missing values on purpose, under MCAR, MAR or MNAR),
+  :mod:`emimpute.datasets` (example data).
 """
 
 from emimpute._em_imputer import EMImputer
