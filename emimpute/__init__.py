@@ -13,6 +13,8 @@ Layout
 - Around them: :mod:`emimpute.diagnostics` (pattern table, Little's MCAR
   test, missingness against other variables), :mod:`emimpute.ampute`
   (missing values on purpose, under MCAR, MAR or MNAR),
+  :mod:`emimpute.plotting` (pattern matrix, observed against imputed
+  distributions, log-likelihood trace; matplotlib imported lazily),
   :mod:`emimpute.datasets` (example data).
 """
 

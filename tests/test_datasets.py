@@ -1,8 +1,9 @@
 """Shipped data sets match their published source."""
 
 import numpy as np
+import pytest
 
-from emimpute.datasets import load_blood_sugar
+from emimpute.datasets import load_airquality, load_blood_sugar
 
 # As listed in the seed study: F then PP, NA = missing.
 BLOOD_SUGAR = (
@@ -19,3 +20,18 @@ def test_blood_sugar_matches_the_study_listing():
     assert list(data.columns) == ["F", "PP"]
     assert data.dtypes.tolist() == [np.float64, np.float64]
     np.testing.assert_array_equal(data.to_numpy(), expected)
+
+
+def test_airquality_matches_r_summary():
+    """R: summary(airquality) and colSums(is.na(airquality))."""
+    data = load_airquality()
+    assert list(data.columns) == ["Ozone", "Solar.R", "Wind", "Temp", "Month", "Day"]
+    assert data.shape == (153, 6)
+    assert data.isna().sum().tolist() == [37, 7, 0, 0, 0, 0]
+    summary = {"Ozone": 42.13, "Solar.R": 185.93, "Wind": 9.958, "Temp": 77.88}
+    for column, mean in summary.items():
+        assert data[column].mean() == pytest.approx(mean, abs=0.006)
+    assert data["Ozone"].median() == 31.5
+    assert data["Ozone"].max() == 168
+    assert data["Solar.R"].min() == 7
+    assert data.groupby("Month").size().tolist() == [31, 30, 31, 31, 30]

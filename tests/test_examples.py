@@ -49,3 +49,13 @@ def test_pipeline_example_runs_and_em_beats_mean_imputation(capsys):
     }
     assert r2["EM"] > r2["mean"]
     assert "chosen: ridge" in out
+
+
+def test_airquality_diagnostics_example_runs_and_saves_its_figures(capsys, tmp_path):
+    example = runpy.run_path(str(EXAMPLES / "airquality_diagnostics.py"))
+    example["main"](tmp_path)
+    out = capsys.readouterr().out
+    assert "chi-square = 35.1062, df = 14" in out
+    assert "6.0    30  0.700" in out  # June: 70% of ozone values missing
+    for name in ("patterns", "imputed", "loglik"):
+        assert (tmp_path / f"airquality_{name}.png").stat().st_size > 1000
