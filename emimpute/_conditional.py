@@ -136,6 +136,7 @@ class ChunkMoments:
     loglik: np.ndarray  # (n_chunk,) observed-data log-likelihood per row
     cov_sum: np.ndarray  # (p*p,) sum over rows of C scattered on its (m, m) block
     variance: np.ndarray  # (n_chunk, p) diag(C) at missing cells, 0 elsewhere
+    factor: np.ndarray = None  # (k, k, n_chunk) W with C = W' W, if asked for
 
 
 def chunk_moments(
@@ -147,6 +148,7 @@ def chunk_moments(
     *,
     want_cov_sum=True,
     want_variance=False,
+    want_factor=False,
     rng=None,
 ):
     """Conditional moments of the missing cells of a block of rows.
@@ -161,9 +163,11 @@ def chunk_moments(
     mean, precision : ndarrays of shape (p,) and (p, p)
     logdet_cov : float
         ``log det S``.
-    want_cov_sum, want_variance : bool
-        Whether to accumulate the conditional covariances (for the M-step) and
-        to return the conditional variances per cell (for users).
+    want_cov_sum, want_variance, want_factor : bool
+        Whether to accumulate the conditional covariances (for the M-step),
+        to return the conditional variances per cell (for users), and to
+        return each row's factor W of its conditional covariance C = W' W
+        (W lower triangular, batch-last; for the selection model's nodes).
     rng : numpy.random.RandomState or None
         If given, missing cells are *drawn* from N(c, C) instead of set to c.
 
@@ -211,7 +215,7 @@ def chunk_moments(
         loglik = np.zeros(len(block))
     else:
         loglik = -0.5 * (n_observed * LOG_2PI + logdet_cov + logdet_mm + quad)
-    return ChunkMoments(block, loglik, cov_sum, variance)
+    return ChunkMoments(block, loglik, cov_sum, variance, W if want_factor else None)
 
 
 def _scatter_conditional_covariances(W, missing, flat_index, p):

@@ -1,0 +1,515 @@
+"""EM for a normal data model times a selection model (statistical kernel).
+
+The model (the selection-model factorisation of Little & Rubin 2002, sec.
+15.3): rows x ~ N(mu, S); for each column j with a missingness model,
+
+    P(x_j missing | x) = F(alpha_j + psi_j x_j + gamma_j' x_c),
+
+F the probit or logistic link, x_c the covariates: the columns that are
+never missing (so that the model is missing at random when psi_j = 0, and
+then the normal part is exactly EMImputer's), psi_j the MNAR coefficient.
+Columns without a model are missing at random.
+
+E-step.  Given its observed cells, a row's missing cells are N(c, C) from
+the data model (:mod:`emimpute._conditional`).  Of them, the MNAR ones, y,
+are reweighted by the chance of being missing:
+
+    f(y | x_o, missing) ~ N(y; c_J, C_JJ) prod_j F(alpha_j + psi_j y_j + ...),
+
+and the other missing cells are normal given (x_o, y).  The expectation
+over y uses nodes: Gauss-Hermite for one MNAR cell per row (exact to about
+1e-10, the node count growing with the steepness psi s, see
+:mod:`emimpute._selection`), a product Gauss-Hermite grid for two, and a
+scrambled Sobol sample (fixed for the fit, so the fit is deterministic given
+``random_state``) for more; each node carries a posterior weight (the
+"method of weights", Ibrahim 1990; Ibrahim, Lipsitz & Chen 1999).
+
+M-step.  The normal part from the weighted expected sufficient statistics;
+each selection model by a weighted binary regression of "is missing" on
+(1, x_j, x_c) over the rows, a missing x_j entering as its weighted nodes
+(:func:`emimpute._binary_glm.fit_binary_glm`), psi_j held fixed through an
+offset when given.
+
+Everything is computed on the standardised scale (observed column means and
+standard deviations) and converted back at the end.
+
+References
+----------
+Heckman, J. J. (1979). Sample selection bias as a specification error.
+*Econometrica* 47, 153-161.
+Ibrahim, J. G. (1990). Incomplete data in generalized linear models. *JASA*
+85, 765-769.
+Ibrahim, J. G., Lipsitz, S. R. & Chen, M.-H. (1999). Missing covariates in
+generalized linear models when the missing data mechanism is non-ignorable.
+*JRSS-B* 61, 173-190.
+Little, R. J. A. & Rubin, D. B. (2002). *Statistical Analysis with Missing
+Data*, 2nd ed., ch. 15.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import special, stats
+
+from emimpute._binary_glm import fit_binary_glm, log_probabilities
+from emimpute._conditional import (
+    LOG_2PI,
+    Chunk,
+    chunk_moments,
+    precision_and_logdet,
+)
+from emimpute._normal_em import (
+    SingularCovarianceError,
+    fit_normal_em,
+    m_step,
+    observed_column_moments,
+)
+from emimpute._selection import gauss_hermite_size
+
+# Nodes per dimension of the product Gauss-Hermite grid for two MNAR cells.
+GRID_NODES_2D = 24
+# Sobol points for three or more MNAR cells in one row (a power of two).
+SOBOL_POINTS = 512
+
+
+@dataclass(frozen=True)
+class SelectionEMResult:
+    """Outcome of :func:`fit_selection_em`, in the data's own units.
+
+    ``intercept[i]``, ``psi[i]`` and ``gamma[i]`` belong to the missingness
+    model of column ``mnar[i]``; ``gamma`` has one column per covariate, in
+    the order of ``covariates`` (column indices).
+    """
+
+    mean: np.ndarray
+    covariance: np.ndarray
+    mnar: np.ndarray
+    covariates: np.ndarray
+    intercept: np.ndarray
+    psi: np.ndarray
+    gamma: np.ndarray
+    psi_fixed: np.ndarray  # bool, per MNAR column
+    loglik: float
+    loglik_path: np.ndarray
+    n_iter: int
+    converged: bool
+
+
+@dataclass
+class _Group:
+    """Incomplete rows with k missing cells of which k_J have a model."""
+
+    chunk: Chunk  # rows and their missing columns (k, n)
+    mnar_slots: np.ndarray  # (n, k_J) which of the k missing cells have a model
+    other_slots: np.ndarray  # (n, k - k_J)
+    models: np.ndarray  # (n, k_J) index into `mnar` of those cells' models
+
+
+def _groups(mask, mnar):
+    """Incomplete rows grouped by (k, k_J); missing columns increasing."""
+    is_model = np.zeros(mask.shape[1], dtype=bool)
+    is_model[mnar] = True
+    model_of = np.full(mask.shape[1], -1)
+    model_of[mnar] = np.arange(len(mnar))
+    k = mask.sum(axis=1)
+    k_J = mask[:, is_model].sum(axis=1)
+    groups = []
+    for key in np.unique(k[k > 0] * (mask.shape[1] + 1) + k_J[k > 0]):
+        k_g, kJ_g = divmod(int(key), mask.shape[1] + 1)
+        rows = np.flatnonzero((k == k_g) & (k_J == kJ_g))
+        cols = np.nonzero(mask[rows])[1].reshape(len(rows), k_g)
+        flags = is_model[cols]  # (n, k)
+        order = np.argsort(~flags, axis=1, kind="stable")  # model cells first
+        groups.append(
+            _Group(
+                Chunk(rows, np.ascontiguousarray(cols.T)),
+                order[:, :kJ_g],
+                order[:, kJ_g:],
+                model_of[np.take_along_axis(cols, order[:, :kJ_g], axis=1)],
+            )
+        )
+    return groups
+
+
+def _standard_nodes(dim, steepness, sobol):
+    """Nodes z (Q, dim) of N(0, I) and their log weights (Q,)."""
+    if dim == 1:
+        t, w = np.polynomial.hermite.hermgauss(gauss_hermite_size(steepness))
+        return np.sqrt(2.0) * t[:, None], np.log(w) - 0.5 * np.log(np.pi)
+    if dim == 2:
+        t, w = np.polynomial.hermite.hermgauss(GRID_NODES_2D)
+        z = np.sqrt(2.0) * np.stack(np.meshgrid(t, t, indexing="ij"), -1).reshape(-1, 2)
+        lw = (np.log(w)[:, None] + np.log(w)[None, :]).ravel() - np.log(np.pi)
+        return z, lw
+    return sobol[dim], np.full(len(sobol[dim]), -np.log(len(sobol[dim])))
+
+
+@dataclass
+class _Coefficients:
+    """Selection coefficients on the standardised scale, one row per model."""
+
+    intercept: np.ndarray
+    psi: np.ndarray
+    gamma: np.ndarray  # (n_models, n_covariates)
+
+
+def _e_step(Z, mask, groups, mnar, covariates, coef, link, mean, cov, sobol):
+    """Expected statistics, pseudo-rows for the selection fits, log-likelihood.
+
+    Returns ``None`` if the covariance is not positive definite, else
+    ``(T1, T2, loglik, pseudo)`` with ``pseudo[i] = (values, rows, weights,
+    outcome)``: the x_j values entering model i, the row each comes from (for
+    its covariates), their weights and whether x_j is missing.
+    """
+    try:
+        precision, logdet_cov = precision_and_logdet(cov)
+    except np.linalg.LinAlgError:
+        return None
+    n, p = Z.shape
+    covariate_part = Z[:, covariates] @ coef.gamma.T  # (n, n_models)
+    base = coef.intercept + covariate_part  # alpha_j + gamma_j' x_c, per row
+    T1 = np.zeros(p)
+    T2 = np.zeros((p, p))
+    loglik = 0.0
+    # Observed MNAR cells: log(1 - F) of their (fully observed) index.
+    pseudo = []
+    for i, j in enumerate(mnar):
+        rows = np.flatnonzero(~mask[:, j])
+        index = base[rows, i] + coef.psi[i] * Z[rows, j]
+        loglik += log_probabilities(index, link)[1].sum()
+        pseudo.append(
+            [[Z[rows, j]], [rows], [np.ones(len(rows))], [np.zeros(len(rows), bool)]]
+        )
+    complete = np.flatnonzero(~mask.any(axis=1))
+    d = Z[complete] - mean
+    T1 += Z[complete].sum(axis=0)
+    T2 += Z[complete].T @ Z[complete]
+    quad = np.einsum("ij,ij->i", d, d @ precision)
+    loglik += -0.5 * (len(complete) * (p * LOG_2PI + logdet_cov) + quad.sum())
+    steepness = np.max(np.abs(coef.psi), initial=0.0)
+    for group in groups:
+        chunk = group.chunk
+        block = Z[chunk.rows].copy()
+        try:
+            moments = chunk_moments(
+                block, chunk, mean, precision, logdet_cov,
+                want_cov_sum=False, want_factor=True,
+            )  # fmt: skip
+        except np.linalg.LinAlgError:
+            return None
+        loglik += moments.loglik.sum()
+        W = moments.factor
+        C = np.einsum("lan,lbn->nab", W, W)  # (n, k, k)
+        cols = chunk.missing.T  # (n, k)
+        c = np.take_along_axis(block, cols, axis=1)  # conditional means
+        k_J = group.mnar_slots.shape[1]
+        if k_J == 0:
+            post_mean, post_cov = c, C
+        else:
+            post_mean, post_cov, extra = _reweight(
+                group, c, C, base[chunk.rows], coef, link, steepness, sobol, pseudo
+            )
+            loglik += extra
+        np.put_along_axis(block, cols, post_mean, axis=1)
+        T1 += block.sum(axis=0)
+        T2 += block.T @ block
+        flat = (cols[:, :, None] * p + cols[:, None, :]).ravel()
+        T2 += np.bincount(flat, weights=post_cov.ravel(), minlength=p * p).reshape(p, p)
+    pseudo = [tuple(np.concatenate(part) for part in parts) for parts in pseudo]
+    return T1, T2, float(loglik), pseudo
+
+
+def _reweight(group, c, C, base, coef, link, steepness, sobol, pseudo):
+    """Posterior mean and covariance of the missing cells given "missing".
+
+    Also appends the nodes of each MNAR cell to ``pseudo`` and returns the
+    log of E[prod F] over the conditional normal (the rows' extra
+    log-likelihood).
+    """
+    n, k = c.shape
+    J, R = group.mnar_slots, group.other_slots
+    k_J = J.shape[1]
+    order = np.concatenate([J, R], axis=1)
+    c_p = np.take_along_axis(c, order, axis=1)
+    C_p = np.take_along_axis(
+        np.take_along_axis(C, order[:, :, None], 1), order[:, None, :], 2
+    )
+    C_JJ = C_p[:, :k_J, :k_J]
+    L = np.linalg.cholesky(C_JJ)
+    spread = np.sqrt(np.max(np.diagonal(C_JJ, axis1=1, axis2=2), initial=0.0))
+    z, log_w = _standard_nodes(k_J, steepness * spread, sobol)
+    y = c_p[:, None, :k_J] + np.einsum("nab,qb->nqa", L, z)  # (n, Q, k_J)
+    log_weight = np.broadcast_to(log_w, y.shape[:2]).copy()
+    models = group.models  # (n, k_J)
+    rows_base = np.take_along_axis(base, models, axis=1)  # (n, k_J)
+    index = rows_base[:, None, :] + coef.psi[models][:, None, :] * y
+    log_weight += log_probabilities(index, link)[0].sum(axis=2)
+    extra = special.logsumexp(log_weight, axis=1)
+    weight = np.exp(log_weight - extra[:, None])  # posterior weights (n, Q)
+    # The other missing cells are normal given y: regression on y.
+    regression = np.linalg.solve(C_JJ, C_p[:, :k_J, :])  # (n, k_J, k)
+    nodes = c_p[:, None, :] + np.einsum(
+        "nqa,nak->nqk", y - c_p[:, None, :k_J], regression
+    )
+    mean_p = np.einsum("nq,nqk->nk", weight, nodes)
+    centred = nodes - mean_p[:, None, :]
+    cov_p = np.einsum("nq,nqa,nqb->nab", weight, centred, centred)
+    cov_p += C_p - np.einsum("nak,nal->nkl", C_p[:, :k_J, :], regression)
+    inverse = np.argsort(order, axis=1)
+    post_mean = np.take_along_axis(mean_p, inverse, axis=1)
+    post_cov = np.take_along_axis(
+        np.take_along_axis(cov_p, inverse[:, :, None], 1), inverse[:, None, :], 2
+    )
+    rows = group.chunk.rows
+    Q = y.shape[1]
+    for a in range(k_J):
+        for i in np.unique(models[:, a]):
+            sel = np.flatnonzero(models[:, a] == i)
+            parts = pseudo[i]
+            parts[0].append(y[sel, :, a].ravel())
+            parts[1].append(np.repeat(rows[sel], Q))
+            parts[2].append(weight[sel].ravel())
+            parts[3].append(np.ones(len(sel) * Q, bool))
+    return post_mean, post_cov, float(extra.sum())
+
+
+def _fit_models(Z, covariates, pseudo, coef, fixed, link, newton_steps=1):
+    """The M-step of every selection model; returns new coefficients.
+
+    One Newton step (with step halving, so the expected log-likelihood goes
+    up) per EM iteration by default: a generalised EM step, as monotone as a
+    full maximisation and much cheaper (Dempster, Laird & Rubin 1977, sec. 3).
+    """
+    new = _Coefficients(coef.intercept.copy(), coef.psi.copy(), coef.gamma.copy())
+    for i, (values, rows, weights, outcome) in enumerate(pseudo):
+        columns = [np.ones(len(values))]
+        if not fixed[i]:
+            columns.append(values)
+        design = np.column_stack([*columns, Z[rows][:, covariates]])
+        offset = coef.psi[i] * values if fixed[i] else 0.0
+        start = np.concatenate(
+            [[coef.intercept[i]], [] if fixed[i] else [coef.psi[i]], coef.gamma[i]]
+        )
+        fit = fit_binary_glm(
+            design, outcome, weights, link=link, offset=offset, start=start,
+            max_iter=newton_steps,
+        )  # fmt: skip
+        new.intercept[i] = fit.coef[0]
+        if not fixed[i]:
+            new.psi[i] = fit.coef[1]
+        new.gamma[i] = fit.coef[1 if fixed[i] else 2 :]
+    return new
+
+
+def fit_selection_em(
+    X,
+    mnar,
+    *,
+    link="probit",
+    psi=None,
+    gamma=True,
+    ridge=0.0,
+    max_iter=500,
+    tol=1e-6,
+    accelerate=True,
+    random_state=None,
+    callback=None,
+):
+    """Fit the normal data model and the selection models by EM.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+        NaN at missing cells.
+    mnar : sequence of int
+        Columns with a missingness model (each must have missing cells).
+    link : {"probit", "logit"}
+    psi : dict {column: float}, optional
+        MNAR coefficients held fixed, in the data's units (per unit of the
+        column); the others are estimated.
+    gamma : bool, default=True
+        Whether the missingness models include the never-missing columns.
+    ridge : float, default=0.0
+        Ridge prior on the covariance, as in
+        :func:`emimpute._normal_em.fit_normal_em`.
+    max_iter, tol : int and float
+        Stop when the relative change of the log-likelihood and the largest
+        change of the parameters (standardised scale) are below ``tol``.
+    accelerate : bool, default=True
+        SQUAREM (Varadhan & Roland 2008) on the unconstrained parameters
+        (means, log-Cholesky factor, selection coefficients), falling back
+        to the plain EM step whenever an extrapolation lowers the
+        log-likelihood, as in :func:`emimpute._normal_em.fit_normal_em`.
+    random_state : numpy.random.RandomState, optional
+        Seeds the Sobol nodes used for rows with three or more MNAR cells.
+    callback : callable, optional
+        ``callback(iteration, loglik, change)`` after each iteration.
+
+    Returns
+    -------
+    SelectionEMResult
+    """
+    X = np.asarray(X, dtype=np.float64)
+    mnar = np.asarray(mnar, dtype=int)
+    mask = np.isnan(X)
+    n, p = X.shape
+    _, center, scale, _, _ = observed_column_moments(X)
+    scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
+    Z = (X - center) / scale
+    covariates = np.flatnonzero(~mask.any(axis=0)) if gamma else np.array([], int)
+    fixed = np.zeros(len(mnar), bool)
+    coef = _Coefficients(np.zeros(len(mnar)), np.zeros(len(mnar)),
+                         np.zeros((len(mnar), len(covariates))))  # fmt: skip
+    for i, j in enumerate(mnar):
+        if psi is not None and j in psi:
+            fixed[i] = True
+            coef.psi[i] = psi[j] * scale[j]  # per standard deviation
+    groups = _groups(mask, mnar)
+    sobol = {}
+    for dim in {g.mnar_slots.shape[1] for g in groups} - {0, 1, 2}:
+        engine = stats.qmc.Sobol(dim, scramble=True, seed=random_state)
+        sobol[dim] = stats.norm.ppf(engine.random(SOBOL_POINTS))
+    # Start: the MAR fit, and each model fitted at psi as given (0 or fixed).
+    start = fit_normal_em(Z, ridge=ridge, tol=min(tol, 1e-6))
+    prior = np.eye(p)
+
+    def evaluate(params):
+        mean, cov, coef = params
+        return _e_step(Z, mask, groups, mnar, covariates, coef, link, mean, cov, sobol)
+
+    def em_map(params, stats_):
+        T1, T2, _, pseudo = stats_
+        new_mean, new_cov = m_step(T1, T2, n, prior, ridge)
+        return (
+            new_mean,
+            new_cov,
+            _fit_models(Z, covariates, pseudo, params[2], fixed, link),
+        )
+
+    params = (start.mean, start.covariance, coef)
+    first = evaluate(params)
+    coef = _fit_models(
+        Z, covariates, first[3], coef, np.ones_like(fixed), link, newton_steps=100
+    )
+    params = (start.mean, start.covariance, coef)
+    stats_ = evaluate(params)
+    value = stats_[2]
+    path, converged, n_steps = [], False, 0
+    step_max = 1.0
+    iteration = 0
+    for iteration in range(1, max_iter + 1):
+        params1 = em_map(params, stats_)
+        stats1 = evaluate(params1)
+        n_steps += 1
+        if stats1 is None:
+            raise SingularCovarianceError(_SINGULAR)
+        new_params, new_stats = params1, stats1
+        if accelerate:
+            params2 = em_map(params1, stats1)
+            extrapolated, alpha = _squarem(params, params1, params2, fixed, step_max)
+            stats_x = evaluate(extrapolated) if extrapolated is not None else None
+            n_steps += stats_x is not None
+            if stats_x is not None and stats_x[2] >= value:
+                new_params = em_map(extrapolated, stats_x)
+                step_max = step_max * 4.0 if alpha == step_max else step_max
+            else:
+                new_params = params2
+                if alpha == step_max:
+                    step_max = max(1.0, step_max / 4.0)
+            new_stats = evaluate(new_params)
+            n_steps += 1
+            if new_stats is None:
+                raise SingularCovarianceError(_SINGULAR)
+        change = np.max(
+            np.abs(_to_vector(new_params, fixed) - _to_vector(params, fixed))
+        )
+        value_change = abs(new_stats[2] - value) / max(abs(new_stats[2]), 1.0)
+        params, stats_, value = new_params, new_stats, new_stats[2]
+        path.append(value)
+        if callback is not None:
+            callback(iteration, value, change)
+        if change < tol and value_change < tol:
+            converged = True
+            break
+    mean, cov, coef = params
+    # Back to the data's units.  index = a + psi z_j + g' z_c with
+    # z = (x - center) / scale.
+    c_scale = scale[covariates]
+    psi_units = coef.psi / scale[mnar]
+    gamma_units = coef.gamma / c_scale
+    intercept = (
+        coef.intercept - psi_units * center[mnar] - gamma_units @ center[covariates]
+    )
+    return SelectionEMResult(
+        mean=center + scale * mean,
+        covariance=cov * np.outer(scale, scale),
+        mnar=mnar,
+        covariates=covariates,
+        intercept=intercept,
+        psi=psi_units,
+        gamma=gamma_units,
+        psi_fixed=fixed,
+        loglik=float(value - n_observed_log_scale(mask, scale)),
+        loglik_path=np.asarray(path) - n_observed_log_scale(mask, scale),
+        n_iter=iteration,
+        converged=converged,
+    )
+
+
+_SINGULAR = "the covariance estimate became singular; use a ridge prior (ridge > 0)"
+
+
+def _to_vector(params, fixed):
+    """Parameters as one unconstrained vector (standardised scale)."""
+    mean, cov, coef = params
+    factor = np.linalg.cholesky(cov)
+    rows, cols = np.tril_indices(len(mean))
+    values = factor[rows, cols].copy()
+    values[rows == cols] = np.log(values[rows == cols])
+    return np.concatenate(
+        [mean, values, coef.intercept, coef.psi[~fixed], coef.gamma.ravel()]
+    )
+
+
+def _from_vector(vector, like, fixed):
+    mean, _, coef = like
+    p = len(mean)
+    rows, cols = np.tril_indices(p)
+    n_chol = len(rows)
+    values = vector[p : p + n_chol].copy()
+    values[rows == cols] = np.exp(values[rows == cols])
+    factor = np.zeros((p, p))
+    factor[rows, cols] = values
+    rest = vector[p + n_chol :]
+    m = len(coef.intercept)
+    n_free = int((~fixed).sum())
+    psi = coef.psi.copy()
+    psi[~fixed] = rest[m : m + n_free]
+    new = _Coefficients(
+        rest[:m].copy(), psi, rest[m + n_free :].reshape(coef.gamma.shape).copy()
+    )
+    return vector[:p].copy(), factor @ factor.T, new
+
+
+def _squarem(params0, params1, params2, fixed, step_max):
+    """SQUAREM S3 extrapolation (Varadhan & Roland 2008); (None, alpha) if
+    unusable."""
+    try:
+        t0, t1, t2 = (_to_vector(p, fixed) for p in (params0, params1, params2))
+    except np.linalg.LinAlgError:
+        return None, 1.0
+    r = t1 - t0
+    v = t2 - 2.0 * t1 + t0
+    norm_v = np.linalg.norm(v)
+    if norm_v == 0.0:
+        return None, 1.0
+    alpha = float(np.clip(np.linalg.norm(r) / norm_v, 1.0, step_max))
+    extrapolated = t0 + 2.0 * alpha * r + alpha**2 * v
+    if not np.all(np.isfinite(extrapolated)):
+        return None, alpha
+    return _from_vector(extrapolated, params0, fixed), alpha
+
+
+def n_observed_log_scale(mask, scale):
+    """Jacobian of standardising: sum over observed cells of log(scale)."""
+    return float(((~mask) * np.log(scale)).sum())
