@@ -7,8 +7,11 @@ Layout
   normal moments of missing cells, vectorised over rows),
   ``_batched_cholesky`` (many small factorisations at once), ``_compiled``
   with ``_fast_estep.c`` (the compiled E-step), ``_patterns`` (missingness
-  patterns, Little's statistic).
-- Estimators: :class:`EMImputer` in ``_em_imputer``; shared input checks in
+  patterns, Little's statistic), ``_selection`` / ``_selection_em`` /
+  ``_binary_glm`` (the MNAR selection model: one missing value, the EM,
+  weighted probit/logit regression).
+- Estimators: :class:`EMImputer` in ``_em_imputer``,
+  :class:`MNARSelectionImputer` in ``_mnar_imputer``; shared input checks in
   ``_validation``, progress printing in ``_progress``.
 - Around them: :mod:`emimpute.diagnostics` (pattern table, Little's MCAR
   test, missingness against other variables), :mod:`emimpute.ampute`
@@ -19,6 +22,7 @@ Layout
 """
 
 from emimpute._em_imputer import EMImputer
+from emimpute._mnar_imputer import MNARSelectionImputer
 
-__all__ = ["EMImputer"]
+__all__ = ["EMImputer", "MNARSelectionImputer"]
 __version__ = "0.1.0"

@@ -18,7 +18,7 @@ from emimpute._normal_em import (
     observed_column_moments,
 )
 from emimpute._progress import iteration_reporter, report_end
-from emimpute._validation import describe_columns, is_nan_marker, validate_numeric
+from emimpute._validation import check_fittable, is_nan_marker, validate_numeric
 
 
 class EMImputer(TransformerMixin, BaseEstimator):
@@ -198,7 +198,7 @@ class EMImputer(TransformerMixin, BaseEstimator):
         self._validate_params()
         X = validate_numeric(self, X, reset=True, copy=False)
         count, center, scale, minimum, maximum = observed_column_moments(X)
-        self._check_fittable(X.shape[0], count, maximum - minimum)
+        check_fittable(self, X.shape[0], count, maximum - minimum)
         self._empty_features = count == 0
         valid = ~self._empty_features
         X_valid = X[:, valid] if self._empty_features.any() else X
@@ -239,33 +239,6 @@ class EMImputer(TransformerMixin, BaseEstimator):
         if self.add_indicator:
             self.indicator_ = MissingIndicator(error_on_new=False).fit(X)
         return self
-
-    def _check_fittable(self, n_samples, n_observed, spread):
-        """Errors for data that has no finite maximum likelihood estimate."""
-        name = type(self).__name__
-        if n_samples < 2:
-            raise ValueError(
-                f"{name} needs at least 2 samples to estimate a covariance; "
-                f"got n_samples = {n_samples}."
-            )
-        if not n_observed.any():
-            raise ValueError(f"{name} cannot fit: every value of X is missing.")
-        if self.ridge > 0:
-            return
-        single = np.flatnonzero(n_observed == 1)
-        if len(single):
-            raise ValueError(
-                f"a single observed value in {describe_columns(self, single)}: "
-                "its variance has no maximum likelihood estimate; set ridge > 0 "
-                "(a prior) or drop the column."
-            )
-        constant = np.flatnonzero((n_observed > 1) & (spread == 0))
-        if len(constant):
-            raise ValueError(
-                f"zero variance in {describe_columns(self, constant)}: the "
-                "covariance is singular; set ridge > 0 (a prior) or drop the "
-                "column."
-            )
 
     # ------------------------------------------------------------ transform
 

@@ -89,6 +89,10 @@ class SelectionEMResult:
     psi: np.ndarray
     gamma: np.ndarray
     psi_fixed: np.ndarray  # bool, per MNAR column
+    link: str
+    center: np.ndarray  # the standardisation (observed means and sds)
+    scale: np.ndarray
+    standardised: tuple  # (mean, covariance, _Coefficients) on that scale
     loglik: float
     loglik_path: np.ndarray
     n_iter: int
@@ -449,6 +453,10 @@ def fit_selection_em(
         psi=psi_units,
         gamma=gamma_units,
         psi_fixed=fixed,
+        link=link,
+        center=center,
+        scale=scale,
+        standardised=(mean, cov, coef),
         loglik=float(value - n_observed_log_scale(mask, scale)),
         loglik_path=np.asarray(path) - n_observed_log_scale(mask, scale),
         n_iter=iteration,
@@ -513,3 +521,118 @@ def _squarem(params0, params1, params2, fixed, step_max):
 def n_observed_log_scale(mask, scale):
     """Jacobian of standardising: sum over observed cells of log(scale)."""
     return float(((~mask) * np.log(scale)).sum())
+
+
+# ---------------------------------------------------------------------------
+# Imputation with fitted parameters
+
+
+CANDIDATES = 256  # candidates per row for sampling-importance-resampling
+
+
+def impute_selection(X, result, *, rng=None):
+    """Impute the missing cells of X given the fitted selection model.
+
+    Each missing cell gets its conditional mean given the row's observed
+    cells *and* its missingness (the reweighted distribution of the E-step),
+    or, with ``rng``, a draw from that distribution: the MNAR cells by
+    sampling-importance-resampling (``CANDIDATES`` draws from their
+    conditional normal, one kept with probability proportional to the
+    chance of being missing), the other missing cells from their normal
+    distribution given the kept values.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, p)
+        NaN at missing cells; the covariates of the missingness models
+        (``result.covariates``) must be observed.
+    result : SelectionEMResult
+    rng : numpy.random.RandomState, optional
+
+    Returns
+    -------
+    ndarray of shape (n, p), float64
+    """
+    mean, cov, coef = result.standardised
+    Z = (np.asarray(X, dtype=np.float64) - result.center) / result.scale
+    mask = np.isnan(Z)
+    precision, logdet_cov = precision_and_logdet(cov)
+    base = coef.intercept + Z[:, result.covariates] @ coef.gamma.T
+    steepness = np.max(np.abs(coef.psi), initial=0.0)
+    sobol = {}
+    out = Z.copy()
+    for group in _groups(mask, result.mnar):
+        chunk = group.chunk
+        block = Z[chunk.rows].copy()
+        moments = chunk_moments(
+            block, chunk, mean, precision, logdet_cov,
+            want_cov_sum=False, want_factor=True,
+        )  # fmt: skip
+        W = moments.factor
+        C = np.einsum("lan,lbn->nab", W, W)
+        cols = chunk.missing.T
+        c = np.take_along_axis(block, cols, axis=1)
+        k_J = group.mnar_slots.shape[1]
+        if rng is not None:
+            values = _draw(group, c, C, base[chunk.rows], coef, result.link, rng)
+        elif k_J == 0:
+            values = c
+        else:
+            if k_J > 2 and k_J not in sobol:
+                engine = stats.qmc.Sobol(k_J, scramble=True, seed=0)
+                sobol[k_J] = stats.norm.ppf(engine.random(SOBOL_POINTS))
+            values = _reweight(
+                group, c, C, base[chunk.rows], coef, result.link, steepness, sobol,
+                [[[], [], [], []] for _ in result.mnar],
+            )[0]  # fmt: skip
+        np.put_along_axis(block, cols, values, axis=1)
+        out[chunk.rows] = block
+    # Observed cells are copied, not round-tripped through the scaling.
+    completed = np.array(X, dtype=np.float64)
+    completed[mask] = (result.center + result.scale * out)[mask]
+    return completed
+
+
+def _draw(group, c, C, base, coef, link, rng):
+    """One draw per row of the missing cells given "missing" (see
+    :func:`impute_selection`)."""
+    n, k = c.shape
+    J, R = group.mnar_slots, group.other_slots
+    k_J = J.shape[1]
+    order = np.concatenate([J, R], axis=1)
+    c_p = np.take_along_axis(c, order, axis=1)
+    C_p = np.take_along_axis(
+        np.take_along_axis(C, order[:, :, None], 1), order[:, None, :], 2
+    )
+    if k_J == 0:
+        y = np.zeros((n, 0))
+        residual_mean, residual_cov = c_p, C_p
+    else:
+        C_JJ = C_p[:, :k_J, :k_J]
+        L = np.linalg.cholesky(C_JJ)
+        z = rng.standard_normal((n, CANDIDATES, k_J))
+        candidates = c_p[:, None, :k_J] + np.einsum("nab,nqb->nqa", L, z)
+        models = group.models
+        index = (
+            np.take_along_axis(base, models, axis=1)[:, None, :]
+            + coef.psi[models][:, None, :] * candidates
+        )
+        log_weight = log_probabilities(index, link)[0].sum(axis=2)
+        weight = np.exp(log_weight - special.logsumexp(log_weight, axis=1)[:, None])
+        picks = (weight.cumsum(axis=1) < rng.random_sample((n, 1))).sum(axis=1)
+        y = candidates[np.arange(n), np.minimum(picks, CANDIDATES - 1)]
+        regression = np.linalg.solve(C_JJ, C_p[:, :k_J, k_J:])  # (n, k_J, k - k_J)
+        residual_mean = c_p[:, k_J:] + np.einsum(
+            "na,nak->nk", y - c_p[:, :k_J], regression
+        )
+        residual_cov = C_p[:, k_J:, k_J:] - np.einsum(
+            "nak,nal->nkl", C_p[:, :k_J, k_J:], regression
+        )
+    rest = residual_mean
+    if k - k_J:
+        L_rest = np.linalg.cholesky(residual_cov)
+        rest = residual_mean + np.einsum(
+            "nab,nb->na", L_rest, rng.standard_normal((n, k - k_J))
+        )
+    values_p = np.concatenate([y, rest], axis=1)
+    return np.take_along_axis(values_p, np.argsort(order, axis=1), axis=1)

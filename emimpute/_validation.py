@@ -140,3 +140,31 @@ def numeric_matrix(X, purpose):
             "(for example by NaN) first."
         )
     return values, names
+
+
+def check_fittable(estimator, n_samples, n_observed, spread):
+    """Errors for data with no finite maximum likelihood estimate of a
+    normal model (``estimator.ridge`` > 0 makes most of them fittable)."""
+    name = type(estimator).__name__
+    if n_samples < 2:
+        raise ValueError(
+            f"{name} needs at least 2 samples to estimate a covariance; "
+            f"got n_samples = {n_samples}."
+        )
+    if not n_observed.any():
+        raise ValueError(f"{name} cannot fit: every value of X is missing.")
+    if estimator.ridge > 0:
+        return
+    single = np.flatnonzero(n_observed == 1)
+    if len(single):
+        raise ValueError(
+            f"a single observed value in {describe_columns(estimator, single)}: "
+            "its variance has no maximum likelihood estimate; set ridge > 0 "
+            "(a prior) or drop the column."
+        )
+    constant = np.flatnonzero((n_observed > 1) & (spread == 0))
+    if len(constant):
+        raise ValueError(
+            f"zero variance in {describe_columns(estimator, constant)}: the "
+            "covariance is singular; set ridge > 0 (a prior) or drop the column."
+        )

@@ -1,0 +1,163 @@
+"""MNARSelectionImputer as a scikit-learn estimator: recovery where MAR is
+biased, EMImputer at psi = 0, imputations against simulation truth, the
+pandas / Pipeline / GridSearchCV contract, and bad input."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from numpy.testing import assert_allclose
+from scipy import special
+from sklearn.linear_model import LinearRegression
+from sklearn.model_selection import GridSearchCV
+from sklearn.pipeline import make_pipeline
+
+from emimpute import EMImputer, MNARSelectionImputer
+
+
+def incomes(n, seed, psi=1.0):
+    """log income (standardised) goes missing more often when high; age and
+    education are always observed."""
+    rng = np.random.default_rng(seed)
+    cov = np.array([[1.0, 0.4, 0.5], [0.4, 1.0, 0.2], [0.5, 0.2, 1.0]])
+    full = pd.DataFrame(
+        rng.multivariate_normal([0.0, 0.0, 0.0], cov, size=n),
+        columns=["income", "age", "education"],
+    )
+    index = -0.6 + psi * full["income"] + 0.3 * full["education"]
+    data = full.copy()
+    data.loc[rng.random(n) < special.ndtr(index), "income"] = np.nan
+    return full, data
+
+
+@pytest.fixture(scope="module")
+def income_fit():
+    full, data = incomes(20_000, seed=0)
+    return full, data, MNARSelectionImputer(mnar_features=["income"]).fit(data)
+
+
+def test_recovers_the_income_mean_that_mar_gets_wrong(income_fit):
+    full, data, imputer = income_fit
+    mar = EMImputer().fit(data)
+    assert mar.mean_[0] < -0.25  # MAR: biased down
+    assert abs(imputer.mean_[0]) < 0.04
+    coef = imputer.selection_coef_.loc["income"]
+    assert coef["psi"] == pytest.approx(1.0, abs=0.15)
+    assert coef["gamma[education]"] == pytest.approx(0.3, abs=0.1)
+    assert coef["gamma[age]"] == pytest.approx(0.0, abs=0.1)
+    assert not coef["psi_fixed"]
+    assert list(imputer.covariates_) == [1, 2]
+
+
+def test_imputations_are_closer_to_the_hidden_truth(income_fit):
+    full, data, imputer = income_fit
+    hidden = data["income"].isna().to_numpy()
+    truth = full["income"].to_numpy()[hidden].mean()
+    mnar = imputer.transform(data)[hidden, 0].mean()
+    mar = EMImputer().fit(data).transform(data)[hidden, 0].mean()
+    assert abs(mnar - truth) < 0.05
+    assert mar < truth - 0.4
+    completed = imputer.transform(data)
+    observed = ~data.isna().to_numpy()
+    assert np.array_equal(completed[observed], data.to_numpy()[observed])
+
+
+def test_draws_are_reproducible_and_spread_around_the_means(income_fit):
+    full, data, imputer = income_fit
+    hidden = data["income"].isna().to_numpy()
+    drawing = MNARSelectionImputer(
+        mnar_features=["income"], sample_posterior=True, random_state=3
+    )
+    drawing._result = imputer._result
+    for attribute in ("n_features_in_", "feature_names_in_", "covariates_"):
+        setattr(drawing, attribute, getattr(imputer, attribute))
+    first, again = drawing.transform(data), drawing.transform(data)
+    assert np.array_equal(first, again)
+    means = imputer.transform(data)[hidden, 0]
+    draws = first[hidden, 0]
+    assert draws.mean() == pytest.approx(means.mean(), abs=0.03)
+    truth = full["income"].to_numpy()[hidden]
+    # Draws carry the residual spread that conditional means lack.
+    assert draws.var() == pytest.approx(truth.var(), rel=0.1)
+    assert means.var() < 0.8 * truth.var()
+
+
+@pytest.mark.parametrize("link", ["probit", "logit"])
+def test_psi_fixed_at_zero_is_emimputer(link):
+    _, data = incomes(600, seed=1)
+    data.loc[::7, "age"] = np.nan  # a MAR column too
+    fixed = MNARSelectionImputer(selection=link, mnar_coef=0.0, tol=1e-10)
+    fixed.fit(data)
+    mar = EMImputer(tol=1e-10).fit(data)
+    assert_allclose(fixed.mean_, mar.mean_, atol=1e-7)
+    assert_allclose(fixed.covariance_, mar.covariance_, atol=1e-7)
+    assert list(fixed.mnar_features_) == [0, 1]  # None: every incomplete column
+    assert fixed.selection_coef_["psi_fixed"].all()
+    assert "fixed (sensitivity analysis)" in fixed.summary()
+
+
+def test_summary_states_the_mechanism(income_fit):
+    _, _, imputer = income_fit
+    text = imputer.summary()
+    coef = imputer.selection_coef_.loc["income"]
+    assert "probit link" in text and "converged" in text
+    assert f"{coef['psi']:+.4g} * income" in text
+    assert "larger values of income are more likely to be missing" in text
+    assert "missing at random (no missingness model): age, education" in text
+
+
+def test_pandas_output_pipeline_and_grid_search_over_psi():
+    full, data = incomes(1500, seed=2)
+    imputer = MNARSelectionImputer(mnar_features=["income"]).set_output(
+        transform="pandas"
+    )
+    out = imputer.fit_transform(data)
+    assert isinstance(out, pd.DataFrame)
+    assert list(out.columns) == ["income", "age", "education"]
+    assert not out.isna().any().any()
+    # Impute income, then predict education from it: psi on a grid.
+    X, y = data[["income", "age"]], full["education"]
+    pipeline = make_pipeline(
+        MNARSelectionImputer(mnar_features=["income"], gamma=False),
+        LinearRegression(),
+    )
+    search = GridSearchCV(
+        pipeline, {"mnarselectionimputer__mnar_coef": [0.0, 1.0]}, cv=3
+    ).fit(X, y)
+    assert search.best_params_["mnarselectionimputer__mnar_coef"] in (0.0, 1.0)
+
+
+def test_float32_in_float32_out():
+    _, data = incomes(500, seed=4)
+    out = MNARSelectionImputer().fit_transform(data.to_numpy(dtype=np.float32))
+    assert out.dtype == np.float32
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"mnar_features": ["salary"]}, "'salary', which is not a column"),
+        ({"mnar_features": ["age"]}, "no missing value in column 'age'"),
+        ({"mnar_coef": {"age": 0.5}}, "has no missingness model"),
+        ({"mnar_coef": {"wage": 0.5}}, "'wage', which is not a column"),
+    ],
+)
+def test_bad_arguments_name_the_column(arguments, message):
+    _, data = incomes(300, seed=5)
+    with pytest.raises(ValueError, match=message):
+        MNARSelectionImputer(**arguments).fit(data)
+
+
+def test_bad_data():
+    _, data = incomes(300, seed=6)
+    imputer = MNARSelectionImputer(mnar_features=["income"]).fit(data)
+    broken = data.copy()
+    broken.loc[3, "education"] = np.nan
+    with pytest.raises(ValueError, match="column 'education', a covariate"):
+        imputer.transform(broken)
+    with pytest.raises(ValueError, match="no observed value in column 'empty'"):
+        MNARSelectionImputer().fit(data.assign(empty=np.nan))
+    with pytest.raises(TypeError, match="column 'city'"):
+        MNARSelectionImputer().fit(data.assign(city="Paris"))
+    before = data.copy()
+    MNARSelectionImputer().fit_transform(data)
+    pd.testing.assert_frame_equal(data, before)
