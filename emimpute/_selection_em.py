@@ -223,6 +223,17 @@ def _e_step(Z, mask, groups, mnar, covariates, coef, link, mean, cov, sobol):
     return T1, T2, float(loglik), pseudo
 
 
+def _mnar_first(group, c, C):
+    """Each row's missing cells reordered with the MNAR ones first: the
+    order, the conditional mean and the conditional covariance."""
+    order = np.concatenate([group.mnar_slots, group.other_slots], axis=1)
+    c_p = np.take_along_axis(c, order, axis=1)
+    C_p = np.take_along_axis(
+        np.take_along_axis(C, order[:, :, None], 1), order[:, None, :], 2
+    )
+    return order, c_p, C_p
+
+
 def _reweight(group, c, C, base, coef, link, steepness, sobol, pseudo):
     """Posterior mean and covariance of the missing cells given "missing".
 
@@ -231,13 +242,8 @@ def _reweight(group, c, C, base, coef, link, steepness, sobol, pseudo):
     log-likelihood).
     """
     n, k = c.shape
-    J, R = group.mnar_slots, group.other_slots
-    k_J = J.shape[1]
-    order = np.concatenate([J, R], axis=1)
-    c_p = np.take_along_axis(c, order, axis=1)
-    C_p = np.take_along_axis(
-        np.take_along_axis(C, order[:, :, None], 1), order[:, None, :], 2
-    )
+    k_J = group.mnar_slots.shape[1]
+    order, c_p, C_p = _mnar_first(group, c, C)
     C_JJ = C_p[:, :k_J, :k_J]
     L = np.linalg.cholesky(C_JJ)
     spread = np.sqrt(np.max(np.diagonal(C_JJ, axis1=1, axis2=2), initial=0.0))
@@ -597,13 +603,8 @@ def _draw(group, c, C, base, coef, link, rng):
     """One draw per row of the missing cells given "missing" (see
     :func:`impute_selection`)."""
     n, k = c.shape
-    J, R = group.mnar_slots, group.other_slots
-    k_J = J.shape[1]
-    order = np.concatenate([J, R], axis=1)
-    c_p = np.take_along_axis(c, order, axis=1)
-    C_p = np.take_along_axis(
-        np.take_along_axis(C, order[:, :, None], 1), order[:, None, :], 2
-    )
+    k_J = group.mnar_slots.shape[1]
+    order, c_p, C_p = _mnar_first(group, c, C)
     if k_J == 0:
         y = np.zeros((n, 0))
         residual_mean, residual_cov = c_p, C_p
