@@ -107,7 +107,10 @@ class MNARSelectionImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator
     scrambled Sobol points for more.  The M-step updates the normal part and
     each weighted probit/logit regression (see ``emimpute/_selection_em.py``).
     With one incomplete column and the probit link this is Heckman's (1979)
-    selection model, and the fit is its maximum likelihood estimate.
+    selection model, and the fit is its maximum likelihood estimate.  Its
+    likelihood can have several modes in psi: the fit starts from the best
+    of short runs with psi held at -1, 0 and 1 standard deviations, and
+    ``summary`` and a grid of ``mnar_coef`` values show how flat it is.
 
     References
     ----------

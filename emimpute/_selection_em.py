@@ -30,6 +30,12 @@ each selection model by a weighted binary regression of "is missing" on
 (:func:`emimpute._binary_glm.fit_binary_glm`), psi_j held fixed through an
 offset when given.
 
+Starting values.  The likelihood of a selection model can have more than
+one mode in psi (on Mroz's wage data, Heckman's model has one near psi = 0.1
+and a higher one near 1.2).  The fit first runs a few EM iterations with
+each free psi held at -1, 0 and 1 (per standard deviation of its column),
+then frees psi from the best of them.
+
 Everything is computed on the standardised scale (observed column means and
 standard deviations) and converted back at the end.
 
@@ -70,6 +76,10 @@ from emimpute._selection import gauss_hermite_size
 GRID_NODES_2D = 24
 # Sobol points for three or more MNAR cells in one row (a power of two).
 SOBOL_POINTS = 512
+# Starting values of each free psi (per standard deviation of its column),
+# each refined by a short fit with psi held, the best one then freed.
+PSI_STARTS = (-1.0, 0.0, 1.0)
+START_ITER, START_TOL = 5, 1e-4
 
 
 @dataclass(frozen=True)
@@ -387,60 +397,78 @@ def fit_selection_em(
         mean, cov, coef = params
         return _e_step(Z, mask, groups, mnar, covariates, coef, link, mean, cov, sobol)
 
-    def em_map(params, stats_):
+    def em_map(params, stats_, held):
         T1, T2, _, pseudo = stats_
         new_mean, new_cov = m_step(T1, T2, n, prior, ridge)
         return (
             new_mean,
             new_cov,
-            _fit_models(Z, covariates, pseudo, params[2], fixed, link),
+            _fit_models(Z, covariates, pseudo, params[2], held, link),
         )
+
+    def run(params, held, max_iter, tol, callback=None):
+        """EM (SQUAREM-accelerated) from params, psi held where ``held``."""
+        stats_ = evaluate(params)
+        value = stats_[2]
+        path, converged, step_max, iteration = [], False, 1.0, 0
+        for iteration in range(1, max_iter + 1):
+            params1 = em_map(params, stats_, held)
+            stats1 = evaluate(params1)
+            if stats1 is None:
+                raise SingularCovarianceError(_SINGULAR)
+            new_params, new_stats = params1, stats1
+            if accelerate:
+                params2 = em_map(params1, stats1, held)
+                extrapolated, alpha = _squarem(params, params1, params2, held, step_max)
+                stats_x = evaluate(extrapolated) if extrapolated is not None else None
+                if stats_x is not None and stats_x[2] >= value:
+                    new_params = em_map(extrapolated, stats_x, held)
+                    step_max = step_max * 4.0 if alpha == step_max else step_max
+                else:
+                    new_params = params2
+                    if alpha == step_max:
+                        step_max = max(1.0, step_max / 4.0)
+                new_stats = evaluate(new_params)
+                if new_stats is None:
+                    raise SingularCovarianceError(_SINGULAR)
+            change = np.max(
+                np.abs(_to_vector(new_params, held) - _to_vector(params, held))
+            )
+            value_change = abs(new_stats[2] - value) / max(abs(new_stats[2]), 1.0)
+            params, stats_, value = new_params, new_stats, new_stats[2]
+            path.append(value)
+            if callback is not None:
+                callback(iteration, value, change)
+            if change < tol and value_change < tol:
+                converged = True
+                break
+        return params, value, path, iteration, converged
 
     params = (start.mean, start.covariance, coef)
     first = evaluate(params)
-    coef = _fit_models(
-        Z, covariates, first[3], coef, np.ones_like(fixed), link, newton_steps=100
-    )
+    all_held = np.ones_like(fixed)
+    coef = _fit_models(Z, covariates, first[3], coef, all_held, link, newton_steps=100)
     params = (start.mean, start.covariance, coef)
-    stats_ = evaluate(params)
-    value = stats_[2]
-    path, converged, n_steps = [], False, 0
-    step_max = 1.0
-    iteration = 0
-    for iteration in range(1, max_iter + 1):
-        params1 = em_map(params, stats_)
-        stats1 = evaluate(params1)
-        n_steps += 1
-        if stats1 is None:
-            raise SingularCovarianceError(_SINGULAR)
-        new_params, new_stats = params1, stats1
-        if accelerate:
-            params2 = em_map(params1, stats1)
-            extrapolated, alpha = _squarem(params, params1, params2, fixed, step_max)
-            stats_x = evaluate(extrapolated) if extrapolated is not None else None
-            n_steps += stats_x is not None
-            if stats_x is not None and stats_x[2] >= value:
-                new_params = em_map(extrapolated, stats_x)
-                step_max = step_max * 4.0 if alpha == step_max else step_max
-            else:
-                new_params = params2
-                if alpha == step_max:
-                    step_max = max(1.0, step_max / 4.0)
-            new_stats = evaluate(new_params)
-            n_steps += 1
-            if new_stats is None:
-                raise SingularCovarianceError(_SINGULAR)
-        change = np.max(
-            np.abs(_to_vector(new_params, fixed) - _to_vector(params, fixed))
-        )
-        value_change = abs(new_stats[2] - value) / max(abs(new_stats[2]), 1.0)
-        params, stats_, value = new_params, new_stats, new_stats[2]
-        path.append(value)
-        if callback is not None:
-            callback(iteration, value, change)
-        if change < tol and value_change < tol:
-            converged = True
-            break
+    if not fixed.all():
+        # The likelihood of selection models can have several modes in psi
+        # (Heckman's among them): start from the best of short fits with
+        # psi held at a few values (per standard deviation of the column).
+        best = None
+        for value in PSI_STARTS:
+            held_coef = _Coefficients(
+                coef.intercept.copy(),
+                np.where(fixed, coef.psi, value),
+                coef.gamma.copy(),
+            )
+            candidate = run(
+                (params[0], params[1], held_coef), all_held, START_ITER, START_TOL
+            )
+            if best is None or candidate[1] > best[1]:
+                best = candidate
+        params = best[0]
+    params, value, path, iteration, converged = run(
+        params, fixed, max_iter, tol, callback
+    )
     mean, cov, coef = params
     # Back to the data's units.  index = a + psi z_j + g' z_c with
     # z = (x - center) / scale.
