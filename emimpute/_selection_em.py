@@ -70,7 +70,7 @@ from emimpute._normal_em import (
     m_step,
     observed_column_moments,
 )
-from emimpute._selection import gauss_hermite_size
+from emimpute._selection import gauss_hermite, gauss_hermite_size
 
 # Nodes per dimension of the product Gauss-Hermite grid for two MNAR cells.
 GRID_NODES_2D = 24
@@ -148,12 +148,12 @@ def _groups(mask, mnar):
 def _standard_nodes(dim, steepness, sobol):
     """Nodes z (Q, dim) of N(0, I) and their log weights (Q,)."""
     if dim == 1:
-        t, w = np.polynomial.hermite.hermgauss(gauss_hermite_size(steepness))
-        return np.sqrt(2.0) * t[:, None], np.log(w) - 0.5 * np.log(np.pi)
+        t, log_w = gauss_hermite(gauss_hermite_size(steepness))
+        return np.sqrt(2.0) * t[:, None], log_w - 0.5 * np.log(np.pi)
     if dim == 2:
-        t, w = np.polynomial.hermite.hermgauss(GRID_NODES_2D)
+        t, log_w = gauss_hermite(GRID_NODES_2D)
         z = np.sqrt(2.0) * np.stack(np.meshgrid(t, t, indexing="ij"), -1).reshape(-1, 2)
-        lw = (np.log(w)[:, None] + np.log(w)[None, :]).ravel() - np.log(np.pi)
+        lw = (log_w[:, None] + log_w[None, :]).ravel() - np.log(np.pi)
         return z, lw
     return sobol[dim], np.full(len(sobol[dim]), -np.log(len(sobol[dim])))
 
