@@ -18,6 +18,7 @@ Layout
   (missing values on purpose, under MCAR, MAR or MNAR),
   :mod:`emimpute.plotting` (pattern matrix, observed against imputed
   distributions, log-likelihood trace; matplotlib imported lazily),
+  :mod:`emimpute.pooling` (Rubin's rules, D1 and D2 tests),
   :mod:`emimpute.datasets` (example data).
 """
 
