@@ -11,7 +11,8 @@ Layout
   ``_binary_glm`` (the MNAR selection model: one missing value, the EM,
   weighted probit/logit regression).
 - Estimators: :class:`EMImputer` in ``_em_imputer``,
-  :class:`MNARSelectionImputer` in ``_mnar_imputer``; shared input checks in
+  :class:`MNARSelectionImputer` in ``_mnar_imputer``,
+  :class:`MultipleImputer` in ``_multiple_imputer``; shared input checks in
   ``_validation``, progress printing in ``_progress``.
 - Around them: :mod:`emimpute.diagnostics` (pattern table, Little's MCAR
   test, missingness against other variables), :mod:`emimpute.ampute`
@@ -24,6 +25,7 @@ Layout
 
 from emimpute._em_imputer import EMImputer
 from emimpute._mnar_imputer import MNARSelectionImputer
+from emimpute._multiple_imputer import MultipleImputer
 
-__all__ = ["EMImputer", "MNARSelectionImputer"]
+__all__ = ["EMImputer", "MNARSelectionImputer", "MultipleImputer"]
 __version__ = "0.1.0"

@@ -2,9 +2,9 @@
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from emimpute import EMImputer, MNARSelectionImputer
+from emimpute import EMImputer, MNARSelectionImputer, MultipleImputer
 
-ESTIMATORS = [EMImputer(), MNARSelectionImputer()]
+ESTIMATORS = [EMImputer(), MNARSelectionImputer(), MultipleImputer(n_imputations=3)]
 
 # Every entry needs a reason: these are checks whose premise does not hold.
 # (None today.  The one skip in this module is scikit-learn's own: its

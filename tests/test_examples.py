@@ -77,3 +77,18 @@ def test_mnar_income_example_recovers_the_mean_and_draws_the_sensitivity(
     at_zero = table.loc[np.isclose(table["psi"], 0.0), "mean log income"].item()
     assert at_zero == pytest.approx(EMImputer().fit(survey).mean_[0], abs=1e-4)
     assert (tmp_path / "mnar_income_sensitivity.png").stat().st_size > 1000
+
+
+def test_multiple_imputation_example_pools_twenty_fits(capsys):
+    example = runpy.run_path(str(EXAMPLES / "multiple_imputation.py"))
+    table = example["main"]()
+    out = capsys.readouterr().out
+    for label in (
+        "1. Complete cases",
+        "2. One EM imputation",
+        "3. Multiple imputation",
+    ):
+        assert label in out
+    assert list(table.index) == ["intercept", "x0", "x1"]
+    assert (table["fmi"] > 0.1).all() and (table["fmi"] < 0.9).all()
+    assert table.loc["x0", "ci_low"] < 1.0 < table.loc["x0", "ci_high"]
