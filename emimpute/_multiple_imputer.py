@@ -240,14 +240,7 @@ class MultipleImputer(TransformerMixin, BaseEstimator):
         list of ndarrays (or DataFrames, with ``set_output(transform="pandas")``)
         """
         check_is_fitted(self)
-        X = validate_data(
-            self, X, reset=False, ensure_all_finite="allow-nan", dtype=np.float64
-        )
-        data = (
-            np.column_stack([X, np.full(len(X), np.nan)]) if self._with_outcome else X
-        )
-        p = X.shape[1]
-        out = [np.asarray(imputer.transform(data))[:, :p] for imputer in self.imputers_]
+        out = self._multiple_arrays(X)
         if getattr(self, "_sklearn_output_config", {}).get("transform") == "pandas":
             columns = self._feature_names()
             out = [pd.DataFrame(values, columns=columns) for values in out]
@@ -257,6 +250,11 @@ class MultipleImputer(TransformerMixin, BaseEstimator):
         """The average of the m imputations (a single array, as a transformer
         must return); see :meth:`multiple_transform` for the m data sets."""
         check_is_fitted(self)
+        return np.mean(self._multiple_arrays(X), axis=0)
+
+    def _multiple_arrays(self, X):
+        """Each imputer's draws for X; with the outcome in the imputation
+        model, y is unknown here and enters as a missing column."""
         X = validate_data(
             self, X, reset=False, ensure_all_finite="allow-nan", dtype=np.float64
         )
@@ -264,10 +262,9 @@ class MultipleImputer(TransformerMixin, BaseEstimator):
             np.column_stack([X, np.full(len(X), np.nan)]) if self._with_outcome else X
         )
         p = X.shape[1]
-        total = np.zeros(X.shape)
-        for imputer in self.imputers_:
-            total += np.asarray(imputer.transform(data))[:, :p]
-        return total / len(self.imputers_)
+        return [
+            np.asarray(imputer.transform(data))[:, :p] for imputer in self.imputers_
+        ]
 
     def get_feature_names_out(self, input_features=None):
         check_is_fitted(self)
@@ -285,18 +282,6 @@ class MultipleImputer(TransformerMixin, BaseEstimator):
         return [
             getattr(fitted, method)(X_l)
             for fitted, X_l in zip(self.estimators_, completed, strict=True)
-        ]
-
-    def _multiple_arrays(self, X):
-        X = validate_data(
-            self, X, reset=False, ensure_all_finite="allow-nan", dtype=np.float64
-        )
-        data = (
-            np.column_stack([X, np.full(len(X), np.nan)]) if self._with_outcome else X
-        )
-        p = X.shape[1]
-        return [
-            np.asarray(imputer.transform(data))[:, :p] for imputer in self.imputers_
         ]
 
     @available_if(lambda self: self.estimator is not None)
