@@ -9,7 +9,8 @@ Layout
   with ``_fast_estep.c`` (the compiled E-step), ``_patterns`` (missingness
   patterns, Little's statistic), ``_selection`` / ``_selection_em`` /
   ``_binary_glm`` (the MNAR selection model: one missing value, the EM,
-  weighted probit/logit regression).
+  weighted probit/logit regression), ``_data_augmentation`` (posterior
+  draws for the normal model).
 - Estimators: :class:`EMImputer` in ``_em_imputer``,
   :class:`MNARSelectionImputer` in ``_mnar_imputer``,
   :class:`MultipleImputer` in ``_multiple_imputer``; shared input checks in

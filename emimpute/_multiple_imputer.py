@@ -1,5 +1,6 @@
 """MultipleImputer: proper multiple imputation and pooled inference (meta-estimator)."""
 
+import copy
 import numbers
 
 import numpy as np
@@ -9,11 +10,14 @@ from scipy import special
 from sklearn.base import BaseEstimator, TransformerMixin, clone, is_classifier
 from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import HasMethods, Interval
+from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from emimpute._data_augmentation import data_augmentation
 from emimpute._em_imputer import EMImputer
+from emimpute._normal_em import observed_column_moments
+from emimpute._progress import progress_bar
 from emimpute.pooling import pool
 
 # Bootstrap resamples in which a column has no observed value are redrawn,
@@ -44,6 +48,15 @@ class MultipleImputer(TransformerMixin, BaseEstimator):
         (EMImputer, MNARSelectionImputer, scikit-learn's IterativeImputer).
         ``None`` means ``EMImputer()``.
     n_imputations : int, default=20
+    method : {"bootstrap", "data-augmentation"}, default="bootstrap"
+        How each imputation draws the parameters.  "bootstrap": fit the
+        imputer on a bootstrap resample (any imputer that can draw).
+        "data-augmentation" (EMImputer only): the Bayesian posterior, by
+        ``burn_in`` iterations of the data-augmentation sampler (Schafer
+        1997, sec. 5.4; R ``norm::da.norm``) started at the EM estimate, one
+        independent chain per imputation.
+    burn_in : int, default=50
+        Data-augmentation iterations per imputation.
     estimator : estimator, optional
         The analysis model, fitted on each completed data set.
     include_outcome : bool, default=True
@@ -66,7 +79,7 @@ class MultipleImputer(TransformerMixin, BaseEstimator):
     n_jobs : int, default=None
         Imputations run in parallel with joblib.
     verbose : int, default=0
-        joblib's progress messages.
+        1: a progress bar of the imputations on standard error.
 
     Attributes
     ----------
@@ -97,6 +110,8 @@ class MultipleImputer(TransformerMixin, BaseEstimator):
     _parameter_constraints = {
         "imputer": [HasMethods(["fit", "transform"]), None],
         "n_imputations": [Interval(numbers.Integral, 2, None, closed="left")],
+        "method": [StrOptions({"bootstrap", "data-augmentation"})],
+        "burn_in": [Interval(numbers.Integral, 1, None, closed="left")],
         "estimator": [HasMethods(["fit"]), None],
         "include_outcome": ["boolean"],
         "inference": [callable, None],
@@ -110,6 +125,8 @@ class MultipleImputer(TransformerMixin, BaseEstimator):
         imputer=None,
         *,
         n_imputations=20,
+        method="bootstrap",
+        burn_in=50,
         estimator=None,
         include_outcome=True,
         inference=None,
@@ -119,6 +136,8 @@ class MultipleImputer(TransformerMixin, BaseEstimator):
     ):
         self.imputer = imputer
         self.n_imputations = n_imputations
+        self.method = method
+        self.burn_in = burn_in
         self.estimator = estimator
         self.include_outcome = include_outcome
         self.inference = inference
@@ -170,9 +189,19 @@ class MultipleImputer(TransformerMixin, BaseEstimator):
         seeds = check_random_state(self.random_state).randint(
             np.iinfo(np.int32).max, size=(self.n_imputations, 2)
         )
-        results = Parallel(n_jobs=self.n_jobs, verbose=self.verbose)(
-            delayed(_impute_once)(base, data, seed) for seed in seeds
-        )
+        if self.method == "bootstrap":
+            jobs = (delayed(_impute_once)(base, data, seed) for seed in seeds)
+        else:
+            start = self._em_start(base, data)
+            jobs = (
+                delayed(_augment_once)(start, data, seed, self.burn_in)
+                for seed in seeds
+            )
+        step = progress_bar(type(self).__name__, self.n_imputations, self.verbose)
+        results = []
+        for result in Parallel(n_jobs=self.n_jobs, return_as="generator")(jobs):
+            results.append(result)  # in order, whatever n_jobs
+            step()
         self.imputers_ = [imputer for imputer, _ in results]
         self.estimators_ = []
         self.pooled_ = None
@@ -190,6 +219,21 @@ class MultipleImputer(TransformerMixin, BaseEstimator):
             fits.append((X_l, y_l))
         self.pooled_ = self._pool(fits)
         return self
+
+    def _em_start(self, base, data):
+        """The EM fit that every data-augmentation chain starts from."""
+        if not isinstance(base, EMImputer):
+            raise ValueError(
+                "method='data-augmentation' needs an EMImputer (it draws from the "
+                f"normal model's posterior); got {type(base).__name__}. Use "
+                "method='bootstrap' for other imputers."
+            )
+        fitted = clone(base).set_params(add_indicator=False).fit(data)
+        if fitted._empty_features.any():
+            raise ValueError(
+                "method='data-augmentation' needs an observed value in every column"
+            )
+        return fitted
 
     def _pool(self, fits):
         """Rubin's rules over the estimators' coefficients, or None."""
@@ -336,6 +380,23 @@ def _impute_once(base, data, seed):
         )
     imputer.fit(data[rows])
     return imputer, np.asarray(imputer.transform(data), dtype=np.float64)
+
+
+def _augment_once(start, data, seed, burn_in):
+    """One proper imputation by data augmentation from the EM estimate."""
+    rng = np.random.RandomState(seed[0])
+    prior_scatter, prior_df = None, 0.0
+    if start.ridge > 0:  # the ridge as an inverse-Wishart prior, as in EM
+        _, _, scale, _, _ = observed_column_moments(data)
+        prior_scatter = start.ridge * np.diag(np.where(scale > 0, scale, 1.0) ** 2)
+        prior_df = start.ridge
+    completed, mean, covariance = data_augmentation(
+        data, start.mean_, start.covariance_, burn_in, rng, prior_scatter, prior_df
+    )
+    imputer = copy.deepcopy(start)
+    imputer.mean_, imputer.covariance_ = mean, covariance
+    imputer.set_params(sample_posterior=True, random_state=int(seed[1]))
+    return imputer, completed
 
 
 def _as_labels(imputed, original):

@@ -27,3 +27,28 @@ def report_end(name, verbose, n_iter, converged):
     if verbose:
         state = "converged" if converged else "did not converge"
         print(f"[{name}] {state} after {n_iter} iterations", flush=True)
+
+
+def progress_bar(name, total, verbose, width=30):
+    """A text progress bar for long loops, on standard error.
+
+    Returns a callable to call once per finished step; it redraws the bar
+    in place on a terminal (carriage return) and prints the final state with
+    a newline.  Does nothing when ``verbose`` is 0.
+    """
+    import sys
+
+    done = 0
+
+    def step():
+        nonlocal done
+        done += 1
+        if not verbose:
+            return
+        filled = round(width * done / total)
+        bar = "#" * filled + "-" * (width - filled)
+        end = "\n" if done == total else ""
+        sys.stderr.write(f"\r[{name}] [{bar}] {done}/{total}{end}")
+        sys.stderr.flush()
+
+    return step

@@ -31,13 +31,14 @@ def regression_data(n, seed, rate=0.3):
     return X, y, X_missing, y_missing
 
 
-def coverage(n_reps, seed0):
+def coverage(n_reps, seed0, method="bootstrap", burn_in=50):
     hits = single_hits = 0
     for rep in range(n_reps):
         _, _, X, y = regression_data(150, seed0 + rep)
         mi = MultipleImputer(
-            n_imputations=10, estimator=LinearRegression(), random_state=rep
-        ).fit(X, y)
+            n_imputations=10, method=method, burn_in=burn_in,
+            estimator=LinearRegression(), random_state=rep,
+        ).fit(X, y)  # fmt: skip
         row = mi.summary().loc["x0"]
         hits += row["ci_low"] <= SLOPE <= row["ci_high"]
         # One imputation analysed as if complete: its own OLS interval.
@@ -66,9 +67,15 @@ def test_pooled_intervals_cover_and_single_imputation_does_not():
     assert single < covered - 0.05, (single, covered)
 
 
+def test_data_augmentation_intervals_cover_too():
+    covered, _ = coverage(80, seed0=500, method="data-augmentation", burn_in=20)
+    assert 0.88 <= covered <= 1.0, covered
+
+
 @pytest.mark.slow
-def test_pooled_coverage_is_nominal_in_a_long_simulation():
-    covered, single = coverage(1000, seed0=10_000)
+@pytest.mark.parametrize("method", ["bootstrap", "data-augmentation"])
+def test_pooled_coverage_is_nominal_in_a_long_simulation(method):
+    covered, single = coverage(1000, seed0=10_000, method=method)
     assert 0.93 <= covered <= 0.97, covered
     assert single < 0.9, single
 
@@ -190,6 +197,20 @@ def test_user_supplied_inference():
         no_inference.summary()
 
 
+def test_data_augmentation_needs_emimputer_and_is_reproducible():
+    _, _, X, y = regression_data(150, seed=13)
+    with pytest.raises(ValueError, match="needs an EMImputer"):
+        MultipleImputer(IterativeImputer(), method="data-augmentation").fit(X)
+    runs = [
+        MultipleImputer(
+            n_imputations=3, method="data-augmentation", burn_in=5,
+            estimator=LinearRegression(), random_state=1, n_jobs=n_jobs,
+        ).fit(X, y).pooled_.estimate
+        for n_jobs in (1, 2)
+    ]  # fmt: skip
+    assert_allclose(runs[0], runs[1], rtol=0, atol=0)
+
+
 def test_bad_input():
     _, _, X, y = regression_data(100, seed=11)
     with pytest.raises(ValueError, match="cannot draw"):
@@ -216,3 +237,12 @@ def test_works_with_the_selection_model_imputer():
     ).fit(X, y)
     slope, em_slope = mi.summary().loc["x0"], em.summary().loc["x0"]
     assert abs(slope["estimate"] - em_slope["estimate"]) < 2 * em_slope["std_error"]
+
+
+def test_verbose_draws_a_progress_bar(capsys):
+    _, _, X, _ = regression_data(80, seed=14)
+    MultipleImputer(n_imputations=4, verbose=1, random_state=0).fit(X)
+    err = capsys.readouterr().err
+    assert "[MultipleImputer] [" in err and err.rstrip().endswith("4/4")
+    MultipleImputer(n_imputations=2, random_state=0).fit(X)
+    assert capsys.readouterr().err == ""
