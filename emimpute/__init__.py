@@ -13,7 +13,8 @@ Layout
   draws for the normal model).
 - Estimators: :class:`EMImputer` in ``_em_imputer``,
   :class:`MNARSelectionImputer` in ``_mnar_imputer``,
-  :class:`MultipleImputer` in ``_multiple_imputer``; shared input checks in
+  :class:`MultipleImputer` in ``_multiple_imputer``,
+  :class:`DeltaAdjustedImputer` in ``_delta_imputer``; shared input checks in
   ``_validation``, progress printing in ``_progress``.
 - Around them: :mod:`emimpute.diagnostics` (pattern table, Little's MCAR
   test, missingness against other variables), :mod:`emimpute.ampute`
@@ -24,9 +25,15 @@ Layout
   :mod:`emimpute.datasets` (example data).
 """
 
+from emimpute._delta_imputer import DeltaAdjustedImputer
 from emimpute._em_imputer import EMImputer
 from emimpute._mnar_imputer import MNARSelectionImputer
 from emimpute._multiple_imputer import MultipleImputer
 
-__all__ = ["EMImputer", "MNARSelectionImputer", "MultipleImputer"]
+__all__ = [
+    "DeltaAdjustedImputer",
+    "EMImputer",
+    "MNARSelectionImputer",
+    "MultipleImputer",
+]
 __version__ = "0.1.0"

@@ -164,7 +164,9 @@ class MultipleImputer(TransformerMixin, BaseEstimator):
         self._validate_params()
         X = validate_data(self, X, ensure_all_finite="allow-nan", dtype=np.float64)
         base = EMImputer() if self.imputer is None else self.imputer
-        if "sample_posterior" not in base.get_params():
+        if base.get_params(deep=False).get("imputer", False) is None:
+            base = clone(base).set_params(imputer=EMImputer())  # a wrapper's default
+        if _drawing_key(base, "sample_posterior") is None:
             raise ValueError(
                 f"{type(base).__name__} cannot draw imputations (it has no "
                 "sample_posterior parameter): use an imputer that can, such as "
@@ -189,8 +191,18 @@ class MultipleImputer(TransformerMixin, BaseEstimator):
         seeds = check_random_state(self.random_state).randint(
             np.iinfo(np.int32).max, size=(self.n_imputations, 2)
         )
+        # Named columns reach the imputer (a DeltaAdjustedImputer's delta may
+        # name them); the outcome, when included, is the last column.
+        names = getattr(self, "feature_names_in_", None)
+        self._columns = None
+        if names is not None:
+            self._columns = [str(c) for c in names]
+            if self._with_outcome:
+                self._columns.append("__outcome__")
         if self.method == "bootstrap":
-            jobs = (delayed(_impute_once)(base, data, seed) for seed in seeds)
+            jobs = (
+                delayed(_impute_once)(base, data, seed, self._columns) for seed in seeds
+            )
         else:
             start = self._em_start(base, data)
             jobs = (
@@ -228,7 +240,8 @@ class MultipleImputer(TransformerMixin, BaseEstimator):
                 f"normal model's posterior); got {type(base).__name__}. Use "
                 "method='bootstrap' for other imputers."
             )
-        fitted = clone(base).set_params(add_indicator=False).fit(data)
+        fitted = clone(base).set_params(add_indicator=False)
+        fitted.fit(_frame(data, self._columns))
         if fitted._empty_features.any():
             raise ValueError(
                 "method='data-augmentation' needs an observed value in every column"
@@ -306,6 +319,7 @@ class MultipleImputer(TransformerMixin, BaseEstimator):
             np.column_stack([X, np.full(len(X), np.nan)]) if self._with_outcome else X
         )
         p = X.shape[1]
+        data = _frame(data, self._columns)
         return [
             np.asarray(imputer.transform(data))[:, :p] for imputer in self.imputers_
         ]
@@ -363,10 +377,20 @@ class MultipleImputer(TransformerMixin, BaseEstimator):
         return tags
 
 
-def _impute_once(base, data, seed):
+def _frame(data, columns):
+    """The array as a DataFrame with ``columns``, or itself when unnamed."""
+    return data if columns is None else pd.DataFrame(data, columns=columns)
+
+
+def _impute_once(base, data, seed, columns=None):
     """One proper imputation: fit on a bootstrap resample, draw for all rows."""
     rng = np.random.RandomState(seed[0])
-    imputer = clone(base).set_params(sample_posterior=True, random_state=int(seed[1]))
+    imputer = clone(base).set_params(
+        **{
+            _drawing_key(base, "sample_posterior"): True,
+            _drawing_key(base, "random_state"): int(seed[1]),
+        }
+    )
     n = len(data)
     observed = ~np.isnan(data)
     for _ in range(MAX_REDRAWS):
@@ -378,8 +402,19 @@ def _impute_once(base, data, seed):
             "every bootstrap resample left a column without an observed value; "
             "the data are too sparse for bootstrap multiple imputation"
         )
-    imputer.fit(data[rows])
-    return imputer, np.asarray(imputer.transform(data), dtype=np.float64)
+    imputer.fit(_frame(data[rows], columns))
+    return imputer, np.asarray(imputer.transform(_frame(data, columns)), float)
+
+
+def _drawing_key(estimator, name):
+    """The parameter ``name`` of an imputer, or of the imputer it wraps
+    (``imputer__sample_posterior`` in a DeltaAdjustedImputer), or None."""
+    found = [
+        key
+        for key in estimator.get_params(deep=True)
+        if key == name or key.endswith("__" + name)
+    ]
+    return min(found, key=len) if found else None
 
 
 def _augment_once(start, data, seed, burn_in):

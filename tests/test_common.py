@@ -2,9 +2,19 @@
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from emimpute import EMImputer, MNARSelectionImputer, MultipleImputer
+from emimpute import (
+    DeltaAdjustedImputer,
+    EMImputer,
+    MNARSelectionImputer,
+    MultipleImputer,
+)
 
-ESTIMATORS = [EMImputer(), MNARSelectionImputer(), MultipleImputer(n_imputations=3)]
+ESTIMATORS = [
+    EMImputer(),
+    MNARSelectionImputer(),
+    MultipleImputer(n_imputations=3),
+    DeltaAdjustedImputer(delta=0.5),
+]
 
 # Every entry needs a reason: these are checks whose premise does not hold.
 # (None today.  The one skip in this module is scikit-learn's own: its
