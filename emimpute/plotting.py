@@ -10,7 +10,13 @@ import numpy as np
 
 from emimpute.diagnostics import missing_patterns
 
-__all__ = ["plot_imputed_distributions", "plot_loglik_trace", "plot_missing_patterns"]
+__all__ = [
+    "plot_imputed_distributions",
+    "plot_loglik_trace",
+    "plot_missing_patterns",
+    "plot_sensitivity",
+    "plot_tipping_contour",
+]
 
 OBSERVED_COLOR = "#1f77b4"
 MISSING_COLOR = "#d62728"
@@ -210,4 +216,81 @@ def plot_loglik_trace(fitted, *, ax=None):
     ax.set_ylabel("observed-data log-likelihood")
     ax.set_title("EM convergence")
     ax.margins(x=0.05)
+    return ax
+
+
+def plot_sensitivity(table, term, *, tipping=None, null=0.0, ax=None):
+    """Pooled estimate and confidence band of one term against delta.
+
+    Parameters
+    ----------
+    table : DataFrame from :func:`emimpute.sensitivity.sensitivity_analysis`
+    term : str
+    tipping : TippingPoint, optional
+        Drawn as a vertical line.
+    null : float, default=0.0
+        Drawn as a horizontal reference line.
+    ax : matplotlib Axes, optional
+
+    Returns
+    -------
+    matplotlib Axes
+    """
+    rows = table[table["term"] == term].sort_values("delta")
+    ax = _axes(ax)
+    ax.fill_between(
+        rows["delta"],
+        rows["ci_low"],
+        rows["ci_high"],
+        color=OBSERVED_COLOR,
+        alpha=0.25,
+        label="confidence interval",
+    )
+    ax.plot(
+        rows["delta"],
+        rows["estimate"],
+        marker="o",
+        color=OBSERVED_COLOR,
+        label="pooled estimate",
+    )
+    ax.axhline(null, color="black", linestyle="--", linewidth=1, label=f"{null:g}")
+    if tipping is not None and tipping.delta is not None:
+        ax.axvline(
+            tipping.delta,
+            color=MISSING_COLOR,
+            linestyle="-.",
+            label=f"tipping point ({tipping.delta:.3g})",
+        )
+    column = table.attrs.get("column", "the column")
+    kind = table.attrs.get("kind", "delta")
+    ax.set_xlabel(f"{kind} applied to the missing values of {column}")
+    ax.set_ylabel(f"pooled estimate of {term}")
+    ax.set_title("Sensitivity to the departure from MAR")
+    ax.legend(fontsize="small")
+    return ax
+
+
+def plot_tipping_contour(table, term, *, alpha=0.05, ax=None):
+    """p-value of one term over a two-column grid of deltas, with the
+    ``alpha`` contour (where the conclusion tips) drawn heavier.
+
+    Returns
+    -------
+    matplotlib Axes
+    """
+    rows = table[table["term"] == term]
+    grid = rows.pivot_table(index="delta2", columns="delta", values="p_value")
+    ax = _axes(ax)
+    x, y = np.meshgrid(grid.columns.to_numpy(), grid.index.to_numpy())
+    filled = ax.contourf(
+        x, y, grid.to_numpy(), levels=np.linspace(0, 1, 11), cmap="viridis"
+    )
+    ax.figure.colorbar(filled, ax=ax, label=f"p-value of {term}")
+    if grid.to_numpy().min() < alpha < grid.to_numpy().max():
+        ax.contour(
+            x, y, grid.to_numpy(), levels=[alpha], colors=MISSING_COLOR, linewidths=2
+        )
+    ax.set_xlabel(f"delta for {table.attrs.get('column', 'column 1')}")
+    ax.set_ylabel(f"delta for {table.attrs.get('column2', 'column 2')}")
+    ax.set_title(f"Where p = {alpha:g}: the tipping contour")
     return ax

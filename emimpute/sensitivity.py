@@ -1,0 +1,245 @@
+"""Sensitivity and tipping-point analysis: how conclusions move off MAR.
+
+Under MNAR the observed data cannot say how far the missing values differ
+from what a MAR model predicts.  The defensible answer is a curve: the
+pooled result of an analysis over a grid of departures from MAR, either
+pattern-mixture deltas (:class:`emimpute.DeltaAdjustedImputer`) or fixed
+MNAR coefficients of the selection model
+(:class:`emimpute.MNARSelectionImputer`), and the *tipping point*, the
+smallest departure at which the conclusion changes.
+
+Each grid point is a full multiple imputation (:class:`emimpute.MultipleImputer`)
+with the same ``random_state``, so neighbouring points share their random
+draws and the curve is smooth.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.base import clone
+
+from emimpute._delta_imputer import DeltaAdjustedImputer
+from emimpute._em_imputer import EMImputer
+from emimpute._mnar_imputer import MNARSelectionImputer
+from emimpute._multiple_imputer import MultipleImputer
+from emimpute.pooling import pool
+
+__all__ = ["TippingPoint", "sensitivity_analysis", "tipping_point"]
+
+KINDS = ("shift", "scale", "sd", "psi")
+
+
+def sensitivity_analysis(
+    analysis,
+    X,
+    y=None,
+    *,
+    column,
+    deltas,
+    kind="shift",
+    column2=None,
+    deltas2=None,
+    imputer=None,
+    n_imputations=20,
+    random_state=0,
+    n_jobs=None,
+):
+    """Pooled results of an analysis over a grid of departures from MAR.
+
+    Parameters
+    ----------
+    analysis : estimator or callable
+        An estimator with built-in pooled inference in
+        :class:`MultipleImputer` (``LinearRegression``, unpenalised
+        ``LogisticRegression``), fitted on each completed (X, y); or a
+        callable ``analysis(X_completed, y) -> (estimates, variances[,
+        dfcom])``, for example a mean with its squared standard error.
+    X : DataFrame or array-like
+    y : array-like, optional
+        The outcome of an estimator ``analysis`` (may have missing values,
+        imputed with X as in MultipleImputer).
+    column, column2 : str or int
+        The column(s) whose missing values depart from MAR.
+    deltas, deltas2 : sequence of float
+        The grid: deltas of :class:`DeltaAdjustedImputer` (``kind`` "shift",
+        "scale" or "sd"), or fixed psi of :class:`MNARSelectionImputer`
+        (``kind="psi"``).  Include the MAR value (0, or 1 for "scale").
+    kind : {"shift", "scale", "sd", "psi"}, default="shift"
+    imputer : estimator, optional
+        The MAR imputer under the deltas (``EMImputer()`` by default), or,
+        for ``kind="psi"``, a template MNARSelectionImputer (its
+        ``mnar_features`` and ``mnar_coef`` are set for each grid point).
+    n_imputations : int, default=20
+    random_state : int, default=0
+        The same for every grid point (common random numbers).
+    n_jobs : int, optional
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per grid point and term: ``delta`` (and ``delta2``),
+        ``term``, ``estimate``, ``std_error``, ``df``, ``statistic``,
+        ``p_value``, ``ci_low``, ``ci_high``, ``fmi``.  ``table.attrs``
+        records the setup (for :func:`emimpute.report.report`).
+    """
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    deltas = [float(d) for d in deltas]
+    grid = [(d, None) for d in deltas]
+    if column2 is not None:
+        if deltas2 is None:
+            raise ValueError("column2 needs deltas2")
+        grid = [(d, float(d2)) for d in deltas for d2 in deltas2]
+    tables = []
+    for delta, delta2 in grid:
+        imputer_l = _imputer_at(imputer, kind, column, delta, column2, delta2)
+        result = _pooled(analysis, X, y, imputer_l, n_imputations, random_state, n_jobs)
+        table = result.summary().reset_index()
+        table.insert(0, "delta", delta)
+        if column2 is not None:
+            table.insert(1, "delta2", delta2)
+        tables.append(table)
+    out = pd.concat(tables, ignore_index=True)
+    keep = ["delta", "delta2"] if column2 is not None else ["delta"]
+    keep += ["term", "estimate", "std_error", "df", "statistic", "p_value",
+             "ci_low", "ci_high", "fmi"]  # fmt: skip
+    out = out[keep]
+    out.attrs.update(
+        {
+            "column": str(column),
+            "column2": None if column2 is None else str(column2),
+            "kind": kind,
+            "n_imputations": n_imputations,
+            "random_state": random_state,
+            "imputer": repr(imputer if imputer is not None else EMImputer()),
+            "analysis": getattr(analysis, "__name__", repr(analysis)),
+        }
+    )
+    return out
+
+
+def _imputer_at(imputer, kind, column, delta, column2, delta2):
+    if kind == "psi":
+        template = imputer if imputer is not None else MNARSelectionImputer()
+        features = [column] if column2 is None else [column, column2]
+        coef = {column: delta} if column2 is None else {column: delta, column2: delta2}
+        return clone(template).set_params(mnar_features=features, mnar_coef=coef)
+    base = EMImputer() if imputer is None else clone(imputer)
+    values = {column: delta} if column2 is None else {column: delta, column2: delta2}
+    return DeltaAdjustedImputer(base, delta=values, kind=kind)
+
+
+def _pooled(analysis, X, y, imputer, n_imputations, random_state, n_jobs):
+    if callable(analysis) and not hasattr(analysis, "fit"):
+        mi = MultipleImputer(
+            imputer, n_imputations=n_imputations, random_state=random_state,
+            n_jobs=n_jobs,
+        ).fit(X)  # fmt: skip
+        rows = [analysis(completed, y) for completed in mi.multiple_transform(X)]
+        estimates = np.array([np.atleast_1d(row[0]) for row in rows], dtype=float)
+        variances = np.array([np.atleast_1d(row[1]) for row in rows], dtype=float)
+        dfcom = rows[0][2] if len(rows[0]) > 2 else None
+        return pool(estimates, variances, dfcom=dfcom)
+    mi = MultipleImputer(
+        imputer, n_imputations=n_imputations, estimator=analysis,
+        random_state=random_state, n_jobs=n_jobs,
+    ).fit(X, y)  # fmt: skip
+    if mi.pooled_ is None:
+        raise ValueError(
+            f"{type(analysis).__name__} has no built-in pooled inference: pass a "
+            "callable analysis(X, y) -> (estimates, variances[, dfcom]) instead"
+        )
+    return mi.pooled_
+
+
+@dataclass(frozen=True)
+class TippingPoint:
+    """Where the conclusion of a sensitivity analysis changes."""
+
+    delta: float  # interpolated departure at which it changes (None if never)
+    bracket: tuple  # the two grid values it lies between
+    criterion: str
+    mar_conclusion: str
+    description: str
+
+    def __repr__(self):
+        return self.description
+
+
+def tipping_point(table, term, *, null=0.0, criterion="ci", alpha=0.05, mar=0.0):
+    """The smallest departure from MAR at which the conclusion changes.
+
+    Parameters
+    ----------
+    table : DataFrame from :func:`sensitivity_analysis` (one column)
+    term : str
+        The parameter to judge (a value of ``table["term"]``).
+    null : float, default=0.0
+        The value the interval is compared with.
+    criterion : {"ci", "p"}, default="ci"
+        "ci": the conclusion is whether the confidence interval excludes
+        ``null``; "p": whether the p-value is below ``alpha``.
+    alpha : float, default=0.05
+    mar : float, default=0.0
+        The MAR point of the grid (1 for ``kind="scale"``).
+
+    Returns
+    -------
+    TippingPoint
+        Searched on each side of ``mar``; the nearer change is reported,
+        its position interpolated linearly between the two grid points that
+        bracket it (where the interval bound reaches ``null``, or the
+        p-value reaches ``alpha``).  ``delta`` is None if the conclusion
+        never changes on the grid.
+    """
+    if criterion not in ("ci", "p"):
+        raise ValueError(f"criterion must be 'ci' or 'p', got {criterion!r}")
+    rows = table[table["term"] == term].sort_values("delta")
+    if rows.empty:
+        raise ValueError(f"no term {term!r} in the table")
+    if "delta2" in rows.columns:
+        raise ValueError("tipping_point takes a one-column analysis")
+    deltas = rows["delta"].to_numpy()
+    if not np.any(np.isclose(deltas, mar)):
+        raise ValueError(f"the grid must include the MAR value {mar}")
+
+    def signal(row):
+        """Positive when the conclusion holds (interval excludes null, or p < alpha)."""
+        if criterion == "p":
+            return alpha - row["p_value"]
+        return max(row["ci_low"] - null, null - row["ci_high"])
+
+    signals = np.array([signal(row) for _, row in rows.iterrows()])
+    start = int(np.argmin(np.abs(deltas - mar)))
+    holds = signals[start] > 0
+    what = (
+        f"the {1 - alpha:.0%} interval of {term} excludes {null:g}"
+        if criterion == "ci"
+        else f"the p-value of {term} is below {alpha:g}"
+    )
+    mar_conclusion = what if holds else f"not: {what}"
+    best = None
+    for step in (1, -1):
+        i = start
+        while 0 <= i + step < len(deltas):
+            j = i + step
+            if (signals[j] > 0) != holds:
+                s0, s1 = signals[i], signals[j]
+                where = deltas[i] + (deltas[j] - deltas[i]) * s0 / (s0 - s1)
+                if best is None or abs(where - mar) < abs(best[0] - mar):
+                    best = (where, (deltas[i], deltas[j]))
+                break
+            i = j
+    if best is None:
+        description = (
+            f"No tipping point on the grid [{deltas.min():g}, {deltas.max():g}]: "
+            f"at every value, {mar_conclusion}."
+        )
+        return TippingPoint(None, None, criterion, mar_conclusion, description)
+    description = (
+        f"Tipping point at delta = {best[0]:.4g} (between grid values "
+        f"{best[1][0]:g} and {best[1][1]:g}): under MAR {mar_conclusion}; beyond "
+        f"it, the opposite."
+    )
+    return TippingPoint(float(best[0]), best[1], criterion, mar_conclusion, description)
