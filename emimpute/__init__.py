@@ -22,6 +22,8 @@ Layout
   :mod:`emimpute.plotting` (pattern matrix, observed against imputed
   distributions, log-likelihood trace; matplotlib imported lazily),
   :mod:`emimpute.pooling` (Rubin's rules, D1 and D2 tests),
+  :mod:`emimpute.sensitivity` (delta / psi grids, tipping points),
+  :mod:`emimpute.report` (the audit record in Markdown),
   :mod:`emimpute.datasets` (example data).
 """
 
