@@ -44,6 +44,7 @@ def sensitivity_analysis(
     n_imputations=20,
     random_state=0,
     n_jobs=None,
+    names=None,
 ):
     """Pooled results of an analysis over a grid of departures from MAR.
 
@@ -74,6 +75,9 @@ def sensitivity_analysis(
     random_state : int, default=0
         The same for every grid point (common random numbers).
     n_jobs : int, optional
+    names : list of str, optional
+        Names of a callable analysis's parameters (``x0``, ``x1``, ... by
+        default); an estimator's are its intercept and feature names.
 
     Returns
     -------
@@ -94,7 +98,9 @@ def sensitivity_analysis(
     tables = []
     for delta, delta2 in grid:
         imputer_l = _imputer_at(imputer, kind, column, delta, column2, delta2)
-        result = _pooled(analysis, X, y, imputer_l, n_imputations, random_state, n_jobs)
+        result = _pooled(
+            analysis, X, y, imputer_l, n_imputations, random_state, n_jobs, names
+        )
         table = result.summary().reset_index()
         table.insert(0, "delta", delta)
         if column2 is not None:
@@ -130,7 +136,7 @@ def _imputer_at(imputer, kind, column, delta, column2, delta2):
     return DeltaAdjustedImputer(base, delta=values, kind=kind)
 
 
-def _pooled(analysis, X, y, imputer, n_imputations, random_state, n_jobs):
+def _pooled(analysis, X, y, imputer, n_imputations, random_state, n_jobs, names):
     if callable(analysis) and not hasattr(analysis, "fit"):
         mi = MultipleImputer(
             imputer, n_imputations=n_imputations, random_state=random_state,
@@ -140,7 +146,7 @@ def _pooled(analysis, X, y, imputer, n_imputations, random_state, n_jobs):
         estimates = np.array([np.atleast_1d(row[0]) for row in rows], dtype=float)
         variances = np.array([np.atleast_1d(row[1]) for row in rows], dtype=float)
         dfcom = rows[0][2] if len(rows[0]) > 2 else None
-        return pool(estimates, variances, dfcom=dfcom)
+        return pool(estimates, variances, dfcom=dfcom, names=names)
     mi = MultipleImputer(
         imputer, n_imputations=n_imputations, estimator=analysis,
         random_state=random_state, n_jobs=n_jobs,
@@ -213,12 +219,15 @@ def tipping_point(table, term, *, null=0.0, criterion="ci", alpha=0.05, mar=0.0)
     signals = np.array([signal(row) for _, row in rows.iterrows()])
     start = int(np.argmin(np.abs(deltas - mar)))
     holds = signals[start] > 0
-    what = (
-        f"the {1 - alpha:.0%} interval of {term} excludes {null:g}"
-        if criterion == "ci"
-        else f"the p-value of {term} is below {alpha:g}"
-    )
-    mar_conclusion = what if holds else f"not: {what}"
+
+    def conclusion(holding):
+        if criterion == "ci":
+            verb = "excludes" if holding else "includes"
+            return f"the {1 - alpha:.0%} interval of {term} {verb} {null:g}"
+        relation = "below" if holding else "not below"
+        return f"the p-value of {term} is {relation} {alpha:g}"
+
+    mar_conclusion = conclusion(holds)
     best = None
     for step in (1, -1):
         i = start
@@ -239,7 +248,7 @@ def tipping_point(table, term, *, null=0.0, criterion="ci", alpha=0.05, mar=0.0)
         return TippingPoint(None, None, criterion, mar_conclusion, description)
     description = (
         f"Tipping point at delta = {best[0]:.4g} (between grid values "
-        f"{best[1][0]:g} and {best[1][1]:g}): under MAR {mar_conclusion}; beyond "
-        f"it, the opposite."
+        f"{best[1][0]:g} and {best[1][1]:g}): under MAR {mar_conclusion}; "
+        f"beyond the tipping point {conclusion(not holds)}."
     )
     return TippingPoint(float(best[0]), best[1], criterion, mar_conclusion, description)

@@ -92,3 +92,25 @@ def test_multiple_imputation_example_pools_twenty_fits(capsys):
     assert list(table.index) == ["intercept", "x0", "x1"]
     assert (table["fmi"] > 0.1).all() and (table["fmi"] < 0.9).all()
     assert table.loc["x0", "ci_low"] < 1.0 < table.loc["x0", "ci_high"]
+
+
+def test_mnar_workflow_example_finds_the_tipping_point_and_writes_the_report(
+    capsys, tmp_path
+):
+    example = runpy.run_path(str(EXAMPLES / "mnar_workflow.py"))
+    table, point = example["main"](tmp_path)
+    out = capsys.readouterr().out
+    assert "chi-square = 35.1062" in out and "Tipping point" in out
+    # The MAR interval includes 40 ppb; +60% excludes it; the tipping point
+    # lies in between.
+    assert table["ci_low"].iloc[0] < 40 < table["ci_low"].iloc[-1]
+    assert 1.0 < point.delta < 1.6
+    report = (tmp_path / "airquality_mnar_report.md").read_text()
+    for heading in (
+        "## MCAR test",
+        "## Selection model (MNAR)",
+        "## Sensitivity to MNAR",
+    ):
+        assert heading in report
+    figures = tmp_path / "airquality_mnar_report_figures"
+    assert len(list(figures.glob("*.png"))) == 3  # patterns, ozone, sensitivity

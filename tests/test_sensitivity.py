@@ -84,7 +84,8 @@ def test_tipping_point_interpolates_where_the_interval_reaches_the_null():
     point = tipping_point(table, "b")
     assert point.delta == pytest.approx(2.5)
     assert point.bracket == (2.0, 3.0)
-    assert "excludes 0" in point.mar_conclusion
+    assert point.mar_conclusion == "the 95% interval of b excludes 0"
+    assert "beyond the tipping point the 95% interval of b includes 0" in repr(point)
     # By p-value: 0.01 at 1, 0.2 at 2, so 0.05 at 1 + 0.04 / 0.19.
     by_p = tipping_point(table, "b", criterion="p")
     assert by_p.delta == pytest.approx(1 + 0.04 / 0.19)
