@@ -122,3 +122,20 @@ def test_bridge_to_the_logistic_selection_model():
     truth = y[missing].mean()
     assert from_delta == pytest.approx(truth, abs=0.05)
     assert from_selection == pytest.approx(from_delta, abs=0.05)
+
+
+def test_pipeline_grid_search_and_pandas_output():
+    from sklearn.linear_model import LinearRegression
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.pipeline import make_pipeline
+
+    data = correlated(300, seed=6)
+    out = DeltaAdjustedImputer(delta={"income": 1.0}).set_output(transform="pandas")
+    frame = out.fit_transform(data)
+    assert list(frame.columns) == ["income", "age", "score"]
+    assert not frame.isna().any().any()
+    pipeline = make_pipeline(DeltaAdjustedImputer(), LinearRegression())
+    search = GridSearchCV(
+        pipeline, {"deltaadjustedimputer__delta": [0.0, 0.5]}, cv=3
+    ).fit(data[["income", "age"]], data["score"])
+    assert search.best_params_["deltaadjustedimputer__delta"] in (0.0, 0.5)
