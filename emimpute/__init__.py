@@ -24,6 +24,8 @@ Layout
   :mod:`emimpute.pooling` (Rubin's rules, D1 and D2 tests),
   :mod:`emimpute.sensitivity` (delta / psi grids, tipping points),
   :mod:`emimpute.report` (the audit record in Markdown),
+  :mod:`emimpute.cli` (the ``emimpute`` command; models saved as JSON by
+  ``_model_io``),
   :mod:`emimpute.datasets` (example data).
 """
 
