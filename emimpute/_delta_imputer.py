@@ -8,6 +8,7 @@ from sklearn.utils._param_validation import HasMethods, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from emimpute._em_imputer import EMImputer
+from emimpute._normal_em import observed_column_moments
 
 
 class DeltaAdjustedImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
@@ -82,12 +83,7 @@ class DeltaAdjustedImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator
         X = validate_data(self, X, ensure_all_finite="allow-nan", dtype=np.float64)
         self.imputer_ = clone(EMImputer() if self.imputer is None else self.imputer)
         self.imputer_.fit(X, y)
-        observed = ~np.isnan(X)
-        counts = observed.sum(axis=0)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean = np.where(observed, X, 0.0).sum(axis=0) / counts
-            spread = np.where(observed, (X - mean) ** 2, 0.0).sum(axis=0) / counts
-        self.column_std_ = np.sqrt(spread)
+        _, _, self.column_std_, _, _ = observed_column_moments(X)
         neutral = 1.0 if self.kind == "scale" else 0.0
         self.delta_ = np.full(X.shape[1], neutral)
         if isinstance(self.delta, dict):

@@ -13,11 +13,11 @@ from sklearn.utils.validation import check_is_fitted
 
 from emimpute._conditional import conditional_moments
 from emimpute._normal_em import (
-    SingularCovarianceError,
     fit_normal_em,
     observed_column_moments,
 )
 from emimpute._progress import iteration_reporter, report_end
+from emimpute._squarem import SingularCovarianceError
 from emimpute._validation import check_fittable, is_nan_marker, validate_numeric
 
 

@@ -11,12 +11,14 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from emimpute._normal_em import SingularCovarianceError, observed_column_moments
+from emimpute._normal_em import observed_column_moments
 from emimpute._progress import iteration_reporter, report_end
 from emimpute._selection_em import fit_selection_em, impute_selection
+from emimpute._squarem import SingularCovarianceError
 from emimpute._validation import (
     check_fittable,
     describe_columns,
+    feature_names,
     is_nan_marker,
     validate_numeric,
 )
@@ -249,14 +251,8 @@ class MNARSelectionImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator
             )
         return self
 
-    def _names(self):
-        names = getattr(self, "feature_names_in_", None)
-        if names is None:
-            return [f"x{j}" for j in range(self.n_features_in_)]
-        return [str(c) for c in names]
-
     def _position(self, column, what):
-        names = self._names()
+        names = feature_names(self)
         if isinstance(column, str):
             if column in names:
                 return names.index(column)
@@ -293,7 +289,7 @@ class MNARSelectionImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator
         return fixed
 
     def _coefficient_table(self, result):
-        names = self._names()
+        names = feature_names(self)
         table = pd.DataFrame(
             {"intercept": result.intercept, "psi": result.psi},
             index=[names[j] for j in result.mnar],
@@ -338,7 +334,7 @@ class MNARSelectionImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator
         str
         """
         check_is_fitted(self)
-        names = self._names()
+        names = feature_names(self)
         link = "Phi" if self.selection == "probit" else "logistic"
         lines = [
             f"MNAR selection model ({self.selection} link), fitted by EM: "

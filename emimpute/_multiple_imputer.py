@@ -18,6 +18,7 @@ from emimpute._data_augmentation import data_augmentation
 from emimpute._em_imputer import EMImputer
 from emimpute._normal_em import observed_column_moments
 from emimpute._progress import progress_bar
+from emimpute._validation import feature_names
 from emimpute.pooling import pool
 
 # Bootstrap resamples in which a column has no observed value are redrawn,
@@ -262,18 +263,12 @@ class MultipleImputer(TransformerMixin, BaseEstimator):
         estimates = np.array([row[0] for row in rows])
         variances = np.array([row[1] for row in rows])
         dfcom = rows[0][2] if len(rows[0]) > 2 else None
-        names = list(self._feature_names())
+        names = feature_names(self)
         if estimates.shape[1] == len(names) + 1:
             names = ["intercept", *names]
         elif estimates.shape[1] != len(names):
             names = None
         return pool(estimates, variances, dfcom=dfcom, names=names)
-
-    def _feature_names(self):
-        names = getattr(self, "feature_names_in_", None)
-        if names is None:
-            return [f"x{j}" for j in range(self.n_features_in_)]
-        return [str(c) for c in names]
 
     def summary(self):
         """The pooled coefficients, a DataFrame like R's ``summary(pool(fit))``."""
@@ -299,7 +294,7 @@ class MultipleImputer(TransformerMixin, BaseEstimator):
         check_is_fitted(self)
         out = self._multiple_arrays(X)
         if getattr(self, "_sklearn_output_config", {}).get("transform") == "pandas":
-            columns = self._feature_names()
+            columns = feature_names(self)
             out = [pd.DataFrame(values, columns=columns) for values in out]
         return out
 
@@ -326,7 +321,7 @@ class MultipleImputer(TransformerMixin, BaseEstimator):
 
     def get_feature_names_out(self, input_features=None):
         check_is_fitted(self)
-        return np.asarray(self._feature_names(), dtype=object)
+        return np.asarray(feature_names(self), dtype=object)
 
     # -------------------------------------------------------------- predict
 

@@ -25,6 +25,11 @@ from emimpute._conditional import (
     plan_chunks,
     precision_and_logdet,
 )
+from emimpute._squarem import (
+    from_log_cholesky,
+    iterate,
+    log_cholesky,
+)
 
 
 @dataclass(frozen=True)
@@ -189,24 +194,16 @@ def log_prior(covariance, prior_scatter, ridge):
 def _to_vector(problem, mean, covariance):
     """(mu, S) as an unconstrained vector: standardised mean and log-Cholesky."""
     scaled = covariance / np.outer(problem.scale, problem.scale)
-    factor = np.linalg.cholesky(scaled)
-    p = mean.shape[0]
-    rows, cols = np.tril_indices(p)
-    values = factor[rows, cols].copy()
-    diag = rows == cols
-    values[diag] = np.log(values[diag])
-    return np.concatenate([(mean - problem.center) / problem.scale, values])
+    return np.concatenate(
+        [(mean - problem.center) / problem.scale, log_cholesky(scaled)]
+    )
 
 
 def _from_vector(problem, vector):
     p = problem.center.shape[0]
-    rows, cols = np.tril_indices(p)
-    values = vector[p:].copy()
-    diag = rows == cols
-    values[diag] = np.exp(values[diag])
-    factor = np.zeros((p, p))
-    factor[rows, cols] = values
-    covariance = (factor @ factor.T) * np.outer(problem.scale, problem.scale)
+    covariance = from_log_cholesky(vector[p:], p) * np.outer(
+        problem.scale, problem.scale
+    )
     return vector[:p] * problem.scale + problem.center, covariance
 
 
@@ -303,10 +300,6 @@ def prepare_problem(X, ridge=0.0, chunk_size=None, column_moments=None):
     )
 
 
-class SingularCovarianceError(ValueError):
-    """The covariance estimate became singular (no finite likelihood)."""
-
-
 def fit_normal_em(
     X,
     *,
@@ -369,68 +362,38 @@ def fit_normal_em(
     n = problem.n_rows
     prior_scatter = np.diag(problem.scale**2)
 
-    def objective(stats, covariance):
-        return stats[2] + log_prior(covariance, prior_scatter, problem.ridge)
+    def objective(params, stats):
+        return stats[2] + log_prior(params[1], prior_scatter, problem.ridge)
 
-    def em_map(stats):
+    def em_map(params, stats):
         return m_step(
             stats[0], stats[1], n, prior_scatter, problem.ridge, problem.center
         )
 
-    def evaluate(params):
-        return e_step(problem, *params)
-
     # Start from the observed means and variances with zero correlations, so
     # that the first E-step fills every missing cell with its column mean.
-    params = (problem.center, np.diag(problem.scale**2))
-    stats = evaluate(params)
-    value = objective(stats, params[1])
-    path, n_steps, converged = [], 0, False
-    step_max = 1.0  # SQUAREM's adaptive bound on the step length
-    for iteration in range(1, max_iter + 1):
-        params1 = em_map(stats)
-        stats1 = evaluate(params1)
-        n_steps += 1
-        if stats1 is None:
-            raise SingularCovarianceError(_SINGULAR)
-        new_params, new_stats = params1, stats1
-        if accelerate:
-            params2 = em_map(stats1)
-            extrapolated, alpha = _squarem_point(
-                problem, params, params1, params2, step_max
-            )
-            stats_x = evaluate(extrapolated) if extrapolated is not None else None
-            n_steps += stats_x is not None
-            if stats_x is not None and objective(stats_x, extrapolated[1]) >= value:
-                new_params = em_map(stats_x)  # the stabilising EM step
-                if alpha == step_max:
-                    step_max *= 4.0
-            else:
-                new_params = params2
-                if alpha == step_max:
-                    step_max = max(1.0, step_max / 4.0)
-            new_stats = evaluate(new_params)
-            n_steps += 1
-            if new_stats is None:
-                raise SingularCovarianceError(_SINGULAR)
-        new_value = objective(new_stats, new_params[1])
-        change = _relative_change(problem, params, new_params)
-        value_change = abs(new_value - value) / max(abs(new_value), 1.0)
-        params, stats, value = new_params, new_stats, new_value
-        path.append(stats[2])
-        if callback is not None:
-            callback(iteration, stats[2], change)
-        if change < tol and value_change < tol:
-            converged = True
-            break
+    run = iterate(
+        (problem.center, np.diag(problem.scale**2)),
+        evaluate=lambda params: e_step(problem, *params),
+        em_map=em_map,
+        objective=objective,
+        to_vector=lambda params: _to_vector(problem, *params),
+        from_vector=lambda vector, _: _from_vector(problem, vector),
+        change=lambda old, new: _relative_change(problem, old, new),
+        max_iter=max_iter,
+        tol=tol,
+        accelerate=accelerate,
+        callback=callback,
+        singular_message=_SINGULAR,
+    )
     return EMResult(
-        mean=params[0],
-        covariance=params[1],
-        loglik=float(stats[2]),
-        loglik_path=np.asarray(path),
-        n_iter=iteration if max_iter > 0 else 0,
-        n_em_steps=n_steps,
-        converged=converged,
+        mean=run.params[0],
+        covariance=run.params[1],
+        loglik=float(run.stats[2]),
+        loglik_path=np.asarray(run.path),
+        n_iter=run.n_iter,
+        n_em_steps=run.n_steps,
+        converged=run.converged,
     )
 
 
@@ -440,28 +403,3 @@ _SINGULAR = (
     "few rows observing pairs of columns together); use a ridge prior "
     "(ridge > 0, for example 1% of n_samples)"
 )
-
-
-def _squarem_point(problem, params0, params1, params2, step_max):
-    """SQUAREM extrapolation (Varadhan & Roland 2008, S3 step length).
-
-    Works on the unconstrained vector of :func:`_to_vector`, so every
-    extrapolated point is a valid (positive definite) covariance.  Returns the
-    point and the step length, or ``(None, alpha)`` if it is not usable.
-    """
-    try:
-        t0, t1, t2 = (
-            _to_vector(problem, *params) for params in (params0, params1, params2)
-        )
-    except np.linalg.LinAlgError:
-        return None, 1.0
-    r = t1 - t0
-    v = t2 - 2.0 * t1 + t0
-    norm_v = np.linalg.norm(v)
-    if norm_v == 0.0:
-        return None, 1.0
-    alpha = float(np.clip(np.linalg.norm(r) / norm_v, 1.0, step_max))
-    extrapolated = t0 + 2.0 * alpha * r + alpha**2 * v
-    if not np.all(np.isfinite(extrapolated)):
-        return None, alpha
-    return _from_vector(problem, extrapolated), alpha

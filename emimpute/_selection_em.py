@@ -65,12 +65,13 @@ from emimpute._conditional import (
     precision_and_logdet,
 )
 from emimpute._normal_em import (
-    SingularCovarianceError,
     fit_normal_em,
+    log_prior,
     m_step,
     observed_column_moments,
 )
 from emimpute._selection import gauss_hermite, gauss_hermite_size
+from emimpute._squarem import from_log_cholesky, iterate, log_cholesky
 
 # Nodes per dimension of the product Gauss-Hermite grid for two MNAR cells.
 GRID_NODES_2D = 24
@@ -397,52 +398,33 @@ def fit_selection_em(
         mean, cov, coef = params
         return _e_step(Z, mask, groups, mnar, covariates, coef, link, mean, cov, sobol)
 
-    def em_map(params, stats_, held):
-        T1, T2, _, pseudo = stats_
-        new_mean, new_cov = m_step(T1, T2, n, prior, ridge)
-        return (
-            new_mean,
-            new_cov,
-            _fit_models(Z, covariates, pseudo, params[2], held, link),
-        )
-
     def run(params, held, max_iter, tol, callback=None):
         """EM (SQUAREM-accelerated) from params, psi held where ``held``."""
-        stats_ = evaluate(params)
-        value = stats_[2]
-        path, converged, step_max, iteration = [], False, 1.0, 0
-        for iteration in range(1, max_iter + 1):
-            params1 = em_map(params, stats_, held)
-            stats1 = evaluate(params1)
-            if stats1 is None:
-                raise SingularCovarianceError(_SINGULAR)
-            new_params, new_stats = params1, stats1
-            if accelerate:
-                params2 = em_map(params1, stats1, held)
-                extrapolated, alpha = _squarem(params, params1, params2, held, step_max)
-                stats_x = evaluate(extrapolated) if extrapolated is not None else None
-                if stats_x is not None and stats_x[2] >= value:
-                    new_params = em_map(extrapolated, stats_x, held)
-                    step_max = step_max * 4.0 if alpha == step_max else step_max
-                else:
-                    new_params = params2
-                    if alpha == step_max:
-                        step_max = max(1.0, step_max / 4.0)
-                new_stats = evaluate(new_params)
-                if new_stats is None:
-                    raise SingularCovarianceError(_SINGULAR)
-            change = np.max(
-                np.abs(_to_vector(new_params, held) - _to_vector(params, held))
-            )
-            value_change = abs(new_stats[2] - value) / max(abs(new_stats[2]), 1.0)
-            params, stats_, value = new_params, new_stats, new_stats[2]
-            path.append(value)
-            if callback is not None:
-                callback(iteration, value, change)
-            if change < tol and value_change < tol:
-                converged = True
-                break
-        return params, value, path, iteration, converged
+
+        def em_map(params, stats_):
+            T1, T2, _, pseudo = stats_
+            new_mean, new_cov = m_step(T1, T2, n, prior, ridge)
+            models = _fit_models(Z, covariates, pseudo, params[2], held, link)
+            return new_mean, new_cov, models
+
+        return iterate(
+            params,
+            evaluate=evaluate,
+            em_map=em_map,
+            objective=lambda params, stats_: (
+                stats_[2] + log_prior(params[1], prior, ridge)
+            ),
+            to_vector=lambda params: _to_vector(params, held),
+            from_vector=lambda vector, like: _from_vector(vector, like, held),
+            change=lambda old, new: np.max(
+                np.abs(_to_vector(new, held) - _to_vector(old, held))
+            ),
+            max_iter=max_iter,
+            tol=tol,
+            accelerate=accelerate,
+            callback=callback,
+            singular_message=_SINGULAR,
+        )
 
     params = (start.mean, start.covariance, coef)
     first = evaluate(params)
@@ -463,13 +445,11 @@ def fit_selection_em(
             candidate = run(
                 (params[0], params[1], held_coef), all_held, START_ITER, START_TOL
             )
-            if best is None or candidate[1] > best[1]:
+            if best is None or candidate.value > best.value:
                 best = candidate
-        params = best[0]
-    params, value, path, iteration, converged = run(
-        params, fixed, max_iter, tol, callback
-    )
-    mean, cov, coef = params
+        params = best.params
+    fit = run(params, fixed, max_iter, tol, callback)
+    mean, cov, coef = fit.params
     # Back to the data's units.  index = a + psi z_j + g' z_c with
     # z = (x - center) / scale.
     c_scale = scale[covariates]
@@ -491,10 +471,10 @@ def fit_selection_em(
         center=center,
         scale=scale,
         standardised=(mean, cov, coef),
-        loglik=float(value - n_observed_log_scale(mask, scale)),
-        loglik_path=np.asarray(path) - n_observed_log_scale(mask, scale),
-        n_iter=iteration,
-        converged=converged,
+        loglik=float(fit.stats[2] - n_observed_log_scale(mask, scale)),
+        loglik_path=np.asarray(fit.path) - n_observed_log_scale(mask, scale),
+        n_iter=fit.n_iter,
+        converged=fit.converged,
     )
 
 
@@ -504,24 +484,15 @@ _SINGULAR = "the covariance estimate became singular; use a ridge prior (ridge >
 def _to_vector(params, fixed):
     """Parameters as one unconstrained vector (standardised scale)."""
     mean, cov, coef = params
-    factor = np.linalg.cholesky(cov)
-    rows, cols = np.tril_indices(len(mean))
-    values = factor[rows, cols].copy()
-    values[rows == cols] = np.log(values[rows == cols])
     return np.concatenate(
-        [mean, values, coef.intercept, coef.psi[~fixed], coef.gamma.ravel()]
+        [mean, log_cholesky(cov), coef.intercept, coef.psi[~fixed], coef.gamma.ravel()]
     )
 
 
 def _from_vector(vector, like, fixed):
     mean, _, coef = like
     p = len(mean)
-    rows, cols = np.tril_indices(p)
-    n_chol = len(rows)
-    values = vector[p : p + n_chol].copy()
-    values[rows == cols] = np.exp(values[rows == cols])
-    factor = np.zeros((p, p))
-    factor[rows, cols] = values
+    n_chol = p * (p + 1) // 2
     rest = vector[p + n_chol :]
     m = len(coef.intercept)
     n_free = int((~fixed).sum())
@@ -530,26 +501,7 @@ def _from_vector(vector, like, fixed):
     new = _Coefficients(
         rest[:m].copy(), psi, rest[m + n_free :].reshape(coef.gamma.shape).copy()
     )
-    return vector[:p].copy(), factor @ factor.T, new
-
-
-def _squarem(params0, params1, params2, fixed, step_max):
-    """SQUAREM S3 extrapolation (Varadhan & Roland 2008); (None, alpha) if
-    unusable."""
-    try:
-        t0, t1, t2 = (_to_vector(p, fixed) for p in (params0, params1, params2))
-    except np.linalg.LinAlgError:
-        return None, 1.0
-    r = t1 - t0
-    v = t2 - 2.0 * t1 + t0
-    norm_v = np.linalg.norm(v)
-    if norm_v == 0.0:
-        return None, 1.0
-    alpha = float(np.clip(np.linalg.norm(r) / norm_v, 1.0, step_max))
-    extrapolated = t0 + 2.0 * alpha * r + alpha**2 * v
-    if not np.all(np.isfinite(extrapolated)):
-        return None, alpha
-    return _from_vector(extrapolated, params0, fixed), alpha
+    return vector[:p].copy(), from_log_cholesky(vector[p:], p), new
 
 
 def n_observed_log_scale(mask, scale):

@@ -12,6 +12,14 @@ def is_nan_marker(value):
     return bool(isinstance(value, numbers.Real) and np.isnan(value))
 
 
+def feature_names(estimator):
+    """The fitted estimator's column names, or ``x0``, ``x1``, ... for arrays."""
+    names = getattr(estimator, "feature_names_in_", None)
+    if names is None:
+        return [f"x{j}" for j in range(estimator.n_features_in_)]
+    return [str(c) for c in names]
+
+
 def describe_columns(estimator, indices):
     """ "column 'age'" or "columns 'age', 'income'" (positions if unnamed)."""
     return _describe(getattr(estimator, "feature_names_in_", None), indices)

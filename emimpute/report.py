@@ -26,6 +26,7 @@ from emimpute._delta_imputer import DeltaAdjustedImputer
 from emimpute._em_imputer import EMImputer
 from emimpute._mnar_imputer import MNARSelectionImputer
 from emimpute._multiple_imputer import MultipleImputer
+from emimpute._validation import feature_names
 from emimpute.diagnostics import MCARTestResult
 from emimpute.pooling import PooledResult
 from emimpute.sensitivity import TippingPoint
@@ -95,7 +96,7 @@ def record(item):
             lines += ["", record(item.pooled_)]
         return "\n".join(lines)
     if isinstance(item, DeltaAdjustedImputer):
-        names = _names(item)
+        names = feature_names(item)
         kind = {"shift": "added to", "scale": "multiplying",
                 "sd": "standard deviations added to"}[item.kind]  # fmt: skip
         neutral = 1.0 if item.kind == "scale" else 0.0
@@ -124,7 +125,7 @@ def record(item):
             ]
         )
     if isinstance(item, EMImputer):
-        names = _names(item)
+        names = feature_names(item)
         how = "draws" if item.sample_posterior else "conditional means"
         return "\n".join(
             [
@@ -166,13 +167,6 @@ def record(item):
         )
         return text + "\n\n" + markdown_table(item.set_index("delta"))
     raise TypeError(f"no record for {type(item).__name__}")
-
-
-def _names(estimator):
-    names = getattr(estimator, "feature_names_in_", None)
-    if names is None:
-        return [f"x{j}" for j in range(estimator.n_features_in_)]
-    return [str(c) for c in names]
 
 
 def report(path, title, sections):

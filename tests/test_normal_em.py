@@ -13,7 +13,8 @@ from scipy import optimize, stats
 
 import emimpute._batched_cholesky
 import emimpute._conditional
-from emimpute._normal_em import SingularCovarianceError, fit_normal_em
+from emimpute._normal_em import fit_normal_em
+from emimpute._squarem import SingularCovarianceError
 from emimpute.datasets import load_blood_sugar
 
 # ---------------------------------------------------------------------------
