@@ -218,11 +218,20 @@ class MultipleImputer(TransformerMixin, BaseEstimator):
         self.imputers_ = [imputer for imputer, _ in results]
         self.estimators_ = []
         self.pooled_ = None
-        if self.estimator is None:
-            return self
-        completed = [draws for _, draws in results]
-        p = X.shape[1]
-        fits = []
+        if self.estimator is not None:
+            self._analyse([draws for _, draws in results], y)
+        return self
+
+    def _analyse(self, completed, y):
+        """Fit the estimator on each completed data set and pool the fits.
+
+        ``completed`` holds the m imputed training sets (the outcome as last
+        column when it was imputed with X); also used by
+        :func:`emimpute.sensitivity.sensitivity_analysis` on delta-adjusted
+        copies of the same draws.
+        """
+        p = self.n_features_in_
+        self.estimators_, fits = [], []
         for draws in completed:
             X_l = draws[:, :p]
             y_l = draws[:, p] if self._with_outcome else y
@@ -231,7 +240,19 @@ class MultipleImputer(TransformerMixin, BaseEstimator):
             self.estimators_.append(clone(self.estimator).fit(X_l, y_l))
             fits.append((X_l, y_l))
         self.pooled_ = self._pool(fits)
-        return self
+
+    def _training_draws(self, X, y=None):
+        """The m completed training sets (with the outcome column when it was
+        imputed with X): each imputer draws with its fixed ``random_state``,
+        so these are the draws ``fit`` analysed (bootstrap method)."""
+        X = validate_data(
+            self, X, reset=False, ensure_all_finite="allow-nan", dtype=np.float64
+        )
+        data = X
+        if self._with_outcome:
+            data = np.column_stack([X, np.asarray(y, dtype=np.float64).ravel()])
+        data = _frame(data, self._columns)
+        return [np.asarray(imp.transform(data), dtype=float) for imp in self.imputers_]
 
     def _em_start(self, base, data):
         """The EM fit that every data-augmentation chain starts from."""

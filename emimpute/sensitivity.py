@@ -8,9 +8,11 @@ MNAR coefficients of the selection model
 (:class:`emimpute.MNARSelectionImputer`), and the *tipping point*, the
 smallest departure at which the conclusion changes.
 
-Each grid point is a full multiple imputation (:class:`emimpute.MultipleImputer`)
-with the same ``random_state``, so neighbouring points share their random
-draws and the curve is smooth.
+Under deltas, the MAR multiple imputation (:class:`emimpute.MultipleImputer`)
+is run once and every grid point adjusts copies of the same draws, so the
+curve is smooth and only the analysis is repeated; under fixed psi values
+the model itself changes, and each grid point is a multiple imputation with
+the same ``random_state``.
 """
 
 from dataclasses import dataclass
@@ -19,10 +21,12 @@ import numpy as np
 import pandas as pd
 from sklearn.base import clone
 
-from emimpute._delta_imputer import DeltaAdjustedImputer
+from emimpute._delta_imputer import adjust
 from emimpute._em_imputer import EMImputer
 from emimpute._mnar_imputer import MNARSelectionImputer
 from emimpute._multiple_imputer import MultipleImputer
+from emimpute._normal_em import observed_column_moments
+from emimpute._validation import feature_names
 from emimpute.pooling import pool
 
 __all__ = ["TippingPoint", "sensitivity_analysis", "tipping_point"]
@@ -95,12 +99,24 @@ def sensitivity_analysis(
         if deltas2 is None:
             raise ValueError("column2 needs deltas2")
         grid = [(d, float(d2)) for d in deltas for d2 in deltas2]
+    if kind == "psi":
+        # The model itself changes with psi: one multiple imputation per point.
+        results = [
+            _pooled(
+                analysis, X, y, _selection_at(imputer, column, delta, column2, delta2),
+                n_imputations, random_state, n_jobs, names,
+            )
+            for delta, delta2 in grid
+        ]  # fmt: skip
+    else:
+        # Under a delta, the MAR draws are the same at every grid point: impute
+        # once, then adjust copies of the draws and rerun only the analysis.
+        results = _delta_grid(
+            analysis, X, y, imputer, kind, column, column2, grid, n_imputations,
+            random_state, n_jobs, names,
+        )  # fmt: skip
     tables = []
-    for delta, delta2 in grid:
-        imputer_l = _imputer_at(imputer, kind, column, delta, column2, delta2)
-        result = _pooled(
-            analysis, X, y, imputer_l, n_imputations, random_state, n_jobs, names
-        )
+    for (delta, delta2), result in zip(grid, results, strict=True):
         table = result.summary().reset_index()
         table.insert(0, "delta", delta)
         if column2 is not None:
@@ -125,37 +141,101 @@ def sensitivity_analysis(
     return out
 
 
-def _imputer_at(imputer, kind, column, delta, column2, delta2):
-    if kind == "psi":
-        template = imputer if imputer is not None else MNARSelectionImputer()
-        features = [column] if column2 is None else [column, column2]
-        coef = {column: delta} if column2 is None else {column: delta, column2: delta2}
-        return clone(template).set_params(mnar_features=features, mnar_coef=coef)
-    base = EMImputer() if imputer is None else clone(imputer)
-    values = {column: delta} if column2 is None else {column: delta, column2: delta2}
-    return DeltaAdjustedImputer(base, delta=values, kind=kind)
+def _selection_at(imputer, column, delta, column2, delta2):
+    """The selection model with psi held at the grid point."""
+    template = imputer if imputer is not None else MNARSelectionImputer()
+    features = [column] if column2 is None else [column, column2]
+    coef = {column: delta} if column2 is None else {column: delta, column2: delta2}
+    return clone(template).set_params(mnar_features=features, mnar_coef=coef)
+
+
+def _is_callable_analysis(analysis):
+    return callable(analysis) and not hasattr(analysis, "fit")
+
+
+def _delta_grid(
+    analysis, X, y, imputer, kind, column, column2, grid, n_imputations,
+    random_state, n_jobs, names,
+):  # fmt: skip
+    """Pooled results at every delta from one set of MAR imputations."""
+    estimator = None if _is_callable_analysis(analysis) else analysis
+    mi = MultipleImputer(
+        EMImputer() if imputer is None else imputer, n_imputations=n_imputations,
+        estimator=estimator, random_state=random_state, n_jobs=n_jobs,
+    ).fit(X, y if estimator is not None else None)  # fmt: skip
+    draws = mi._training_draws(X, y)
+    data = _with_outcome(mi, X, y)
+    missing = np.isnan(data)
+    _, _, column_std, _, _ = observed_column_moments(data)
+    positions = [_position(mi, column)]
+    if column2 is not None:
+        positions.append(_position(mi, column2))
+    neutral = 1.0 if kind == "scale" else 0.0
+    p = mi.n_features_in_
+    results = []
+    for delta, delta2 in grid:
+        deltas = np.full(missing.shape[1], neutral)
+        deltas[positions[0]] = delta
+        if column2 is not None:
+            deltas[positions[1]] = delta2
+        adjusted = [adjust(d.copy(), missing, deltas, kind, column_std) for d in draws]
+        if estimator is None:
+            results.append(
+                _pool_callable(analysis, [a[:, :p] for a in adjusted], y, names)
+            )
+            continue
+        mi._analyse(adjusted, None if mi._with_outcome else np.asarray(y, float))
+        if mi.pooled_ is None:
+            raise ValueError(_NO_INFERENCE.format(type(analysis).__name__))
+        results.append(mi.pooled_)
+    return results
+
+
+def _with_outcome(mi, X, y):
+    """The matrix the imputers saw: X, and y as a last column if imputed."""
+    values = np.asarray(X, dtype=np.float64)
+    if mi._with_outcome:
+        values = np.column_stack([values, np.asarray(y, dtype=np.float64).ravel()])
+    return values
+
+
+def _position(mi, column):
+    names = feature_names(mi)
+    if isinstance(column, str) and column in names:
+        return names.index(column)
+    if isinstance(column, (int, np.integer)) and 0 <= column < len(names):
+        return int(column)
+    raise ValueError(f"column {column!r} is not a column of X")
+
+
+def _pool_callable(analysis, completed, y, names):
+    rows = [analysis(values, y) for values in completed]
+    estimates = np.array([np.atleast_1d(row[0]) for row in rows], dtype=float)
+    variances = np.array([np.atleast_1d(row[1]) for row in rows], dtype=float)
+    dfcom = rows[0][2] if len(rows[0]) > 2 else None
+    return pool(estimates, variances, dfcom=dfcom, names=names)
+
+
+_NO_INFERENCE = (
+    "{} has no built-in pooled inference: pass a callable "
+    "analysis(X, y) -> (estimates, variances[, dfcom]) instead"
+)
 
 
 def _pooled(analysis, X, y, imputer, n_imputations, random_state, n_jobs, names):
-    if callable(analysis) and not hasattr(analysis, "fit"):
+    """One full multiple imputation and the pooled analysis."""
+    if _is_callable_analysis(analysis):
         mi = MultipleImputer(
             imputer, n_imputations=n_imputations, random_state=random_state,
             n_jobs=n_jobs,
         ).fit(X)  # fmt: skip
-        rows = [analysis(completed, y) for completed in mi.multiple_transform(X)]
-        estimates = np.array([np.atleast_1d(row[0]) for row in rows], dtype=float)
-        variances = np.array([np.atleast_1d(row[1]) for row in rows], dtype=float)
-        dfcom = rows[0][2] if len(rows[0]) > 2 else None
-        return pool(estimates, variances, dfcom=dfcom, names=names)
+        return _pool_callable(analysis, mi.multiple_transform(X), y, names)
     mi = MultipleImputer(
         imputer, n_imputations=n_imputations, estimator=analysis,
         random_state=random_state, n_jobs=n_jobs,
     ).fit(X, y)  # fmt: skip
     if mi.pooled_ is None:
-        raise ValueError(
-            f"{type(analysis).__name__} has no built-in pooled inference: pass a "
-            "callable analysis(X, y) -> (estimates, variances[, dfcom]) instead"
-        )
+        raise ValueError(_NO_INFERENCE.format(type(analysis).__name__))
     return mi.pooled_
 
 
