@@ -202,21 +202,39 @@ class EMImputer(TransformerMixin, BaseEstimator):
         self._empty_features = count == 0
         valid = ~self._empty_features
         X_valid = X[:, valid] if self._empty_features.any() else X
+        self._fit_and_store(
+            fit_normal_em,
+            valid,
+            X=X_valid,
+            column_moments=(center[valid], scale[valid]),
+        )
+        self.indicator_ = None
+        if self.add_indicator:
+            self.indicator_ = MissingIndicator(error_on_new=False).fit(X)
+        return self
+
+    def _fit_and_store(self, fit, valid, **data):
+        """Run an EM kernel with this estimator's settings; store the result.
+
+        ``fit`` is :func:`~emimpute._normal_em.fit_normal_em` (in memory) or
+        :func:`~emimpute._normal_em.run_normal_em` (any E-step, e.g. the
+        blockwise one of :class:`emimpute.dask.DaskEMImputer`), ``data`` its
+        data arguments; the estimate covers the ``valid`` (non-empty) columns.
+        """
         name = type(self).__name__
         try:
-            result = fit_normal_em(
-                X_valid,
+            result = fit(
                 ridge=self.ridge,
                 max_iter=self.max_iter,
                 tol=self.tol,
                 accelerate=self.accelerate,
                 callback=iteration_reporter(name, self.verbose),
-                column_moments=(center[valid], scale[valid]),
+                **data,
             )
         except SingularCovarianceError as error:
             raise ValueError(f"{name} could not fit: {error}.") from None
         report_end(name, self.verbose, result.n_iter, result.converged)
-        p = X.shape[1]
+        p = len(valid)
         self.mean_ = np.full(p, np.nan)
         self.mean_[valid] = result.mean
         self.covariance_ = np.full((p, p), np.nan)
@@ -233,12 +251,8 @@ class EMImputer(TransformerMixin, BaseEstimator):
                 "nearly collinear or barely observed, a small ridge prior "
                 "(ridge > 0) also speeds convergence.",
                 ConvergenceWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
-        self.indicator_ = None
-        if self.add_indicator:
-            self.indicator_ = MissingIndicator(error_on_new=False).fit(X)
-        return self
 
     # ------------------------------------------------------------ transform
 

@@ -71,7 +71,7 @@ class _Problem:
 # E-step and M-step
 
 
-def e_step(problem, mean, covariance):
+def e_step(problem, mean, covariance, n_threads=None):
     """Expected sufficient statistics and observed-data log-likelihood.
 
     Returns ``(T1, T2, loglik)`` with T1 the sum of completed rows and T2 the
@@ -87,36 +87,41 @@ def e_step(problem, mean, covariance):
     except np.linalg.LinAlgError:
         return None
     shift = mean - problem.center
-    if _compiled.available():
-        try:
-            return _e_step_compiled(problem, shift, precision, logdet_cov)
-        except np.linalg.LinAlgError:
-            return None
-    p = mean.shape[0]
-    T1 = problem.complete_sum.copy()
-    T2 = problem.complete_cross.copy()
-    # Complete rows: sum of d' K d = tr(K * sum d d'), from their fixed sums.
-    n_c = problem.n_complete
-    loglik = -0.5 * (
-        n_c * (p * LOG_2PI + logdet_cov)
-        + np.sum(precision * _scatter_about(shift, T1, T2, n_c))
+    try:
+        T1, T2, loglik = _incomplete_sums(
+            problem.data,
+            problem.chunks,
+            problem.bounds,
+            shift,
+            precision,
+            logdet_cov,
+            n_threads,
+        )
+    except np.linalg.LinAlgError:
+        return None
+    return add_complete_rows(
+        (T1, T2, loglik),
+        (problem.n_complete, problem.complete_sum, problem.complete_cross),
+        shift,
+        precision,
+        logdet_cov,
     )
-    cov_sum = np.zeros(p * p)
-    for chunk, start, stop in zip(
-        problem.chunks, problem.bounds[:-1], problem.bounds[1:], strict=True
-    ):
-        try:
-            moments = chunk_moments(
-                problem.data[start:stop], chunk, shift, precision, logdet_cov
-            )
-        except np.linalg.LinAlgError:
-            return None
-        T1 += moments.completed.sum(axis=0)
-        T2 += moments.completed.T @ moments.completed
-        cov_sum += moments.cov_sum
-        loglik += moments.loglik.sum()
-    T2 += cov_sum.reshape(p, p)
-    return T1, T2, loglik
+
+
+def add_complete_rows(incomplete, complete, shift, precision, logdet_cov):
+    """The E-step over all rows from its parts.
+
+    ``incomplete`` is ``(T1, T2, loglik)`` over the incomplete rows (see
+    :func:`block_statistics`), ``complete`` is ``(n_complete, T1, T2)`` of
+    the rows with nothing missing (:func:`complete_row_sums`), which enter
+    through their fixed sums: the sum of d' K d is tr(K * sum d d').
+    """
+    T1, T2, loglik = incomplete
+    n_complete, complete_sum, complete_cross = complete
+    loglik = loglik + _normal_loglik(
+        n_complete, shift, precision, logdet_cov, complete_sum, complete_cross
+    )
+    return T1 + complete_sum, T2 + complete_cross, loglik
 
 
 def _scatter_about(shift, T1, T2, n):
@@ -124,8 +129,40 @@ def _scatter_about(shift, T1, T2, n):
     return T2 - np.outer(shift, T1) - np.outer(T1, shift) + n * np.outer(shift, shift)
 
 
-def _e_step_compiled(problem, shift, precision, logdet_cov):
-    """:func:`e_step` through the compiled kernel.
+def _normal_loglik(n, shift, precision, logdet_cov, T1, T2):
+    """sum over n rows of log N(x; mu, S), or its expectation when T1, T2
+    are expected sums about the center."""
+    p = shift.shape[0]
+    return -0.5 * (
+        n * (p * LOG_2PI + logdet_cov)
+        + np.sum(precision * _scatter_about(shift, T1, T2, n))
+    )
+
+
+def _incomplete_sums(data, chunks, bounds, shift, precision, logdet_cov, n_threads):
+    """(T1, T2, loglik) over the incomplete rows ``data`` laid out in ``chunks``.
+
+    Raises ``numpy.linalg.LinAlgError`` if some K_mm is not positive definite.
+    """
+    if _compiled.available():
+        return _incomplete_sums_compiled(
+            data, chunks, bounds, shift, precision, logdet_cov, n_threads
+        )
+    p = shift.shape[0]
+    T1, T2, cov_sum, loglik = np.zeros(p), np.zeros((p, p)), np.zeros(p * p), 0.0
+    for chunk, start, stop in zip(chunks, bounds[:-1], bounds[1:], strict=True):
+        moments = chunk_moments(data[start:stop], chunk, shift, precision, logdet_cov)
+        T1 += moments.completed.sum(axis=0)
+        T2 += moments.completed.T @ moments.completed
+        cov_sum += moments.cov_sum
+        loglik += moments.loglik.sum()
+    return T1, T2 + cov_sum.reshape(p, p), loglik
+
+
+def _incomplete_sums_compiled(
+    data, chunks, bounds, shift, precision, logdet_cov, n_threads
+):
+    """:func:`_incomplete_sums` through the compiled kernel.
 
     The kernel returns no per-row log-likelihood; the total comes from the
     statistics instead.  For each row, log f(x_o) = E[log f(x)] + H, the
@@ -136,27 +173,57 @@ def _e_step_compiled(problem, shift, precision, logdet_cov):
     tr(K T) / 2, with T the expected scatter about mu (T2 about mu), and
     H = k/2 (1 + log 2 pi) + log det C / 2, where log det C = -log det K_mm.
     """
-    p = shift.shape[0]
-    data = problem.data
     blocks = [
         (data[start:stop], chunk.missing)
-        for chunk, start, stop in zip(
-            problem.chunks, problem.bounds[:-1], problem.bounds[1:], strict=True
-        )
+        for chunk, start, stop in zip(chunks, bounds[:-1], bounds[1:], strict=True)
     ]
     row_sum, cov_sum, logdet_mm, cross = _compiled.complete_blocks(
-        blocks, shift, precision, want_cross=True
+        blocks, shift, precision, want_cross=True, n_threads=n_threads
     )
-    n = problem.n_rows
-    T1 = problem.complete_sum + row_sum
-    T2 = problem.complete_cross + cross + cov_sum
-    n_missing = sum(chunk.missing.size for chunk in problem.chunks)
-    loglik = -0.5 * (
-        n * (p * LOG_2PI + logdet_cov)
-        + np.sum(precision * _scatter_about(shift, T1, T2, n))
-        + logdet_mm
-    ) + 0.5 * n_missing * (1.0 + LOG_2PI)
-    return T1, T2, loglik
+    T2 = cross + cov_sum
+    n_missing = sum(chunk.missing.size for chunk in chunks)
+    loglik = (
+        _normal_loglik(len(data), shift, precision, logdet_cov, row_sum, T2)
+        - 0.5 * logdet_mm
+        + 0.5 * n_missing * (1.0 + LOG_2PI)
+    )
+    return row_sum, T2, loglik
+
+
+def block_statistics(X, center, mean, precision, logdet_cov, n_threads=None):
+    """E-step sums over the incomplete rows of one block of rows.
+
+    The piece of :func:`e_step` that a distributed fit computes where the
+    block lives: rows with nothing missing are left out (their sums are
+    fixed, see :func:`complete_row_sums`) and so are rows with everything
+    missing (they carry no information).  All three results add up over
+    blocks.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, p)
+        NaN at missing cells; not modified.
+    center, mean : ndarrays of shape (p,)
+        The origin of the sums and the current mean.
+    precision, logdet_cov : ndarray of shape (p, p) and float
+        inv(S) and log det S at the current covariance.
+    n_threads : int, optional
+        Threads of the compiled kernel.
+
+    Returns
+    -------
+    T1, T2, loglik : ndarray (p,), ndarray (p, p), float
+        As :func:`e_step`, over the incomplete rows of X only.
+
+    Raises
+    ------
+    numpy.linalg.LinAlgError
+        If some K_mm block is not positive definite.
+    """
+    data, chunks, bounds = _incomplete_layout(X, np.isnan(X), center, None)
+    return _incomplete_sums(
+        data, chunks, bounds, mean - center, precision, logdet_cov, n_threads
+    )
 
 
 def m_step(T1, T2, n, prior_scatter, ridge, center=0.0):
@@ -191,26 +258,21 @@ def log_prior(covariance, prior_scatter, ridge):
 # Parameters on the standardised scale, for SQUAREM and the tolerance
 
 
-def _to_vector(problem, mean, covariance):
+def _to_vector(center, scale, mean, covariance):
     """(mu, S) as an unconstrained vector: standardised mean and log-Cholesky."""
-    scaled = covariance / np.outer(problem.scale, problem.scale)
-    return np.concatenate(
-        [(mean - problem.center) / problem.scale, log_cholesky(scaled)]
-    )
+    scaled = covariance / np.outer(scale, scale)
+    return np.concatenate([(mean - center) / scale, log_cholesky(scaled)])
 
 
-def _from_vector(problem, vector):
-    p = problem.center.shape[0]
-    covariance = from_log_cholesky(vector[p:], p) * np.outer(
-        problem.scale, problem.scale
-    )
-    return vector[:p] * problem.scale + problem.center, covariance
+def _from_vector(center, scale, vector):
+    p = center.shape[0]
+    covariance = from_log_cholesky(vector[p:], p) * np.outer(scale, scale)
+    return vector[:p] * scale + center, covariance
 
 
-def _relative_change(problem, old, new):
+def _relative_change(scale, old, new):
     """Largest change of mean and covariance, on the standardised scale."""
     (mean0, cov0), (mean1, cov1) = old, new
-    scale = problem.scale
     d_mean = np.max(np.abs(mean1 - mean0) / scale)
     d_cov = np.max(np.abs(cov1 - cov0) / np.outer(scale, scale))
     return max(d_mean, d_cov)
@@ -218,6 +280,34 @@ def _relative_change(problem, old, new):
 
 # ---------------------------------------------------------------------------
 # The driver
+
+
+def column_sums(block):
+    """Count, sum, minimum and maximum of the observed cells of each column
+    of a block of rows: the first pass of :func:`observed_column_moments`,
+    whose results add up (or take fmin / fmax) over blocks."""
+    block = np.asarray(block, dtype=np.float64)
+    observed = ~np.isnan(block)
+    return (
+        observed.sum(axis=0).astype(np.float64),
+        np.where(observed, block, 0.0).sum(axis=0),
+        np.fmin.reduce(block, axis=0, initial=np.inf),
+        np.fmax.reduce(block, axis=0, initial=-np.inf),
+    )
+
+
+def column_squares(block, mean):
+    """Sum of squared deviations from ``mean`` of the observed cells of each
+    column: the second pass of :func:`observed_column_moments` (about the
+    mean, so no cancellation, unlike a sum of squares)."""
+    deviation = np.asarray(block, dtype=np.float64) - mean
+    return np.where(np.isnan(deviation), 0.0, deviation**2).sum(axis=0)
+
+
+def column_moments_from_sums(count, total, squares):
+    """Mean and standard deviation (divisor count) from the two passes."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return total / count, np.sqrt(squares / count)
 
 
 def observed_column_moments(X, chunk_size=None):
@@ -234,23 +324,67 @@ def observed_column_moments(X, chunk_size=None):
     count, total = np.zeros(p), np.zeros(p)
     minimum, maximum = np.full(p, np.inf), np.full(p, -np.inf)
     for start in range(0, n, step):
-        block = np.asarray(X[start : start + step], dtype=np.float64)
-        observed = ~np.isnan(block)
-        count += observed.sum(axis=0)
-        total += np.where(observed, block, 0.0).sum(axis=0)
-        minimum = np.fmin(minimum, np.fmin.reduce(block, axis=0, initial=np.inf))
-        maximum = np.fmax(maximum, np.fmax.reduce(block, axis=0, initial=-np.inf))
+        sums = column_sums(X[start : start + step])
+        count += sums[0]
+        total += sums[1]
+        minimum = np.fmin(minimum, sums[2])
+        maximum = np.fmax(maximum, sums[3])
     with np.errstate(invalid="ignore", divide="ignore"):
         mean = total / count
-        # Second pass about the mean: no cancellation, unlike sum of squares.
-        squares = np.zeros(p)
-        for start in range(0, n, step):
-            block = np.asarray(X[start : start + step], dtype=np.float64) - mean
-            squares += np.where(np.isnan(block), 0.0, block**2).sum(axis=0)
-        std = np.sqrt(squares / count)
+    squares = np.zeros(p)
+    for start in range(0, n, step):
+        squares += column_squares(X[start : start + step], mean)
+    mean, std = column_moments_from_sums(count, total, squares)
     empty = count == 0
     minimum[empty] = maximum[empty] = np.nan
     return count, mean, std, minimum, maximum
+
+
+def complete_row_sums(X, center, chunk_size=None):
+    """Rows with nothing missing: their number and the sums T1 and T2 of the
+    rows and their cross-products about ``center``.  These are the same at
+    every E-step, so they are computed once.  Also returns the number of
+    rows that carry information (not entirely missing).
+
+    Returns
+    -------
+    n_complete : int
+    T1 : ndarray of shape (p,)
+    T2 : ndarray of shape (p, p)
+    n_informative : int
+    """
+    X = np.asarray(X, dtype=np.float64)
+    p = X.shape[1]
+    n_missing = np.isnan(X).sum(axis=1)
+    complete = np.flatnonzero(n_missing == 0)
+    step = chunk_size or chunk_rows_for(p)
+    T1, T2 = np.zeros(p), np.zeros((p, p))
+    for start in range(0, len(complete), step):
+        block = X[complete[start : start + step]] - center
+        T1 += block.sum(axis=0)
+        T2 += block.T @ block
+    return len(complete), T1, T2, int(np.count_nonzero(n_missing < p))
+
+
+def _incomplete_layout(X, mask, center, chunk_size):
+    """The rows of X with some but not all cells missing, centred, copied in
+    chunk order (so each E-step reads contiguous blocks), and their plan."""
+    n_missing = mask.sum(axis=1)
+    partial = np.flatnonzero((n_missing > 0) & (n_missing < X.shape[1]))
+    chunks = plan_chunks(
+        mask, partial, chunk_size, find_shared_patterns=not _compiled.available()
+    )
+    bounds = np.cumsum([0] + [len(chunk.rows) for chunk in chunks])
+    data = np.empty((len(partial), X.shape[1]))
+    for chunk, start, stop in zip(chunks, bounds[:-1], bounds[1:], strict=True):
+        data[start:stop] = X[chunk.rows] - center
+    return data, chunks, bounds
+
+
+def standardising_scale(scale):
+    """Column scales for the prior and the tolerances.  A constant or empty
+    column has no scale of its own; 1 keeps the arithmetic finite."""
+    return np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
 
 
 def prepare_problem(X, ridge=0.0, chunk_size=None, column_moments=None):
@@ -262,40 +396,22 @@ def prepare_problem(X, ridge=0.0, chunk_size=None, column_moments=None):
     ``column_moments`` may pass in the observed column means and standard
     deviations if the caller already has them (:func:`observed_column_moments`).
     """
-    p = X.shape[1]
-    mask = np.isnan(X)
-    n_missing = mask.sum(axis=1)
-    step = chunk_size or chunk_rows_for(p)
-    complete = np.flatnonzero(n_missing == 0)
-    partial = np.flatnonzero((n_missing > 0) & (n_missing < p))
     if column_moments is None:
         _, center, scale, _, _ = observed_column_moments(X, chunk_size)
     else:
         center, scale = column_moments
-    T1 = np.zeros(p)
-    T2 = np.zeros((p, p))
-    for start in range(0, len(complete), step):
-        block = X[complete[start : start + step]] - center
-        T1 += block.sum(axis=0)
-        T2 += block.T @ block
-    chunks = plan_chunks(mask, partial, chunk_size)
-    del mask
-    bounds = np.cumsum([0] + [len(chunk.rows) for chunk in chunks])
-    data = np.empty((len(partial), p))
-    for chunk, start, stop in zip(chunks, bounds[:-1], bounds[1:], strict=True):
-        data[start:stop] = X[chunk.rows] - center
-    # A constant column has no scale of its own; 1 keeps the arithmetic finite.
-    scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
+    n_complete, T1, T2, n_rows = complete_row_sums(X, center, chunk_size)
+    data, chunks, bounds = _incomplete_layout(X, np.isnan(X), center, chunk_size)
     return _Problem(
         data=data,
         chunks=chunks,
         bounds=bounds,
-        n_rows=len(complete) + len(partial),
+        n_rows=n_rows,
         complete_sum=T1,
         complete_cross=T2,
-        n_complete=len(complete),
+        n_complete=n_complete,
         center=center,
-        scale=scale,
+        scale=standardising_scale(scale),
         ridge=float(ridge),
     )
 
@@ -359,27 +475,73 @@ def fit_normal_em(
     array([2.423, 3.423])
     """
     problem = prepare_problem(X, ridge, chunk_size, column_moments)
-    n = problem.n_rows
-    prior_scatter = np.diag(problem.scale**2)
+    return run_normal_em(
+        lambda mean, covariance: e_step(problem, mean, covariance),
+        n_rows=problem.n_rows,
+        center=problem.center,
+        scale=problem.scale,
+        ridge=ridge,
+        max_iter=max_iter,
+        tol=tol,
+        accelerate=accelerate,
+        callback=callback,
+    )
+
+
+def run_normal_em(
+    evaluate,
+    *,
+    n_rows,
+    center,
+    scale,
+    ridge=0.0,
+    max_iter=500,
+    tol=1e-6,
+    accelerate=True,
+    callback=None,
+):
+    """The EM iterations of :func:`fit_normal_em`, for any E-step.
+
+    ``evaluate(mean, covariance)`` returns the ``(T1, T2, loglik)`` of
+    :func:`e_step` (sums about ``center``) or None when the covariance is not
+    positive definite.  In memory that is :func:`e_step`; a distributed fit
+    adds up :func:`block_statistics` over the blocks of its data instead.
+    Everything else (start, M-step, prior, acceleration, stopping rule) is
+    shared, so both give the same estimates.
+
+    Parameters
+    ----------
+    evaluate : callable
+    n_rows : int
+        Rows that carry information (not entirely missing).
+    center, scale : ndarrays of shape (p,)
+        Observed column means and standardising scales
+        (:func:`standardising_scale`).
+    ridge, max_iter, tol, accelerate, callback
+        As in :func:`fit_normal_em`.
+
+    Returns
+    -------
+    EMResult
+    """
+    prior_scatter = np.diag(scale**2)
 
     def objective(params, stats):
-        return stats[2] + log_prior(params[1], prior_scatter, problem.ridge)
+        return stats[2] + log_prior(params[1], prior_scatter, ridge)
 
     def em_map(params, stats):
-        return m_step(
-            stats[0], stats[1], n, prior_scatter, problem.ridge, problem.center
-        )
+        return m_step(stats[0], stats[1], n_rows, prior_scatter, ridge, center)
 
     # Start from the observed means and variances with zero correlations, so
     # that the first E-step fills every missing cell with its column mean.
     run = iterate(
-        (problem.center, np.diag(problem.scale**2)),
-        evaluate=lambda params: e_step(problem, *params),
+        (center, np.diag(scale**2)),
+        evaluate=lambda params: evaluate(*params),
         em_map=em_map,
         objective=objective,
-        to_vector=lambda params: _to_vector(problem, *params),
-        from_vector=lambda vector, _: _from_vector(problem, vector),
-        change=lambda old, new: _relative_change(problem, old, new),
+        to_vector=lambda params: _to_vector(center, scale, *params),
+        from_vector=lambda vector, _: _from_vector(center, scale, vector),
+        change=lambda old, new: _relative_change(scale, old, new),
         max_iter=max_iter,
         tol=tol,
         accelerate=accelerate,

@@ -93,16 +93,23 @@ def validate_numeric(estimator, X, *, reset, copy):
         ensure_all_finite=False,
         copy=copy or sentinel,
     )
-    names = getattr(estimator, "feature_names_in_", None)
-    if sentinel:
+    return mark_missing(X, marker, getattr(estimator, "feature_names_in_", None))
+
+
+def mark_missing(X, missing_values, names=None):
+    """Put NaN at the cells equal to a sentinel ``missing_values`` (in place)
+    and refuse infinite values, or NaN alongside a sentinel, naming the
+    columns (``names``, or positions when None).  Returns X, a float array,
+    which must be writeable when the marker is not NaN."""
+    if not is_nan_marker(missing_values):
         nan_columns = np.flatnonzero(np.isnan(X).any(axis=0))
         if len(nan_columns):
             raise ValueError(
                 f"NaN in {_describe(names, nan_columns)} but "
-                f"missing_values={marker!r}: either mark missing cells with the "
-                "sentinel only, or use missing_values=np.nan."
+                f"missing_values={missing_values!r}: either mark missing cells "
+                "with the sentinel only, or use missing_values=np.nan."
             )
-        X[X == marker] = np.nan
+        X[X == missing_values] = np.nan
     infinite = np.flatnonzero(np.isinf(X).any(axis=0))
     if len(infinite):
         raise ValueError(
