@@ -8,12 +8,14 @@ from emimpute import (
     MNARSelectionImputer,
     MultipleImputer,
 )
+from emimpute.dask import DaskEMImputer
 
 ESTIMATORS = [
     EMImputer(),
     MNARSelectionImputer(),
     MultipleImputer(n_imputations=3),
     DeltaAdjustedImputer(delta=0.5),
+    DaskEMImputer(),  # in-memory input; Dask input in tests/test_dask.py
 ]
 
 # Every entry needs a reason: these are checks whose premise does not hold.

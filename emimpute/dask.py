@@ -1,0 +1,599 @@
+"""Imputation of Dask collections: data larger than one process's memory.
+
+:class:`DaskEMImputer` is :class:`~emimpute.EMImputer` with a ``fit`` that
+accepts a ``dask.array.Array`` or a ``dask.dataframe.DataFrame`` and never
+brings the data together: EM needs only sums of per-row statistics (Little
+& Rubin 2002, sec. 11.2), so every E-step computes them block by block where
+the blocks live and adds them up in a tree, and only p x p matrices travel.
+Its ``transform`` imputes lazily, block by block.  :func:`blockwise_transform`
+does the same for any fitted imputer (an :class:`~emimpute.EMImputer`,
+:class:`~emimpute.MNARSelectionImputer` or
+:class:`~emimpute.DeltaAdjustedImputer` fitted in memory, say on a sample).
+
+The work runs on Dask's current scheduler: the local threads by default, or
+a cluster once a ``distributed.Client`` is created.  Unless the collection
+was persisted, every pass re-reads it from its source (files, say), so
+memory stays bounded by a few blocks per worker whatever the data's size.
+
+Needs the optional extra: ``pip install "emimpute[dask]"``.
+"""
+
+import copy
+import numbers
+
+import numpy as np
+import pandas as pd
+
+try:
+    import dask
+    import dask.array as da
+except ImportError as error:  # pragma: no cover - depends on the install
+    raise ImportError(
+        "emimpute.dask needs Dask: pip install 'emimpute[dask]'"
+    ) from error
+
+from sklearn.impute import MissingIndicator
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted
+
+from emimpute._conditional import precision_and_logdet
+from emimpute._em_imputer import EMImputer
+from emimpute._normal_em import (
+    add_complete_rows,
+    block_statistics,
+    column_moments_from_sums,
+    column_squares,
+    column_sums,
+    complete_row_sums,
+    run_normal_em,
+    standardising_scale,
+)
+from emimpute._validation import (
+    _raise_for_non_numeric,
+    check_fittable,
+    is_nan_marker,
+    mark_missing,
+)
+
+__all__ = ["DaskEMImputer", "blockwise_transform", "is_dask_collection"]
+
+# Partial results are added up this many at a time, in a tree, so neither
+# the client nor any worker receives one p x p matrix per block.
+FAN_IN = 8
+
+
+def is_dask_collection(X):
+    """True for a Dask array, DataFrame or other Dask collection."""
+    return dask.is_dask_collection(X)
+
+
+class DaskEMImputer(EMImputer):
+    """:class:`~emimpute.EMImputer` for Dask arrays and DataFrames.
+
+    Same parameters, attributes and estimates as :class:`~emimpute.EMImputer`;
+    ``fit`` also accepts a ``dask.array.Array`` or ``dask.dataframe.DataFrame``
+    of any size, and ``transform``, ``score_samples`` and
+    ``conditional_moments`` return lazy Dask results for Dask input.  NumPy
+    and pandas input are handled exactly as by ``EMImputer``.
+
+    Parameters
+    ----------
+    missing_values, ridge, max_iter, tol, accelerate, sample_posterior, \
+random_state, add_indicator, keep_empty_features, copy, verbose
+        As in :class:`~emimpute.EMImputer`.
+
+    Attributes
+    ----------
+    mean_, covariance_, loglik_, loglik_path_, n_iter_, n_em_steps_, \
+converged_, indicator_, n_features_in_, feature_names_in_
+        As in :class:`~emimpute.EMImputer`.
+    n_blocks_ : int
+        Blocks of rows the data came in (0 for in-memory input).
+
+    See Also
+    --------
+    blockwise_transform : Apply any fitted imputer to a Dask collection.
+
+    Notes
+    -----
+    A fit makes two passes over the data before the iterations (column
+    counts, sums and ranges; then the squared deviations and the sums of
+    the rows with nothing missing, which stay fixed) and one pass per
+    E-step after (up to three per SQUAREM iteration).  Each pass is one Dask
+    graph: a task per block computes that block's sums (only the rows with
+    missing cells are visited), and the partial sums are added
+    ``FAN_IN`` at a time.  The estimate is the same as the in-memory fit's
+    up to the order of floating-point additions.
+
+    The compiled E-step runs single-threaded inside each task: Dask's
+    workers provide the parallelism.  Persist the collection first
+    (``X = X.persist()``) when it fits in the cluster's memory; otherwise
+    each pass reads it again from its source.
+
+    With ``sample_posterior=True`` each block draws from its own stream
+    (seeded from ``random_state`` and the block's position), so draws are
+    reproducible for an integer ``random_state`` and independent between
+    blocks, but differ from those of the in-memory ``transform``.
+
+    Examples
+    --------
+    >>> import dask.array as da
+    >>> import numpy as np
+    >>> from emimpute.dask import DaskEMImputer
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.multivariate_normal([0, 0], [[1, 0.8], [0.8, 1]], size=1000)
+    >>> X[rng.random(1000) < 0.3, 1] = np.nan
+    >>> X_dask = da.from_array(X, chunks=(250, 2))
+    >>> imputer = DaskEMImputer().fit(X_dask)
+    >>> imputer.n_blocks_
+    4
+    >>> imputer.covariance_.round(2)
+    array([[1.02, 0.85],
+           [0.85, 1.05]])
+    >>> from emimpute import EMImputer
+    >>> bool(np.allclose(imputer.covariance_, EMImputer().fit(X).covariance_))
+    True
+    >>> completed = imputer.transform(X_dask)   # lazy
+    >>> bool(np.isnan(completed.compute()).any())
+    False
+    """
+
+    def fit(self, X, y=None):
+        """Estimate the mean and covariance by EM, block by block for Dask input.
+
+        Parameters
+        ----------
+        X : dask.array.Array, dask.dataframe.DataFrame or array-like
+            Numeric data with missing cells marked by ``missing_values``.
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        self : DaskEMImputer
+        """
+        if not is_dask_collection(X):
+            super().fit(X, y)
+            self.n_blocks_ = 0
+            return self
+        self._validate_params()
+        source = _DaskSource.of(X, self.missing_values)
+        self._set_feature_names(source.names)
+        self.n_features_in_ = source.n_features
+        self.n_blocks_ = len(source.blocks)
+
+        # Pass 1: counts, sums and ranges of the observed cells.
+        n_samples, count, total, minimum, maximum = _reduce(
+            [dask.delayed(_first_pass)(block) for block in source.blocks],
+            _combine_first_pass,
+        )
+        spread = maximum - minimum
+        spread[count == 0] = np.nan
+        check_fittable(self, n_samples, count, spread)
+        self._empty_features = count == 0
+        valid = ~self._empty_features
+        with np.errstate(invalid="ignore", divide="ignore"):
+            center = (total / count)[valid]
+        # The tasks select the non-empty columns (a copy) only if needed.
+        columns = valid if self._empty_features.any() else None
+
+        # Pass 2: squared deviations, and the fixed sums of the complete rows.
+        squares, n_complete, complete_sum, complete_cross, n_rows = _reduce(
+            [
+                dask.delayed(_second_pass)(block, columns, center)
+                for block in source.blocks
+            ],
+            _add,
+        )
+        _, scale = column_moments_from_sums(count[valid], total[valid], squares)
+        scale = standardising_scale(scale)
+        complete = (n_complete, complete_sum, complete_cross)
+
+        def evaluate(mean, covariance):
+            try:
+                precision, logdet_cov = precision_and_logdet(covariance)
+                incomplete = _reduce(
+                    [
+                        dask.delayed(_e_step_pass)(
+                            block, columns, center, mean, precision, logdet_cov
+                        )
+                        for block in source.blocks
+                    ],
+                    _add,
+                )
+            except np.linalg.LinAlgError:
+                return None
+            return add_complete_rows(
+                incomplete, complete, mean - center, precision, logdet_cov
+            )
+
+        self._fit_and_store(
+            run_normal_em,
+            valid,
+            evaluate=evaluate,
+            n_rows=int(n_rows),
+            center=center,
+            scale=scale,
+        )
+        self.indicator_ = None
+        if self.add_indicator:
+            self.indicator_ = _indicator_for(count < n_samples)
+        return self
+
+    def _set_feature_names(self, names):
+        if names is not None and all(isinstance(name, str) for name in names):
+            self.feature_names_in_ = np.asarray(names, dtype=object)
+        elif hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
+
+    def transform(self, X):
+        """Impute every missing cell; lazily and block by block for Dask input.
+
+        Parameters
+        ----------
+        X : dask.array.Array, dask.dataframe.DataFrame or array-like
+
+        Returns
+        -------
+        X_imputed : dask.array.Array, dask.dataframe.DataFrame or ndarray
+            A Dask array for a Dask array, a Dask DataFrame (same index,
+            columns from ``get_feature_names_out``) for a Dask DataFrame,
+            and what :meth:`EMImputer.transform` returns otherwise.
+        """
+        if not is_dask_collection(X):
+            return super().transform(X)
+        return blockwise_transform(self.to_local(), X)
+
+    def score_samples(self, X):
+        """Observed-data log-likelihood of each row (lazy for Dask input).
+
+        Parameters
+        ----------
+        X : dask.array.Array, dask.dataframe.DataFrame or array-like
+
+        Returns
+        -------
+        dask.array.Array or ndarray of shape (n_samples,)
+        """
+        if not is_dask_collection(X):
+            return super().score_samples(X)
+        check_is_fitted(self)
+        source = _DaskSource.of(X, self.missing_values, expected=self)
+        local = self.to_local()
+        return source.array.map_blocks(
+            _score_block,
+            local,
+            source.names,
+            drop_axis=1,
+            dtype=np.float64,
+        )
+
+    def score(self, X, y=None):
+        """Mean observed-data log-likelihood per row (computed for Dask input).
+
+        Parameters
+        ----------
+        X : dask.array.Array, dask.dataframe.DataFrame or array-like
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        float
+        """
+        if not is_dask_collection(X):
+            return super().score(X, y)
+        return float(self.score_samples(X).mean().compute())
+
+    def conditional_moments(self, X):
+        """Conditional mean and variance of every missing cell (lazy for Dask).
+
+        Parameters
+        ----------
+        X : dask.array.Array, dask.dataframe.DataFrame or array-like
+
+        Returns
+        -------
+        mean, variance : dask.array.Array or ndarray of shape (n_samples, n_features)
+            As :meth:`EMImputer.conditional_moments`.
+        """
+        if not is_dask_collection(X):
+            return super().conditional_moments(X)
+        check_is_fitted(self)
+        source = _DaskSource.of(X, self.missing_values, expected=self)
+        p = self.n_features_in_
+        both = source.array.map_blocks(
+            _moments_block,
+            self.to_local(),
+            source.names,
+            chunks=(source.array.chunks[0], (2 * p,)),
+            dtype=np.float64,
+        )
+        return both[:, :p], both[:, p:]
+
+    def to_local(self):
+        """The same fitted model as a plain :class:`~emimpute.EMImputer`.
+
+        For saving (:mod:`emimpute.cli`'s model files), or for imputing
+        in-memory data without Dask.
+
+        Returns
+        -------
+        EMImputer
+        """
+        check_is_fitted(self)
+        params = self.get_params()
+        local = EMImputer(**params)
+        for key, value in vars(self).items():
+            if key not in params and key not in ("n_blocks_", "_sklearn_output_config"):
+                setattr(local, key, value)
+        return local
+
+
+def blockwise_transform(imputer, X):
+    """Apply a fitted imputer to a Dask collection, block by block (lazily).
+
+    Each block of rows is imputed on its own by ``imputer.transform``, which
+    is exact for every imputer of this package: a row's imputation depends
+    on that row and the fitted model only.
+
+    Parameters
+    ----------
+    imputer : fitted estimator with ``transform``
+        For example :class:`~emimpute.EMImputer`,
+        :class:`~emimpute.MNARSelectionImputer` or
+        :class:`~emimpute.DeltaAdjustedImputer`, fitted in memory.
+    X : dask.array.Array or dask.dataframe.DataFrame
+        With the columns the imputer was fitted on.
+
+    Returns
+    -------
+    dask.array.Array or dask.dataframe.DataFrame
+        Same kind as X; a DataFrame keeps X's index and takes its columns
+        from ``imputer.get_feature_names_out()``.
+
+    Notes
+    -----
+    When the imputer draws (``sample_posterior=True``, or a
+    :class:`~emimpute.MultipleImputer`-style random imputer), each block gets
+    its own ``random_state``, derived from the imputer's and the block's
+    position: reproducible for an integer ``random_state``, independent
+    between blocks.
+
+    Examples
+    --------
+    >>> import dask.array as da
+    >>> import numpy as np
+    >>> from emimpute import EMImputer
+    >>> from emimpute.dask import blockwise_transform
+    >>> X = np.array([[1.0, 2.0], [2.0, np.nan], [3.0, 5.0], [np.nan, 3.0]])
+    >>> imputer = EMImputer().fit(X)
+    >>> lazy = blockwise_transform(imputer, da.from_array(X, chunks=(2, 2)))
+    >>> np.allclose(lazy.compute(), imputer.transform(X))
+    True
+    """
+    check_is_fitted(imputer)
+    marker = getattr(imputer, "missing_values", np.nan)
+    source = _DaskSource.of(X, marker, expected=imputer)
+    seed = _base_seed(imputer)
+    names = np.asarray(imputer.get_feature_names_out(), dtype=object)
+    if source.frame is not None:
+        meta = pd.DataFrame(
+            {str(name): pd.Series(dtype=np.float64) for name in names},
+            index=source.frame._meta.index,
+        )
+        return source.frame.map_partitions(_transform_frame, imputer, seed, meta=meta)
+    return source.array.map_blocks(
+        _transform_block,
+        imputer,
+        seed,
+        chunks=(source.array.chunks[0], (len(names),)),
+        dtype=np.float64,
+    )
+
+
+# ---------------------------------------------------------------------------
+# The source: validated Dask input as blocks of rows
+
+
+class _DaskSource:
+    """A Dask array or DataFrame, checked, with its blocks of rows.
+
+    ``blocks`` are Delayed float64 arrays (NaN at missing cells) computed
+    where the data live; nothing is computed when the source is made.
+    """
+
+    def __init__(self, array, frame, names, blocks, n_features):
+        self.array = array  # dask array, one chunk across columns
+        self.frame = frame  # the dask DataFrame, or None
+        self.names = names  # column labels of a DataFrame, or None
+        self.blocks = blocks
+        self.n_features = n_features
+
+    @classmethod
+    def of(cls, X, missing_values, expected=None):
+        frame = X if _is_dask_frame(X) else None
+        if frame is not None:
+            meta = frame._meta
+            _raise_for_non_numeric(meta)
+            names = list(meta.columns)
+            n_features = len(names)
+            array = frame.map_partitions(_frame_values, meta=np.empty((0, n_features)))
+            if not isinstance(array, da.Array):  # older dask
+                array = array.to_dask_array()
+            parts = frame.to_delayed()
+        elif isinstance(X, da.Array):
+            if X.ndim != 2:
+                raise ValueError(
+                    f"expected a 2-d Dask array (rows by columns), got {X.ndim} "
+                    "dimension(s)"
+                )
+            if X.dtype.kind not in "biuf":
+                raise TypeError(
+                    f"non-numeric Dask array of dtype {X.dtype}: this imputer "
+                    "models numeric columns only."
+                )
+            names = None
+            n_features = X.shape[1]
+            array = X.rechunk({1: -1}) if X.numblocks[1] > 1 else X
+            parts = list(array.to_delayed().ravel())
+        else:
+            raise TypeError(
+                f"expected a dask.array.Array or dask.dataframe.DataFrame, got "
+                f"{type(X).__name__}"
+            )
+        if expected is not None:
+            _check_columns(expected, names, n_features)
+        blocks = [
+            dask.delayed(_float_block)(part, missing_values, names) for part in parts
+        ]
+        return cls(array, frame, names, blocks, n_features)
+
+
+def _is_dask_frame(X):
+    if not hasattr(X, "map_partitions"):
+        return False
+    import dask.dataframe as dd
+
+    return isinstance(X, dd.DataFrame)
+
+
+def _check_columns(imputer, names, n_features):
+    """The column checks of ``validate_data(reset=False)``, without data."""
+    if n_features != imputer.n_features_in_:
+        raise ValueError(
+            f"X has {n_features} features, but {type(imputer).__name__} is "
+            f"expecting {imputer.n_features_in_} features as input."
+        )
+    fitted = getattr(imputer, "feature_names_in_", None)
+    if fitted is not None and names is not None:
+        if [str(name) for name in names] != [str(name) for name in fitted]:
+            missing = [name for name in fitted if name not in names]
+            raise ValueError(
+                "The feature names should match those that were passed during "
+                f"fit; columns missing from X: {missing}"
+                if missing
+                else "The feature names should match those that were passed "
+                "during fit, in the same order."
+            )
+
+
+# ---------------------------------------------------------------------------
+# Tasks (module functions, so that workers can unpickle them)
+
+
+def _frame_values(part):
+    return part.to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def _float_block(part, missing_values, names):
+    """A block as float64 with NaN at missing cells; errors name the column."""
+    # No copy unless needed: the passes only read the block (on the local
+    # scheduler it may be a view of the caller's array).
+    if isinstance(part, pd.DataFrame):
+        block = part.to_numpy(dtype=np.float64, na_value=np.nan)
+    else:
+        block = np.asarray(part, dtype=np.float64)
+    if not is_nan_marker(missing_values):
+        block = block.copy()
+    return mark_missing(block, missing_values, names)
+
+
+def _first_pass(block):
+    return (block.shape[0], *column_sums(block))
+
+
+def _second_pass(block, columns, center):
+    block = block if columns is None else block[:, columns]
+    return (column_squares(block, center), *complete_row_sums(block, center))
+
+
+def _e_step_pass(block, columns, center, mean, precision, logdet_cov):
+    block = block if columns is None else block[:, columns]
+    # One thread per task: Dask's workers provide the parallelism.
+    return block_statistics(block, center, mean, precision, logdet_cov, n_threads=1)
+
+
+def _combine_first_pass(*parts):
+    n, count, total, minimum, maximum = zip(*parts, strict=True)
+    return (
+        sum(n),
+        np.sum(count, axis=0),
+        np.sum(total, axis=0),
+        np.fmin.reduce(minimum, axis=0),
+        np.fmax.reduce(maximum, axis=0),
+    )
+
+
+def _add(*parts):
+    """Element-wise sum of tuples of arrays and numbers."""
+    return tuple(sum(values[1:], values[0]) for values in zip(*parts, strict=True))
+
+
+def _reduce(parts, combine):
+    """Add up Delayed partial results in a tree and compute the total."""
+    while len(parts) > 1:
+        parts = [
+            dask.delayed(combine)(*parts[start : start + FAN_IN])
+            for start in range(0, len(parts), FAN_IN)
+        ]
+    (total,) = dask.compute(parts[0])
+    return total
+
+
+def _indicator_for(has_missing):
+    """A MissingIndicator fitted as if on the data (as EMImputer fits it, on
+    the validated array): with ``features='missing-only'`` it keeps the
+    columns that had a missing cell, which is all it learns."""
+    row = np.where(has_missing, np.nan, 0.0)[None, :]
+    return MissingIndicator(error_on_new=False).fit(row)
+
+
+def _base_seed(imputer):
+    """One integer from which every block's random_state is derived."""
+    state = getattr(imputer, "random_state", None)
+    if isinstance(state, numbers.Integral):
+        return int(state)
+    if state is None:
+        return int(np.random.SeedSequence().generate_state(1)[0])
+    return int(check_random_state(state).randint(2**32 - 1))
+
+
+def _for_block(imputer, seed, index):
+    """The imputer with a random_state of its own for block ``index``."""
+    if "random_state" not in imputer.get_params(deep=False):
+        return imputer
+    block_seed = np.random.SeedSequence([seed, index]).generate_state(1)[0]
+    local = copy.copy(imputer)
+    local.random_state = int(block_seed)
+    return local
+
+
+def _transform_block(block, imputer, seed, block_info=None):
+    # The imputer validates the block itself (its marker, infinite values).
+    index = 0 if block_info is None else block_info[0]["chunk-location"][0]
+    return np.asarray(_for_block(imputer, seed, index).transform(block), np.float64)
+
+
+def _transform_frame(part, imputer, seed, partition_info=None):
+    index = 0 if partition_info is None else partition_info["number"]
+    local = _for_block(imputer, seed, index)
+    names = [str(name) for name in local.get_feature_names_out()]
+    if part.shape[0] == 0:  # scikit-learn refuses empty input
+        return pd.DataFrame(columns=names, index=part.index, dtype=np.float64)
+    completed = np.asarray(local.transform(part), dtype=np.float64)
+    return pd.DataFrame(completed, columns=names, index=part.index)
+
+
+def _named(block, names):
+    """The block as the imputer saw its training data: with column names
+    when it was fitted on a DataFrame (no feature-name warnings)."""
+    return block if names is None else pd.DataFrame(block, columns=names)
+
+
+def _score_block(block, imputer, names):
+    return imputer.score_samples(_named(block, names))
+
+
+def _moments_block(block, imputer, names):
+    return np.hstack(imputer.conditional_moments(_named(block, names)))

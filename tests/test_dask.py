@@ -1,0 +1,267 @@
+"""emimpute.dask: fits and transforms of Dask collections on a LocalCluster
+of several worker processes, checked against the in-memory estimators."""
+
+import dask
+import dask.array as da
+import dask.dataframe as dd
+import numpy as np
+import pandas as pd
+import pytest
+from distributed import Client, LocalCluster
+from sklearn.exceptions import ConvergenceWarning
+
+from emimpute import EMImputer, MNARSelectionImputer
+from emimpute.dask import DaskEMImputer, blockwise_transform, is_dask_collection
+
+
+@pytest.fixture(scope="module")
+def client():
+    """Two worker processes, one thread each: tasks really travel between
+    processes (pickled functions, arrays and exceptions)."""
+    with (
+        LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            memory_limit="2GiB",
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        yield client
+
+
+def correlated(n, p, *, missing=0.2, seed=0):
+    rng = np.random.default_rng(seed)
+    A = rng.normal(size=(p, p))
+    cov = A @ A.T / p + np.eye(p)
+    X = rng.multivariate_normal(np.linspace(-50.0, 50.0, p), cov, size=n)
+    X[rng.random((n, p)) < missing] = np.nan
+    return X
+
+
+def assert_same_fit(dask_fit, memory_fit):
+    np.testing.assert_allclose(dask_fit.mean_, memory_fit.mean_, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(
+        dask_fit.covariance_, memory_fit.covariance_, rtol=0, atol=1e-9
+    )
+    assert dask_fit.loglik_ == pytest.approx(memory_fit.loglik_, rel=1e-12)
+    assert dask_fit.converged_ and memory_fit.converged_
+
+
+# ---------------------------------------------------------------------------
+# fit
+
+
+@pytest.mark.parametrize("ridge", [0.0, 25.0])
+def test_fit_on_a_cluster_equals_the_in_memory_fit(client, ridge):
+    X = correlated(6000, 7)
+    X[::50] = np.nan  # all-missing rows carry no information
+    X[1::50, :6] = 1.0  # and rows with nothing missing enter through sums
+    X_dask = da.from_array(X, chunks=(700, 3))  # uneven blocks, split columns
+    fitted = DaskEMImputer(ridge=ridge, tol=1e-10).fit(X_dask)
+    reference = EMImputer(ridge=ridge, tol=1e-10).fit(X)
+    assert fitted.n_blocks_ == 9
+    assert_same_fit(fitted, reference)
+    # Same iterations up to where rounding meets the stopping rule.
+    assert abs(fitted.n_iter_ - reference.n_iter_) <= 1
+    assert np.all(np.diff(fitted.loglik_path_) >= -1e-9 * abs(fitted.loglik_))
+
+
+def test_plain_em_path_matches_step_by_step(client):
+    # Without acceleration and a fixed number of steps, every iterate is the
+    # same function of the data, so the whole path must agree.
+    X = correlated(3000, 5, missing=0.35, seed=1)
+    kwargs = dict(accelerate=False, max_iter=15, tol=0.0)
+    with pytest.warns(ConvergenceWarning, match="DaskEMImputer did not converge"):
+        fitted = DaskEMImputer(**kwargs).fit(da.from_array(X, chunks=500))
+    with pytest.warns(ConvergenceWarning):
+        reference = EMImputer(**kwargs).fit(X)
+    np.testing.assert_allclose(
+        fitted.loglik_path_, reference.loglik_path_, rtol=1e-13, atol=0
+    )
+    np.testing.assert_allclose(fitted.covariance_, reference.covariance_, atol=1e-11)
+
+
+def test_fit_on_a_dataframe_with_nullable_columns(client):
+    X = correlated(4000, 4, seed=2)
+    frame = pd.DataFrame(X, columns=["age", "income", "score", "hours"])
+    frame["age"] = frame["age"].round().astype("Int64")  # pd.NA at missing
+    ddf = dd.from_pandas(frame, npartitions=6)
+    fitted = DaskEMImputer(tol=1e-10).fit(ddf)
+    reference = EMImputer(tol=1e-10).fit(frame)
+    assert list(fitted.feature_names_in_) == ["age", "income", "score", "hours"]
+    assert fitted.n_blocks_ == 6
+    assert_same_fit(fitted, reference)
+
+
+def test_fit_with_a_sentinel_and_an_empty_column(client):
+    X = correlated(2000, 4, seed=3)
+    X[:, 2] = np.nan  # never observed: dropped, as in EMImputer
+    coded = np.where(np.isnan(X), -999.0, X)
+    fitted = DaskEMImputer(missing_values=-999.0, tol=1e-10).fit(
+        da.from_array(coded, chunks=300)
+    )
+    reference = EMImputer(missing_values=-999.0, tol=1e-10).fit(coded)
+    assert_same_fit(fitted, reference)
+    assert np.isnan(fitted.mean_[2]) and np.isnan(fitted.covariance_[2]).all()
+    out = fitted.transform(da.from_array(coded, chunks=300)).compute()
+    np.testing.assert_allclose(out, reference.transform(coded), atol=1e-9)
+    assert out.shape == (2000, 3)
+
+
+def test_fit_on_the_local_scheduler_without_a_cluster():
+    X = correlated(2000, 4, seed=4)
+    with dask.config.set(scheduler="threads"):
+        fitted = DaskEMImputer(tol=1e-10).fit(da.from_array(X, chunks=400))
+    assert_same_fit(fitted, EMImputer(tol=1e-10).fit(X))
+
+
+def test_caller_data_is_not_modified(client):
+    X = correlated(1000, 4, seed=5)
+    before = X.copy()
+    frame = pd.DataFrame(X)
+    with dask.config.set(scheduler="threads"):  # blocks are views of X here
+        imputer = DaskEMImputer().fit(da.from_array(X, chunks=200))
+        imputer.transform(da.from_array(X, chunks=200)).compute()
+    np.testing.assert_array_equal(X, before)
+    np.testing.assert_array_equal(frame.to_numpy(), before)
+
+
+# ---------------------------------------------------------------------------
+# transform
+
+
+def test_transform_on_a_cluster_equals_in_memory(client):
+    X = correlated(5000, 6, seed=6)
+    imputer = DaskEMImputer().fit(da.from_array(X, chunks=1000))
+    lazy = imputer.transform(da.from_array(X, chunks=(800, 6)))
+    assert is_dask_collection(lazy)
+    np.testing.assert_allclose(
+        lazy.compute(), imputer.to_local().transform(X), rtol=0, atol=1e-10
+    )
+    np.testing.assert_allclose(
+        imputer.score_samples(da.from_array(X, chunks=800)).compute(),
+        imputer.to_local().score_samples(X),
+        rtol=1e-12,
+    )
+    assert imputer.score(da.from_array(X, chunks=800)) == pytest.approx(
+        imputer.to_local().score(X), rel=1e-12
+    )
+    mean, variance = imputer.conditional_moments(da.from_array(X, chunks=800))
+    reference = imputer.to_local().conditional_moments(X)
+    np.testing.assert_allclose(mean.compute(), reference[0], atol=1e-10)
+    np.testing.assert_allclose(variance.compute(), reference[1], atol=1e-10)
+
+
+def test_dataframe_transform_keeps_index_and_names(client):
+    X = correlated(3000, 3, seed=7)
+    frame = pd.DataFrame(X, columns=["a", "b", "c"], index=np.arange(3000) * 10)
+    ddf = dd.from_pandas(frame, npartitions=4)
+    imputer = DaskEMImputer(add_indicator=True).fit(ddf)
+    out = imputer.transform(ddf)
+    assert isinstance(out, dd.DataFrame)
+    expected_names = ["a", "b", "c", "missingindicator_a", "missingindicator_b",
+                      "missingindicator_c"]  # fmt: skip
+    assert list(out.columns) == expected_names
+    computed = out.compute()
+    reference = EMImputer(add_indicator=True).fit(frame)
+    pd.testing.assert_index_equal(computed.index, frame.index)
+    np.testing.assert_allclose(
+        computed.to_numpy(), reference.transform(frame), rtol=0, atol=1e-9
+    )
+    assert list(imputer.get_feature_names_out()) == expected_names
+
+
+def test_posterior_draws_are_reproducible_and_independent_between_blocks(client):
+    rng = np.random.default_rng(8)
+    X = rng.normal(size=(2000, 2))
+    X[:, 1] += X[:, 0]
+    X[:1000:2, 1] = np.nan
+    X[1000:] = X[:1000]  # the second block repeats the first
+    imputer = DaskEMImputer(sample_posterior=True, random_state=0).fit(X)
+    X_dask = da.from_array(X, chunks=1000)
+    first = imputer.transform(X_dask).compute()
+    np.testing.assert_array_equal(first, imputer.transform(X_dask).compute())
+    np.testing.assert_array_equal(first[~np.isnan(X)], X[~np.isnan(X)])
+    # Each draw is its conditional mean plus N(0, conditional variance)
+    # noise, and the two blocks' noises (same rows, same model) are
+    # independent: the blocks do not share one random stream.
+    mean, variance = imputer.conditional_moments(X)
+    missing = np.isnan(X[:, 1])
+    z = (first[:, 1] - mean[:, 1]) / np.sqrt(np.where(missing, variance[:, 1], 1))
+    z_a, z_b = z[:1000][missing[:1000]], z[1000:][missing[1000:]]
+    assert abs(z[missing].mean()) < 0.15 and abs(z[missing].std() - 1.0) < 0.1
+    assert abs(np.corrcoef(z_a, z_b)[0, 1]) < 0.15
+
+
+def test_blockwise_transform_of_an_mnar_imputer(client):
+    rng = np.random.default_rng(9)
+    X = rng.normal(size=(1500, 3))
+    X[:, 1] += 0.8 * X[:, 0]
+    X[rng.random(1500) < 1 / (1 + np.exp(-X[:, 1])), 1] = np.nan
+    frame = pd.DataFrame(X, columns=["x", "y", "z"])
+    imputer = MNARSelectionImputer(max_iter=50).fit(frame)
+    out = blockwise_transform(imputer, dd.from_pandas(frame, npartitions=3))
+    np.testing.assert_allclose(
+        out.compute().to_numpy(), imputer.transform(frame), atol=1e-12
+    )
+
+
+def test_to_local_gives_a_plain_fitted_emimputer(client):
+    X = correlated(1000, 3, seed=10)
+    imputer = DaskEMImputer(ridge=2.0).fit(da.from_array(X, chunks=250))
+    local = imputer.to_local()
+    assert type(local) is EMImputer
+    assert local.get_params() == imputer.get_params()
+    np.testing.assert_array_equal(local.covariance_, imputer.covariance_)
+    assert not hasattr(local, "n_blocks_")
+
+
+# ---------------------------------------------------------------------------
+# bad input: clear errors that name the column
+
+
+def test_non_numeric_dataframe_column_is_named(client):
+    frame = pd.DataFrame({"x": [1.0, np.nan, 3.0], "city": ["a", "b", "c"]})
+    with pytest.raises(TypeError, match="non-numeric data in column 'city'"):
+        DaskEMImputer().fit(dd.from_pandas(frame, npartitions=1))
+
+
+def test_non_numeric_or_badly_shaped_arrays(client):
+    with pytest.raises(TypeError, match="non-numeric Dask array"):
+        DaskEMImputer().fit(da.from_array(np.array([["a", "b"], ["c", "d"]])))
+    with pytest.raises(ValueError, match="2-d Dask array"):
+        DaskEMImputer().fit(da.zeros((4, 3, 2)))
+
+
+def test_infinite_values_are_named_from_the_worker(client):
+    frame = pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0], "y": [1.0, np.inf, 2.0, 5.0]})
+    with pytest.raises(ValueError, match="infinite values in column 'y'"):
+        DaskEMImputer().fit(dd.from_pandas(frame, npartitions=2))
+
+
+def test_nan_with_a_sentinel_marker_is_refused(client):
+    X = np.array([[1.0, -1.0], [2.0, np.nan], [3.0, 4.0]])
+    with pytest.raises(ValueError, match="NaN in column 1 but missing_values=-1"):
+        DaskEMImputer(missing_values=-1).fit(da.from_array(X))
+
+
+def test_transform_with_other_columns_is_refused(client):
+    X = correlated(500, 3, seed=11)
+    frame = pd.DataFrame(X, columns=["a", "b", "c"])
+    imputer = DaskEMImputer().fit(dd.from_pandas(frame, npartitions=2))
+    with pytest.raises(ValueError, match="X has 2 features"):
+        imputer.transform(da.from_array(X[:, :2]))
+    renamed = frame.rename(columns={"c": "d"})
+    with pytest.raises(ValueError, match=r"columns missing from X: \['c'\]"):
+        imputer.transform(dd.from_pandas(renamed, npartitions=2))
+
+
+def test_unfittable_data_gives_the_emimputer_errors(client):
+    X = correlated(500, 3, seed=12)
+    X[:, 1] = 7.0  # constant
+    with pytest.raises(ValueError, match="zero variance in column 1"):
+        DaskEMImputer().fit(da.from_array(X, chunks=100))
+    with pytest.raises(ValueError, match="every value of X is missing"):
+        DaskEMImputer().fit(da.full((10, 2), np.nan, chunks=5))
