@@ -25,8 +25,9 @@ Layout
   :mod:`emimpute.sensitivity` (delta / psi grids, tipping points),
   :mod:`emimpute.report` (the audit record in Markdown),
   :mod:`emimpute.cli` (the ``emimpute`` command; models saved as JSON by
-  ``_model_io``),
-  :mod:`emimpute.datasets` (example data).
+  ``_model_io``), :mod:`emimpute.dask` (:class:`~emimpute.dask.DaskEMImputer`
+  and blockwise transforms of Dask collections; imported on demand, it needs
+  the ``dask`` extra), :mod:`emimpute.datasets` (example data).
 """
 
 from emimpute._delta_imputer import DeltaAdjustedImputer
