@@ -178,11 +178,11 @@ converged_, indicator_, n_features_in_, feature_names_in_
         columns = valid if self._empty_features.any() else None
 
         # Pass 2: squared deviations, and the fixed sums of the complete rows.
+        # (Arrays that every task needs go into the graph once, as one task's
+        # result, rather than once per block.)
+        shared = dask.delayed(_bundle, pure=True)(columns, center)
         squares, n_complete, complete_sum, complete_cross, n_rows = _reduce(
-            [
-                dask.delayed(_second_pass)(block, columns, center)
-                for block in source.blocks
-            ],
+            [dask.delayed(_second_pass)(block, shared) for block in source.blocks],
             _add,
         )
         _, scale = column_moments_from_sums(count[valid], total[valid], squares)
@@ -192,11 +192,12 @@ converged_, indicator_, n_features_in_, feature_names_in_
         def evaluate(mean, covariance):
             try:
                 precision, logdet_cov = precision_and_logdet(covariance)
+                shared = dask.delayed(_bundle, pure=True)(
+                    columns, center, mean, precision, logdet_cov
+                )
                 incomplete = _reduce(
                     [
-                        dask.delayed(_e_step_pass)(
-                            block, columns, center, mean, precision, logdet_cov
-                        )
+                        dask.delayed(_e_step_pass)(block, shared)
                         for block in source.blocks
                     ],
                     _add,
@@ -503,12 +504,18 @@ def _first_pass(block):
     return (block.shape[0], *column_sums(block))
 
 
-def _second_pass(block, columns, center):
+def _bundle(*values):
+    return values
+
+
+def _second_pass(block, shared):
+    columns, center = shared
     block = block if columns is None else block[:, columns]
     return (column_squares(block, center), *complete_row_sums(block, center))
 
 
-def _e_step_pass(block, columns, center, mean, precision, logdet_cov):
+def _e_step_pass(block, shared):
+    columns, center, mean, precision, logdet_cov = shared
     block = block if columns is None else block[:, columns]
     # One thread per task: Dask's workers provide the parallelism.
     return block_statistics(block, center, mean, precision, logdet_cov, n_threads=1)
