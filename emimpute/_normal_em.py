@@ -220,7 +220,7 @@ def block_statistics(X, center, mean, precision, logdet_cov, n_threads=None):
     numpy.linalg.LinAlgError
         If some K_mm block is not positive definite.
     """
-    data, chunks, bounds = _incomplete_layout(X, np.isnan(X), center, None)
+    data, chunks, bounds = _incomplete_layout(X, center, None)
     return _incomplete_sums(
         data, chunks, bounds, mean - center, precision, logdet_cov, n_threads
     )
@@ -366,14 +366,16 @@ def complete_row_sums(X, center, chunk_size=None):
     return len(complete), T1, T2, int(np.count_nonzero(n_missing < p))
 
 
-def _incomplete_layout(X, mask, center, chunk_size):
+def _incomplete_layout(X, center, chunk_size):
     """The rows of X with some but not all cells missing, centred, copied in
     chunk order (so each E-step reads contiguous blocks), and their plan."""
+    mask = np.isnan(X)
     n_missing = mask.sum(axis=1)
     partial = np.flatnonzero((n_missing > 0) & (n_missing < X.shape[1]))
     chunks = plan_chunks(
         mask, partial, chunk_size, find_shared_patterns=not _compiled.available()
     )
+    del mask  # before the copy below: it is the largest allocation
     bounds = np.cumsum([0] + [len(chunk.rows) for chunk in chunks])
     data = np.empty((len(partial), X.shape[1]))
     for chunk, start, stop in zip(chunks, bounds[:-1], bounds[1:], strict=True):
@@ -401,7 +403,7 @@ def prepare_problem(X, ridge=0.0, chunk_size=None, column_moments=None):
     else:
         center, scale = column_moments
     n_complete, T1, T2, n_rows = complete_row_sums(X, center, chunk_size)
-    data, chunks, bounds = _incomplete_layout(X, np.isnan(X), center, chunk_size)
+    data, chunks, bounds = _incomplete_layout(X, center, chunk_size)
     return _Problem(
         data=data,
         chunks=chunks,
