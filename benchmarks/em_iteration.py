@@ -65,11 +65,18 @@ def iteration_cost(n, p, rate, repeats, seed=0, n_patterns=None):
     t_prepare, problem = timed(prepare_problem, X)
     prior = np.diag(problem.scale**2)
     compiled = _compiled.complete_rows
+    # The NumPy kernel gets its own plan: without the compiled kernel the plan
+    # also looks for patterns shared within a chunk, which only it uses.
+    _compiled.complete_rows = None
+    try:
+        numpy_problem = prepare_problem(X)
+    finally:
+        _compiled.complete_rows = compiled
 
     def numpy_e_step():
         _compiled.complete_rows = None
         try:
-            return e_step(problem, mean, covariance)
+            return e_step(numpy_problem, mean, covariance)
         finally:
             _compiled.complete_rows = compiled
 
