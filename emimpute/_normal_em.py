@@ -71,7 +71,7 @@ class _Problem:
 # E-step and M-step
 
 
-def e_step(problem, mean, covariance, n_threads=None):
+def e_step(problem, mean, covariance):
     """Expected sufficient statistics and observed-data log-likelihood.
 
     Returns ``(T1, T2, loglik)`` with T1 the sum of completed rows and T2 the
@@ -95,7 +95,7 @@ def e_step(problem, mean, covariance, n_threads=None):
             shift,
             precision,
             logdet_cov,
-            n_threads,
+            n_threads=None,
         )
     except np.linalg.LinAlgError:
         return None

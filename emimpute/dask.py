@@ -157,14 +157,15 @@ converged_, indicator_, n_features_in_, feature_names_in_
             self.n_blocks_ = 0
             return self
         self._validate_params()
-        source = _DaskSource.of(X, self.missing_values)
+        source = _DaskSource.of(X)
+        blocks = source.float_blocks(self.missing_values)
         self._set_feature_names(source.names)
         self.n_features_in_ = source.n_features
-        self.n_blocks_ = len(source.blocks)
+        self.n_blocks_ = len(blocks)
 
         # Pass 1: counts, sums and ranges of the observed cells.
         n_samples, count, total, minimum, maximum = _reduce(
-            [dask.delayed(_first_pass)(block) for block in source.blocks],
+            [dask.delayed(_first_pass)(block) for block in blocks],
             _combine_first_pass,
         )
         spread = maximum - minimum
@@ -182,7 +183,7 @@ converged_, indicator_, n_features_in_, feature_names_in_
         # result, rather than once per block.)
         shared = dask.delayed(_bundle, pure=True)(columns, center)
         squares, n_complete, complete_sum, complete_cross, n_rows = _reduce(
-            [dask.delayed(_second_pass)(block, shared) for block in source.blocks],
+            [dask.delayed(_second_pass)(block, shared) for block in blocks],
             _add,
         )
         _, scale = column_moments_from_sums(count[valid], total[valid], squares)
@@ -196,10 +197,7 @@ converged_, indicator_, n_features_in_, feature_names_in_
                     columns, center, mean, precision, logdet_cov
                 )
                 incomplete = _reduce(
-                    [
-                        dask.delayed(_e_step_pass)(block, shared)
-                        for block in source.blocks
-                    ],
+                    [dask.delayed(_e_step_pass)(block, shared) for block in blocks],
                     _add,
                 )
             except np.linalg.LinAlgError:
@@ -259,7 +257,7 @@ converged_, indicator_, n_features_in_, feature_names_in_
         if not is_dask_collection(X):
             return super().score_samples(X)
         check_is_fitted(self)
-        source = _DaskSource.of(X, self.missing_values, expected=self)
+        source = _DaskSource.of(X, expected=self)
         local = self.to_local()
         return source.array.map_blocks(
             _score_block,
@@ -301,7 +299,7 @@ converged_, indicator_, n_features_in_, feature_names_in_
         if not is_dask_collection(X):
             return super().conditional_moments(X)
         check_is_fitted(self)
-        source = _DaskSource.of(X, self.missing_values, expected=self)
+        source = _DaskSource.of(X, expected=self)
         p = self.n_features_in_
         both = source.array.map_blocks(
             _moments_block,
@@ -374,8 +372,7 @@ def blockwise_transform(imputer, X):
     True
     """
     check_is_fitted(imputer)
-    marker = getattr(imputer, "missing_values", np.nan)
-    source = _DaskSource.of(X, marker, expected=imputer)
+    source = _DaskSource.of(X, expected=imputer)
     seed = _base_seed(imputer)
     names = np.asarray(imputer.get_feature_names_out(), dtype=object)
     if source.frame is not None:
@@ -398,21 +395,17 @@ def blockwise_transform(imputer, X):
 
 
 class _DaskSource:
-    """A Dask array or DataFrame, checked, with its blocks of rows.
+    """A Dask array or DataFrame, checked; nothing is computed on making it."""
 
-    ``blocks`` are Delayed float64 arrays (NaN at missing cells) computed
-    where the data live; nothing is computed when the source is made.
-    """
-
-    def __init__(self, array, frame, names, blocks, n_features):
+    def __init__(self, array, frame, names, n_features):
         self.array = array  # dask array, one chunk across columns
         self.frame = frame  # the dask DataFrame, or None
         self.names = names  # column labels of a DataFrame, or None
-        self.blocks = blocks
         self.n_features = n_features
 
     @classmethod
-    def of(cls, X, missing_values, expected=None):
+    def of(cls, X, expected=None):
+        """Check X (and, given a fitted ``expected``, its columns)."""
         frame = X if _is_dask_frame(X) else None
         if frame is not None:
             meta = frame._meta
@@ -422,7 +415,6 @@ class _DaskSource:
             array = frame.map_partitions(_frame_values, meta=np.empty((0, n_features)))
             if not isinstance(array, da.Array):  # older dask
                 array = array.to_dask_array()
-            parts = frame.to_delayed()
         elif isinstance(X, da.Array):
             if X.ndim != 2:
                 raise ValueError(
@@ -437,7 +429,6 @@ class _DaskSource:
             names = None
             n_features = X.shape[1]
             array = X.rechunk({1: -1}) if X.numblocks[1] > 1 else X
-            parts = list(array.to_delayed().ravel())
         else:
             raise TypeError(
                 f"expected a dask.array.Array or dask.dataframe.DataFrame, got "
@@ -445,10 +436,19 @@ class _DaskSource:
             )
         if expected is not None:
             _check_columns(expected, names, n_features)
-        blocks = [
-            dask.delayed(_float_block)(part, missing_values, names) for part in parts
+        return cls(array, frame, names, n_features)
+
+    def float_blocks(self, missing_values):
+        """The blocks of rows as Delayed float64 arrays with NaN at missing
+        cells, made (and checked) where the data live."""
+        if self.frame is not None:
+            parts = self.frame.to_delayed()
+        else:
+            parts = list(self.array.to_delayed().ravel())
+        return [
+            dask.delayed(_float_block)(part, missing_values, self.names)
+            for part in parts
         ]
-        return cls(array, frame, names, blocks, n_features)
 
 
 def _is_dask_frame(X):
