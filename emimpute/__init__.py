@@ -15,7 +15,9 @@ Layout
   :class:`MNARSelectionImputer` in ``_mnar_imputer``,
   :class:`MultipleImputer` in ``_multiple_imputer``,
   :class:`DeltaAdjustedImputer` in ``_delta_imputer``; shared input checks in
-  ``_validation``, progress printing in ``_progress``.
+  ``_validation``, the automatic ridge for data without a maximum
+  likelihood estimate in ``_regularise`` (its warning class in
+  :mod:`emimpute.exceptions`), progress printing in ``_progress``.
 - Around them: :mod:`emimpute.diagnostics` (pattern table, Little's MCAR
   test, missingness against other variables), :mod:`emimpute.ampute`
   (missing values on purpose, under MCAR, MAR or MNAR),

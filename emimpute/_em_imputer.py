@@ -11,14 +11,24 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
-from emimpute._conditional import conditional_moments
+from emimpute._conditional import ConditionalMoments, conditional_moments
 from emimpute._normal_em import (
     fit_normal_em,
     observed_column_moments,
+    standardising_scale,
 )
 from emimpute._progress import iteration_reporter, report_end
+from emimpute._regularise import describe_problems, fit_with_automatic_ridge
 from emimpute._squarem import SingularCovarianceError
-from emimpute._validation import check_fittable, is_nan_marker, validate_numeric
+from emimpute._validation import (
+    check_fittable,
+    check_scale,
+    feature_names,
+    is_nan_marker,
+    validate_numeric,
+    warn_empty_features,
+)
+from emimpute.exceptions import RegularisationWarning
 
 
 class EMImputer(TransformerMixin, BaseEstimator):
@@ -198,13 +208,18 @@ class EMImputer(TransformerMixin, BaseEstimator):
         self._validate_params()
         X = validate_numeric(self, X, reset=True, copy=False)
         count, center, scale, minimum, maximum = observed_column_moments(X)
-        check_fittable(self, X.shape[0], count, maximum - minimum)
+        degenerate = check_fittable(self, X.shape[0], count, maximum - minimum)
         self._empty_features = count == 0
+        warn_empty_features(self, self._empty_features)
         valid = ~self._empty_features
         X_valid = X[:, valid] if self._empty_features.any() else X
         self._fit_and_store(
             fit_normal_em,
             valid,
+            degenerate=degenerate,
+            n_samples=X.shape[0],
+            spread=(maximum - minimum)[valid],
+            column_scale=scale[valid],
             X=X_valid,
             column_moments=(center[valid], scale[valid]),
         )
@@ -213,32 +228,64 @@ class EMImputer(TransformerMixin, BaseEstimator):
             self.indicator_ = MissingIndicator(error_on_new=False).fit(X)
         return self
 
-    def _fit_and_store(self, fit, valid, **data):
+    def _fit_and_store(
+        self, fit, valid, *, degenerate, n_samples, spread, column_scale, **data
+    ):
         """Run an EM kernel with this estimator's settings; store the result.
 
         ``fit`` is :func:`~emimpute._normal_em.fit_normal_em` (in memory) or
         :func:`~emimpute._normal_em.run_normal_em` (any E-step, e.g. the
         blockwise one of :class:`emimpute.dask.DaskEMImputer`), ``data`` its
-        data arguments; the estimate covers the ``valid`` (non-empty) columns.
+        data arguments; the estimate covers the ``valid`` (non-empty) columns,
+        whose observed ranges are ``spread``, standard deviations
+        ``column_scale``,
+        and whose
+        ``degenerate`` columns (:func:`~emimpute._validation.check_fittable`,
+        positions among all columns) have no variance of their own.  With
+        ``ridge=0`` and no maximum likelihood estimate, the smallest proper
+        prior is added (:mod:`emimpute._regularise`) and a
+        :class:`~emimpute.exceptions.RegularisationWarning` names the columns.
         """
         name = type(self).__name__
-        try:
-            result = fit(
-                ridge=self.ridge,
+        names = [feature_names(self)[j] for j in np.flatnonzero(valid)]
+        check_scale(names, spread)
+        p = len(valid)
+        self.mean_ = np.full(p, np.nan)
+        self.covariance_ = np.full((p, p), np.nan)
+        if not valid.any():  # nothing observed: every column is dropped
+            self._store_empty_fit()
+            return
+        position = np.cumsum(valid) - 1  # a column's position among the valid
+        known = {reason: position[cols] for reason, cols in degenerate.items()}
+        scale = standardising_scale(column_scale)
+
+        def run(ridge):
+            return fit(
+                ridge=ridge,
                 max_iter=self.max_iter,
                 tol=self.tol,
                 accelerate=self.accelerate,
                 callback=iteration_reporter(name, self.verbose),
                 **data,
             )
+
+        try:
+            fitted = fit_with_automatic_ridge(
+                run, ridge=self.ridge, n_rows=n_samples, scale=scale, known=known
+            )
         except SingularCovarianceError as error:
             raise ValueError(f"{name} could not fit: {error}.") from None
+        result = fitted.result
+        if fitted.problems:
+            warnings.warn(
+                f"{name}: {describe_problems(fitted.problems, names, fitted.ridge)}",
+                RegularisationWarning,
+                stacklevel=3,
+            )
         report_end(name, self.verbose, result.n_iter, result.converged)
-        p = len(valid)
-        self.mean_ = np.full(p, np.nan)
         self.mean_[valid] = result.mean
-        self.covariance_ = np.full((p, p), np.nan)
         self.covariance_[np.ix_(valid, valid)] = result.covariance
+        self.ridge_ = fitted.ridge
         self.loglik_ = result.loglik
         self.loglik_path_ = result.loglik_path
         self.n_iter_ = result.n_iter
@@ -253,6 +300,14 @@ class EMImputer(TransformerMixin, BaseEstimator):
                 ConvergenceWarning,
                 stacklevel=3,
             )
+
+    def _store_empty_fit(self):
+        """The fitted state when no cell was observed (all columns dropped)."""
+        self.ridge_ = float(self.ridge)
+        self.loglik_ = 0.0
+        self.loglik_path_ = np.zeros(0)
+        self.n_iter_ = self.n_em_steps_ = 0
+        self.converged_ = True
 
     # ------------------------------------------------------------ transform
 
@@ -300,6 +355,10 @@ class EMImputer(TransformerMixin, BaseEstimator):
                 want_variance=want_variance,
                 want_loglik=want_loglik,
             )
+        if not valid.any():  # every column was empty in fit
+            variance = np.zeros(X.shape) if want_variance else None
+            loglik = np.zeros(X.shape[0]) if want_loglik else None
+            return ConditionalMoments(X, variance, loglik)
         moments = conditional_moments(
             X[:, valid],
             self.mean_[valid],

@@ -11,17 +11,20 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from emimpute._normal_em import observed_column_moments
+from emimpute._normal_em import observed_column_moments, standardising_scale
 from emimpute._progress import iteration_reporter, report_end
+from emimpute._regularise import describe_problems, fit_with_automatic_ridge
 from emimpute._selection_em import fit_selection_em, impute_selection
 from emimpute._squarem import SingularCovarianceError
 from emimpute._validation import (
     check_fittable,
+    check_scale,
     describe_columns,
     feature_names,
     is_nan_marker,
     validate_numeric,
 )
+from emimpute.exceptions import RegularisationWarning
 
 
 class MNARSelectionImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
@@ -201,34 +204,52 @@ class MNARSelectionImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator
         """
         self._validate_params()
         X = validate_numeric(self, X, reset=True, copy=False)
-        count, _, _, minimum, maximum = observed_column_moments(X)
-        check_fittable(self, X.shape[0], count, maximum - minimum)
+        count, _, scale, minimum, maximum = observed_column_moments(X)
+        degenerate = check_fittable(self, X.shape[0], count, maximum - minimum)
         empty = np.flatnonzero(count == 0)
         if len(empty):
             raise ValueError(
                 f"no observed value in {describe_columns(self, empty)}: drop it "
                 "before fitting a selection model."
             )
+        check_scale(feature_names(self), maximum - minimum)
         mnar = self._mnar_positions(np.isnan(X))
         psi = self._fixed_psi(mnar)
         name = type(self).__name__
         seed = check_random_state(self.random_state).randint(2**31 - 1)
-        try:
-            result = fit_selection_em(
+
+        def run(ridge):
+            return fit_selection_em(
                 X,
                 mnar,
                 link=self.selection,
                 psi=psi,
                 gamma=self.gamma,
-                ridge=self.ridge,
+                ridge=ridge,
                 max_iter=self.max_iter,
                 tol=self.tol,
                 accelerate=self.accelerate,
                 random_state=seed,
                 callback=iteration_reporter(name, self.verbose),
             )
+
+        try:
+            fitted = fit_with_automatic_ridge(
+                run,
+                ridge=self.ridge,
+                n_rows=X.shape[0],
+                scale=standardising_scale(scale),
+                known=degenerate,
+            )
         except SingularCovarianceError as error:
             raise ValueError(f"{name} could not fit: {error}.") from None
+        result = fitted.result
+        self.ridge_ = fitted.ridge
+        if fitted.problems:
+            message = describe_problems(
+                fitted.problems, feature_names(self), fitted.ridge
+            )
+            warnings.warn(f"{name}: {message}", RegularisationWarning, stacklevel=2)
         report_end(name, self.verbose, result.n_iter, result.converged)
         self._result = result
         self.mean_ = result.mean

@@ -301,7 +301,10 @@ def column_squares(block, mean):
     column: the second pass of :func:`observed_column_moments` (about the
     mean, so no cancellation, unlike a sum of squares)."""
     deviation = np.asarray(block, dtype=np.float64) - mean
-    return np.where(np.isnan(deviation), 0.0, deviation**2).sum(axis=0)
+    # Squares of values beyond 1e154 overflow to inf; the caller refuses such
+    # columns by their range (emimpute._validation.check_scale), quietly.
+    with np.errstate(over="ignore"):
+        return np.where(np.isnan(deviation), 0.0, deviation**2).sum(axis=0)
 
 
 def column_moments_from_sums(count, total, squares):

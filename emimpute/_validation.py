@@ -1,10 +1,13 @@
 """Input checks shared by the estimators: clear errors that name the column."""
 
 import numbers
+import warnings
 
 import numpy as np
 import pandas as pd
 from sklearn.utils.validation import validate_data
+
+from emimpute._regularise import degenerate_columns
 
 
 def is_nan_marker(value):
@@ -157,29 +160,53 @@ def numeric_matrix(X, purpose):
     return values, names
 
 
+def warn_empty_features(estimator, empty):
+    """Warn, as :class:`~sklearn.impute.SimpleImputer` does, that columns with
+    no observed value are dropped (unless ``keep_empty_features``)."""
+    if empty.any() and not estimator.keep_empty_features:
+        columns = np.flatnonzero(empty)
+        them = "them" if len(columns) > 1 else "it"
+        warnings.warn(
+            f"Skipping {describe_columns(estimator, columns)}: no observed "
+            f"value, so nothing to fit; transform drops {them} (set "
+            f"keep_empty_features=True to keep {them}, filled with 0).",
+            UserWarning,
+            stacklevel=3,
+        )
+
+
 def check_fittable(estimator, n_samples, n_observed, spread):
-    """Errors for data with no finite maximum likelihood estimate of a
-    normal model (``estimator.ridge`` > 0 makes most of them fittable)."""
-    name = type(estimator).__name__
-    if n_samples < 2:
+    """Columns whose variance has no estimate of its own (one observed value,
+    or all observed values equal), as ``{reason: positions}``
+    (:func:`emimpute._regularise.degenerate_columns`).
+
+    They do not stop a fit: with ``ridge=0`` it adds the smallest prior that
+    makes the estimate proper and says so (a
+    :class:`~emimpute.exceptions.RegularisationWarning`).
+    """
+    del estimator, n_samples  # kept for the callers' signature
+    return degenerate_columns(n_observed, spread)
+
+
+# Columns whose values spread over a range outside these bounds have
+# variances (squares) and precisions (inverse squares) that overflow or
+# underflow float64 once correlations are away from 0: nothing a prior or a
+# rescaling inside the fit could represent in ``covariance_``.
+SPREAD_RANGE = (1e-120, 1e120)
+
+
+def check_scale(names, spread):
+    """ValueError naming the columns whose observed range (max - min) is
+    outside :data:`SPREAD_RANGE`; constant (0) and empty (NaN) columns pass."""
+    low, high = SPREAD_RANGE
+    spread = np.asarray(spread, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        bad = np.flatnonzero((spread > high) | ((spread > 0) & (spread < low)))
+    if len(bad):
+        values = ", ".join(f"{spread[j]:.3g}" for j in bad[:8])
         raise ValueError(
-            f"{name} needs at least 2 samples to estimate a covariance; "
-            f"got n_samples = {n_samples}."
-        )
-    if not n_observed.any():
-        raise ValueError(f"{name} cannot fit: every value of X is missing.")
-    if estimator.ridge > 0:
-        return
-    single = np.flatnonzero(n_observed == 1)
-    if len(single):
-        raise ValueError(
-            f"a single observed value in {describe_columns(estimator, single)}: "
-            "its variance has no maximum likelihood estimate; set ridge > 0 "
-            "(a prior) or drop the column."
-        )
-    constant = np.flatnonzero((n_observed > 1) & (spread == 0))
-    if len(constant):
-        raise ValueError(
-            f"zero variance in {describe_columns(estimator, constant)}: the "
-            "covariance is singular; set ridge > 0 (a prior) or drop the column."
+            f"values spread over {values} in {_describe(names, bad)}, outside "
+            f"{low:g} to {high:g}: the variance of such a column is not "
+            "representable in float64. Rescale it first (for example divide it "
+            "by a power of ten, or use StandardScaler before the imputer)."
         )

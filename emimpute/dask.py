@@ -51,6 +51,7 @@ from emimpute._normal_em import (
 from emimpute._validation import (
     _raise_for_non_numeric,
     check_fittable,
+    warn_empty_features,
     is_nan_marker,
     mark_missing,
 )
@@ -170,8 +171,9 @@ converged_, indicator_, n_features_in_, feature_names_in_
         )
         spread = maximum - minimum
         spread[count == 0] = np.nan
-        check_fittable(self, n_samples, count, spread)
+        degenerate = check_fittable(self, n_samples, count, spread)
         self._empty_features = count == 0
+        warn_empty_features(self, self._empty_features)
         valid = ~self._empty_features
         with np.errstate(invalid="ignore", divide="ignore"):
             center = (total / count)[valid]
@@ -186,8 +188,10 @@ converged_, indicator_, n_features_in_, feature_names_in_
             [dask.delayed(_second_pass)(block, shared) for block in blocks],
             _add,
         )
-        _, scale = column_moments_from_sums(count[valid], total[valid], squares)
-        scale = standardising_scale(scale)
+        _, observed_scale = column_moments_from_sums(
+            count[valid], total[valid], squares
+        )
+        scale = standardising_scale(observed_scale)
         complete = (n_complete, complete_sum, complete_cross)
 
         def evaluate(mean, covariance):
@@ -209,6 +213,10 @@ converged_, indicator_, n_features_in_, feature_names_in_
         self._fit_and_store(
             run_normal_em,
             valid,
+            degenerate=degenerate,
+            n_samples=int(n_samples),
+            spread=spread[valid],
+            column_scale=observed_scale,
             evaluate=evaluate,
             n_rows=int(n_rows),
             center=center,

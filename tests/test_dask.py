@@ -12,6 +12,7 @@ from sklearn.exceptions import ConvergenceWarning
 
 from emimpute import EMImputer, MNARSelectionImputer
 from emimpute.dask import DaskEMImputer, blockwise_transform, is_dask_collection
+from emimpute.exceptions import RegularisationWarning
 
 
 @pytest.fixture(scope="module")
@@ -258,10 +259,19 @@ def test_transform_with_other_columns_is_refused(client):
         imputer.transform(dd.from_pandas(renamed, npartitions=2))
 
 
-def test_unfittable_data_gives_the_emimputer_errors(client):
+def test_degenerate_data_are_regularised_as_in_emimputer(client):
     X = correlated(500, 3, seed=12)
     X[:, 1] = 7.0  # constant
-    with pytest.raises(ValueError, match="zero variance in column 1"):
-        DaskEMImputer().fit(da.from_array(X, chunks=100))
-    with pytest.raises(ValueError, match="every value of X is missing"):
-        DaskEMImputer().fit(da.full((10, 2), np.nan, chunks=5))
+    X[::7, 1] = np.nan
+    with pytest.warns(RegularisationWarning, match="no variance in column 'x1'"):
+        fitted = DaskEMImputer(tol=1e-10).fit(da.from_array(X, chunks=100))
+    with pytest.warns(RegularisationWarning):
+        reference = EMImputer(tol=1e-10).fit(X)
+    assert fitted.ridge_ == reference.ridge_ > 0
+    np.testing.assert_allclose(
+        fitted.covariance_, reference.covariance_, rtol=1e-6, atol=1e-12
+    )
+    np.testing.assert_allclose(fitted.transform(X)[:, 1], 7.0)
+    with pytest.warns(UserWarning, match="Skipping columns 0, 1"):
+        empty = DaskEMImputer().fit(da.full((10, 2), np.nan, chunks=5))
+    assert empty.transform(np.full((3, 2), np.nan)).shape == (3, 0)

@@ -1,6 +1,8 @@
 """Bad input: a clear error naming the problem and the column, or a documented
 behaviour, and the caller's data never changed."""
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -8,6 +10,7 @@ import scipy.sparse as sp
 from numpy.testing import assert_allclose, assert_array_equal
 
 from emimpute import EMImputer
+from emimpute.exceptions import RegularisationWarning
 
 
 def frame(seed=0, n=30):
@@ -52,50 +55,143 @@ def test_empty_array():
         EMImputer().fit(np.empty((0, 3)))
 
 
-def test_single_row():
-    with pytest.raises(ValueError, match="n_samples = 1"):
-        EMImputer().fit(np.array([[1.0, 2.0, np.nan]]))
+# A fit regularised by the automatic ridge is the limit of the prior as it
+# vanishes only to about the prior's strength: 1e-8 pseudo-observations per
+# row moves each standardised parameter by about 1e-8 times the ratio of all
+# rows to those that observe the degenerate direction.  Fits here stop at
+# tol=1e-10.  So these comparisons use 1e-5, far above both and far below
+# any real difference.
+LIMIT_RTOL = 1e-5
 
 
-def test_all_cells_missing():
-    with pytest.raises(ValueError, match="every value of X is missing"):
-        EMImputer().fit(np.full((5, 3), np.nan))
+def fit_warning_once(X, **params):
+    """Fit with default arguments; exactly one RegularisationWarning."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        imputer = EMImputer(tol=1e-10, **params).fit(X)
+    regularised = [w for w in caught if w.category is RegularisationWarning]
+    assert len(regularised) == 1, [str(w.message) for w in caught]
+    assert imputer.ridge_ > 0
+    return imputer, str(regularised[0].message)
 
 
-def test_column_with_one_observed_value_needs_a_prior():
+def test_single_row_fits_like_iterative_imputer():
+    X = np.array([[1.0, 2.0, np.nan]])
+    with pytest.warns(UserWarning, match="Skipping column 2"):
+        imputer = EMImputer().fit(X)
+    assert_array_equal(imputer.transform(X), [[1.0, 2.0]])
+    assert_array_equal(imputer.transform([[np.nan, 5.0, 1.0]]), [[1.0, 5.0]])
+
+
+def test_all_cells_missing_drops_every_column_as_simple_imputer_does():
+    X = np.full((5, 3), np.nan)
+    with pytest.warns(UserWarning, match="Skipping columns 0, 1, 2"):
+        assert EMImputer().fit(X).transform(X).shape == (5, 0)
+    kept = EMImputer(keep_empty_features=True).fit(X)
+    assert_array_equal(kept.transform(X), np.zeros((5, 3)))
+    assert kept.score(X) == 0.0
+
+
+def without(data, column):
+    """EMImputer's MLE on the other columns (it exists): the reference."""
+    reference = EMImputer(tol=1e-10).fit(data.drop(columns=column))
+    return reference.mean_, reference.covariance_
+
+
+def test_column_with_one_observed_value_is_imputed_by_that_value():
     data = frame()
     data["score"] = np.nan
     data.loc[4, "score"] = 2.0
     before = data.copy()
-    with pytest.raises(ValueError, match="single observed value in column 'score'"):
-        EMImputer().fit(data)
-    out = fit_and_transform(data, ridge=1.0)
-    assert np.all(np.isfinite(out))
+    imputer, message = fit_warning_once(data)
+    assert "single observed value in column 'score'" in message
+    assert_allclose(imputer.transform(data)[:, 2], 2.0, rtol=LIMIT_RTOL)
+    mean, covariance = without(data, "score")
+    assert_allclose(imputer.mean_[:2], mean, rtol=LIMIT_RTOL)
+    assert_allclose(imputer.covariance_[:2, :2], covariance, rtol=LIMIT_RTOL)
     pd.testing.assert_frame_equal(data, before)
 
 
-def test_constant_column_needs_a_prior():
+def test_constant_column_is_imputed_by_its_constant():
     data = frame()
     data["score"] = 5.0
-    with pytest.raises(ValueError, match="zero variance in column 'score'"):
-        EMImputer().fit(data)
-    out = fit_and_transform(data, ridge=1.0)
-    assert np.all(np.isfinite(out))
-    assert_allclose(out[:, 2], 5.0)
+    data.loc[[1, 7], "score"] = np.nan
+    imputer, message = fit_warning_once(data)
+    assert "no variance in column 'score'" in message
+    assert_allclose(imputer.transform(data)[:, 2], 5.0, rtol=LIMIT_RTOL)
+    mean, covariance = without(data, "score")
+    assert_allclose(imputer.covariance_[:2, :2], covariance, rtol=LIMIT_RTOL)
 
 
-def test_collinear_columns_and_more_columns_than_rows_fit_with_a_prior():
-    data = frame(n=40)
+def test_collinear_columns_impute_consistently_and_fit_the_limit():
+    data = frame(n=60)
     data["twice_age"] = 2 * data["age"]
-    data.loc[data["age"].isna(), "twice_age"] = np.nan
-    with pytest.raises(ValueError, match="singular.*ridge"):
-        EMImputer().fit(data)
-    assert np.all(np.isfinite(fit_and_transform(data, ridge=1.0)))
+    rng = np.random.default_rng(3)
+    data.loc[rng.random(60) < 0.3, "twice_age"] = np.nan  # its own holes
+    imputer, message = fit_warning_once(data)
+    assert "collinear columns 'age', 'twice_age'" in message
+    out = imputer.transform(data)
+    assert_allclose(out[:, 3], 2 * out[:, 0], rtol=LIMIT_RTOL)
+    # The limit is the MLE of the data in which age is known wherever age or
+    # twice_age is: an independent, proper fit.
+    merged = data.drop(columns="twice_age")
+    merged["age"] = data["age"].fillna(data["twice_age"] / 2)
+    reference = EMImputer(tol=1e-10).fit(merged)
+    assert_allclose(imputer.mean_[:3], reference.mean_, rtol=LIMIT_RTOL)
+    assert_allclose(
+        imputer.covariance_[:3, :3], reference.covariance_, rtol=LIMIT_RTOL, atol=1e-7
+    )
+
+
+def test_more_columns_than_rows_fit_with_default_arguments():
     rng = np.random.default_rng(1)
     wide = rng.standard_normal((8, 20))
     wide[rng.random(wide.shape) < 0.2] = np.nan
-    out = fit_and_transform(wide, ridge=1.0)
+    before = wide.copy()
+    imputer, message = fit_warning_once(wide)
+    assert "more columns than rows (20 columns)" in message
+    out = imputer.transform(wide)
     assert np.all(np.isfinite(out))
+    observed = ~np.isnan(before)
+    assert_array_equal(out[observed], before[observed])
+    assert_array_equal(np.isnan(wide), np.isnan(before))
+
+
+def test_where_the_mle_exists_nothing_changes():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RegularisationWarning)
+        imputer = EMImputer().fit(frame())
+    assert imputer.ridge_ == 0.0
+
+
+def test_a_ridge_given_by_the_user_is_used_as_given():
+    data = frame()
+    data["score"] = 5.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RegularisationWarning)
+        assert EMImputer(ridge=1.0).fit(data).ridge_ == 1.0
+
+
+@pytest.mark.parametrize("factor", [1e-110, 1e110])
+def test_extreme_but_representable_scales_fit_equivariantly(factor):
+    data = frame().to_numpy()
+    reference = EMImputer(tol=1e-10).fit(data)
+    scaled = EMImputer(tol=1e-10).fit(data * factor)
+    assert_allclose(scaled.mean_ / factor, reference.mean_, rtol=1e-8)
+    assert_allclose(
+        scaled.covariance_ / factor**2, reference.covariance_, rtol=1e-7, atol=1e-9
+    )
+    assert_allclose(
+        scaled.transform(data * factor) / factor, reference.transform(data), rtol=1e-7
+    )
+
+
+@pytest.mark.parametrize("factor", [1e-300, 1e300])
+def test_unrepresentable_scales_say_what_is_wrong(factor):
+    data = frame()
+    data["income"] *= factor
+    with pytest.raises(ValueError, match="spread over .* in column 'income'.*Rescale"):
+        EMImputer().fit(data)
 
 
 def test_sparse_input_is_refused():
