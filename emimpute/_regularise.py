@@ -118,7 +118,8 @@ def fit_with_automatic_ridge(fit, *, ridge, n_rows, scale, known=None):
         except SingularCovarianceError:
             pass
         else:
-            if not len(small_eigen_columns(result.covariance, scale, SINGULAR_EIGENVALUE)):
+            weak = small_eigen_columns(result.covariance, scale, SINGULAR_EIGENVALUE)
+            if not len(weak):
                 return RidgeFit(result, 0.0, {})
     error = None
     for fraction in LADDER:

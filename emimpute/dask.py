@@ -51,9 +51,9 @@ from emimpute._normal_em import (
 from emimpute._validation import (
     _raise_for_non_numeric,
     check_fittable,
-    warn_empty_features,
     is_nan_marker,
     mark_missing,
+    warn_empty_features,
 )
 
 __all__ = ["DaskEMImputer", "blockwise_transform", "is_dask_collection"]
