@@ -326,8 +326,13 @@ class MNARSelectionImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            The covariates of the missingness models (``covariates_``) must
-            be observed.
+            A covariate of the missingness models (``covariates_``, never
+            missing in ``fit``) may be missing here, as in a test fold of
+            cross-validation: those cells are imputed under MAR, by their
+            conditional mean given the row's observed cells under the
+            fitted normal part (a draw with ``sample_posterior``), with one
+            warning naming the columns.  The selection index of the row's
+            MNAR cells then uses the imputed value.
 
         Returns
         -------
@@ -338,10 +343,19 @@ class MNARSelectionImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator
         mask = np.isnan(X)
         gaps = [j for j in self.covariates_ if mask[:, j].any()]
         if gaps:
-            raise ValueError(
-                f"missing values in {describe_columns(self, gaps)}, a covariate "
-                "of the missingness models (never missing in fit): impute it "
-                "first, or refit with those rows."
+            # The selection models describe why the MNAR columns are
+            # missing, not why a covariate is: MAR is the only assumption
+            # the fit supports for it.  Refitting with such rows in the
+            # training data models it instead.
+            warnings.warn(
+                f"{type(self).__name__}: missing values in "
+                f"{describe_columns(self, gaps)}, never missing in fit and so a "
+                "covariate of the missingness models, are imputed as missing "
+                "at random from the fitted normal model (their conditional "
+                "mean given each row's observed cells); fit on data with such "
+                "rows to model them instead.",
+                UserWarning,
+                stacklevel=2,
             )
         rng = check_random_state(self.random_state) if self.sample_posterior else None
         completed = impute_selection(X, self._result, rng=rng)

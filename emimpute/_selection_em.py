@@ -62,6 +62,7 @@ from emimpute._conditional import (
     LOG_2PI,
     Chunk,
     chunk_moments,
+    conditional_moments,
     precision_and_logdet,
 )
 from emimpute._normal_em import (
@@ -527,11 +528,21 @@ def impute_selection(X, result, *, rng=None):
     chance of being missing), the other missing cells from their normal
     distribution given the kept values.
 
+    A covariate of the missingness models (a column never missing in the
+    fit) may be missing in X.  The selection models describe only the
+    missingness of the MNAR columns, so such cells are imputed under MAR:
+    their conditional mean given the row's observed cells under the normal
+    part (with ``rng``, a draw from that conditional normal).  The selection
+    index of the row's MNAR cells then uses that value in place of the
+    unknown covariate (a plug-in: its uncertainty is not carried into the
+    index).  With means, the MNAR cells keep their conditional normal
+    given the observed cells only; with draws, the drawn covariate is
+    conditioned on, so that each completed row is one coherent draw.
+
     Parameters
     ----------
     X : ndarray of shape (n, p)
-        NaN at missing cells; the covariates of the missingness models
-        (``result.covariates``) must be observed.
+        NaN at missing cells.
     result : SelectionEMResult
     rng : numpy.random.RandomState, optional
 
@@ -543,7 +554,10 @@ def impute_selection(X, result, *, rng=None):
     Z = (np.asarray(X, dtype=np.float64) - result.center) / result.scale
     mask = np.isnan(Z)
     precision, logdet_cov = precision_and_logdet(cov)
-    base = coef.intercept + Z[:, result.covariates] @ coef.gamma.T
+    covariate_gaps = _impute_covariates_under_mar(Z, mask, result, rng)
+    if rng is not None:
+        mask = np.isnan(Z)  # the drawn covariates are now conditioned on
+    base = coef.intercept + covariate_gaps.filled @ coef.gamma.T
     steepness = np.max(np.abs(coef.psi), initial=0.0)
     sobol = {}
     out = Z.copy()
@@ -573,10 +587,43 @@ def impute_selection(X, result, *, rng=None):
             )[0]  # fmt: skip
         np.put_along_axis(block, cols, values, axis=1)
         out[chunk.rows] = block
+    # Covariate cells keep their MAR value (the regression on the MNAR
+    # cells' reweighted values would move them; the selection models say
+    # nothing about why a covariate is missing).
+    rows, columns = covariate_gaps.cells
+    out[rows, columns] = covariate_gaps.filled[rows, covariate_gaps.slots]
     # Observed cells are copied, not round-tripped through the scaling.
     completed = np.array(X, dtype=np.float64)
-    completed[mask] = (result.center + result.scale * out)[mask]
+    missing = np.isnan(completed)
+    completed[missing] = (result.center + result.scale * out)[missing]
     return completed
+
+
+@dataclass
+class _CovariateGaps:
+    """Covariate values for the selection index, missing ones imputed."""
+
+    filled: np.ndarray  # (n, n_covariates), standardised scale
+    cells: tuple  # (rows, columns) of the imputed covariate cells in X
+    slots: np.ndarray  # position of each of those columns among covariates
+
+
+def _impute_covariates_under_mar(Z, mask, result, rng):
+    """Fill missing covariate cells from the normal part given each row's
+    observed cells (mean, or a draw with ``rng``); with ``rng`` the draws
+    are also written into ``Z``."""
+    covariates = result.covariates
+    filled = Z[:, covariates].copy()
+    gaps = mask[:, covariates]
+    rows = np.flatnonzero(gaps.any(axis=1))
+    if len(rows):
+        mean, cov, _ = result.standardised
+        completed = conditional_moments(Z[rows], mean, cov, rng=rng).completed
+        filled[rows] = np.where(gaps[rows], completed[:, covariates], filled[rows])
+    gap_rows, slots = np.nonzero(gaps)
+    if rng is not None:
+        Z[gap_rows, covariates[slots]] = filled[gap_rows, slots]
+    return _CovariateGaps(filled, (gap_rows, covariates[slots]), slots)
 
 
 def _draw(group, c, C, base, coef, link, rng):

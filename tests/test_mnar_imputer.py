@@ -8,7 +8,7 @@ import pytest
 from numpy.testing import assert_allclose
 from scipy import special
 from sklearn.linear_model import LinearRegression
-from sklearn.model_selection import GridSearchCV
+from sklearn.model_selection import GridSearchCV, KFold, cross_val_score
 from sklearn.pipeline import make_pipeline
 
 from emimpute import EMImputer, MNARSelectionImputer
@@ -149,11 +149,6 @@ def test_bad_arguments_name_the_column(arguments, message):
 
 def test_bad_data():
     _, data = incomes(300, seed=6)
-    imputer = MNARSelectionImputer(mnar_features=["income"]).fit(data)
-    broken = data.copy()
-    broken.loc[3, "education"] = np.nan
-    with pytest.raises(ValueError, match="column 'education', a covariate"):
-        imputer.transform(broken)
     with pytest.raises(ValueError, match="no observed value in column 'empty'"):
         MNARSelectionImputer().fit(data.assign(empty=np.nan))
     with pytest.raises(TypeError, match="column 'city'"):
@@ -161,3 +156,97 @@ def test_bad_data():
     before = data.copy()
     MNARSelectionImputer().fit_transform(data)
     pd.testing.assert_frame_equal(data, before)
+
+
+def normal_conditional_mean(mean, cov, row):
+    """E[x_m | x_o] = mu_m + S_mo S_oo^-1 (x_o - mu_o), the textbook formula
+    (Little & Rubin 2002, sec. 11.2), solved directly on S_oo."""
+    m = np.isnan(row)
+    o = ~m
+    return mean[m] + cov[np.ix_(m, o)] @ np.linalg.solve(
+        cov[np.ix_(o, o)], row[o] - mean[o]
+    )
+
+
+@pytest.fixture(scope="module")
+def covariate_gaps():
+    """A fit in which age and education are never missing (covariates), and
+    new rows in which they are."""
+    _, data = incomes(1500, seed=7)
+    new = data.iloc[:40].copy()
+    new.iloc[::2, 1] = np.nan  # age
+    new.iloc[::3, 2] = np.nan  # education
+    return data, new
+
+
+def test_covariate_missing_only_at_transform_is_imputed_under_mar(covariate_gaps):
+    # A covariate never missing in fit was a hard error at transform, so
+    # cross-validation scored NaN (issue 12).  Such cells are imputed under
+    # MAR: their conditional mean given the row's observed cells under the
+    # fitted normal part, whatever the other cells of the row.
+    data, new = covariate_gaps
+    imputer = MNARSelectionImputer(mnar_features=["income"]).fit(data)
+    assert list(imputer.covariates_) == [1, 2]
+    before = new.copy()
+    with pytest.warns(UserWarning, match="column.* 'age', 'education'") as caught:
+        out = imputer.transform(new)
+    assert len([w for w in caught if "missing at random" in str(w.message)]) == 1
+    pd.testing.assert_frame_equal(new, before)
+    values = new.to_numpy()
+    assert np.isfinite(out).all()
+    observed = ~np.isnan(values)
+    assert np.array_equal(out[observed], values[observed])
+    # Covariate cells: the closed form.  An exact identity on fixed fitted
+    # parameters, so the tolerance is rounding only.
+    mean, cov = imputer.mean_, imputer.covariance_
+    for i in np.flatnonzero(np.isnan(values[:, 1:]).any(axis=1)):
+        missing = np.flatnonzero(np.isnan(values[i]))
+        expected = normal_conditional_mean(mean, cov, values[i])
+        covariate = missing > 0  # age and education; income is column 0
+        assert_allclose(
+            out[i, missing[covariate]], expected[covariate], rtol=1e-10, atol=1e-12
+        )
+
+
+def test_covariate_gaps_at_psi_zero_give_the_normal_conditional_mean(covariate_gaps):
+    # With psi = 0 the missingness of income says nothing about its value,
+    # so every missing cell (income too) is the normal conditional mean.
+    data, new = covariate_gaps
+    imputer = MNARSelectionImputer(mnar_features=["income"], mnar_coef=0.0).fit(data)
+    with pytest.warns(UserWarning, match="missing at random"):
+        out = imputer.transform(new)
+    values = new.to_numpy()
+    expected = values.copy()
+    for i in np.flatnonzero(np.isnan(values).any(axis=1)):
+        expected[i, np.isnan(values[i])] = normal_conditional_mean(
+            imputer.mean_, imputer.covariance_, values[i]
+        )
+    assert_allclose(out, expected, rtol=1e-10, atol=1e-12)
+
+
+def test_covariate_gaps_with_draws_are_finite_and_reproducible(covariate_gaps):
+    data, new = covariate_gaps
+    imputer = MNARSelectionImputer(
+        mnar_features=["income"], sample_posterior=True, random_state=0
+    ).fit(data)
+    with pytest.warns(UserWarning, match="missing at random"):
+        first = imputer.transform(new)
+    with pytest.warns(UserWarning, match="missing at random"):
+        again = imputer.transform(new)
+    assert np.isfinite(first).all()
+    assert np.array_equal(first, again)
+
+
+def test_cross_validation_with_covariate_holes_only_in_a_test_fold():
+    full, data = incomes(600, seed=8)
+    X, y = data[["income", "age"]].copy(), full["education"]
+    # Age has holes in the first of five unshuffled folds only: when that
+    # fold is the test fold, age was never missing in fit.
+    X.iloc[:60:3, 1] = np.nan
+    pipeline = make_pipeline(
+        MNARSelectionImputer(mnar_features=["income"]), LinearRegression()
+    )
+    with pytest.warns(UserWarning, match="column 'age'"):
+        scores = cross_val_score(pipeline, X, y, cv=KFold(5), error_score="raise")
+    assert scores.shape == (5,)
+    assert np.isfinite(scores).all()
