@@ -10,6 +10,23 @@ accumulators, which are added up at the end.
 When the package was installed without a C compiler the extension is absent,
 :data:`complete_rows` is None, and the callers use the NumPy kernel of
 :mod:`emimpute._conditional` instead, which gives the same numbers.
+
+The extension holds two copies of the kernel, one for any x86-64 CPU
+("generic") and one for CPUs with AVX2 and FMA ("avx2"), and runs the
+fastest the CPU supports.  The environment variable ``EMIMPUTE_KERNEL``,
+read when this module is imported, forces a choice:
+
+``generic`` or ``avx2``
+    that copy (an error at import if the CPU cannot run it, or the
+    extension was not built);
+``numpy``
+    no compiled code at all: the NumPy kernel;
+unset, empty or ``auto``
+    the default.
+
+It exists so that the test suite can be run on every path (FMA rounds
+``a * b + c`` once where the generic copy rounds twice, so the paths agree to
+rounding, not bit for bit); :func:`kernel_path` says which one is in use.
 """
 
 import os
@@ -18,9 +35,58 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 try:
-    from emimpute._fast_estep import complete_rows
+    from emimpute import _fast_estep
 except ImportError:  # pragma: no cover - depends on the build
-    complete_rows = None
+    _fast_estep = None
+
+KERNEL_ENV = "EMIMPUTE_KERNEL"
+KERNEL_CHOICES = ("auto", "generic", "avx2", "numpy")
+
+
+def _choose_kernel(choice):
+    """The ``complete_rows`` function for an ``EMIMPUTE_KERNEL`` value (None
+    for the NumPy kernel), after switching the extension to the copy asked
+    for.
+
+    Raises
+    ------
+    ValueError
+        If ``choice`` is not one of :data:`KERNEL_CHOICES`.
+    RuntimeError
+        If a compiled copy is asked for and the extension was not built or
+        the CPU cannot run that copy.
+    """
+    choice = choice.strip().lower() or "auto"
+    if choice not in KERNEL_CHOICES:
+        raise ValueError(
+            f"{KERNEL_ENV}={choice!r}: expected one of {', '.join(KERNEL_CHOICES)}"
+        )
+    if choice == "numpy" or (choice == "auto" and _fast_estep is None):
+        return None
+    if _fast_estep is None:
+        raise RuntimeError(
+            f"{KERNEL_ENV}={choice} asks for the compiled E-step, but "
+            "emimpute._fast_estep was not built (reinstall with a C compiler), "
+            f"or set {KERNEL_ENV}=numpy"
+        )
+    if choice != "auto":
+        runnable = dict(_fast_estep.kernel_paths())
+        if choice not in runnable:
+            raise RuntimeError(
+                f"{KERNEL_ENV}={choice}: this build of emimpute._fast_estep has "
+                f"no {choice!r} kernel (it has: {', '.join(runnable)})"
+            )
+        if not runnable[choice]:
+            raise RuntimeError(
+                f"{KERNEL_ENV}={choice}: this CPU cannot run the {choice!r} "
+                "kernel (it needs AVX2 and FMA, x86-64-v3); unset "
+                f"{KERNEL_ENV} or set it to generic or numpy"
+            )
+        _fast_estep.set_kernel_path(choice)
+    return _fast_estep.complete_rows
+
+
+complete_rows = _choose_kernel(os.environ.get(KERNEL_ENV, ""))
 
 # Below this many rows a second thread costs more than it saves.
 MIN_ROWS_PER_THREAD = 4096
@@ -29,6 +95,14 @@ MIN_ROWS_PER_THREAD = 4096
 def available():
     """True when the compiled E-step was built and may be used."""
     return complete_rows is not None
+
+
+def kernel_path():
+    """The E-step kernel in use: ``"avx2"`` or ``"generic"`` (the compiled
+    copies), or ``"numpy"`` (the extension is absent or switched off)."""
+    if complete_rows is None:
+        return "numpy"
+    return _fast_estep.get_kernel_path()
 
 
 def default_threads():
