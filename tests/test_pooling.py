@@ -179,10 +179,140 @@ def test_coverage_under_proper_multiple_imputation():
         ({"rule": "rubin2000"}, "rule must be"),
         ({"df_method": "satterthwaite"}, "df_method must be"),
         ({"df_method": "barnard-rubin"}, "finite dfcom"),
-        ({"dfcom": 0}, "dfcom must be positive"),
+        ({"dfcom": 0}, "dfcom must be a positive number"),
     ],
 )
 def test_bad_input(arguments, message):
     arguments = {"estimates": [1.0, 2.0], "variances": [0.1, 0.2], **arguments}
     with pytest.raises(ValueError, match=message):
         pool(arguments.pop("estimates"), arguments.pop("variances"), **arguments)
+
+
+@pytest.mark.parametrize("dfcom", [np.nan, -3.0, 0, -np.inf])
+def test_pool_rejects_a_dfcom_that_is_not_a_positive_number(dfcom):
+    """dfcom = nan used to give NaN df and NaN intervals without a word."""
+    with pytest.raises(ValueError, match="dfcom must be a positive number"):
+        pool(Q, U, dfcom=dfcom)
+
+
+def test_pool_rejects_a_dfcom_that_is_not_a_number():
+    with pytest.raises(TypeError, match="dfcom must be a number"):
+        pool(Q, U, dfcom="40")
+
+
+@pytest.mark.parametrize("alpha", [1.5, 1.0, 0.0, -0.05, np.nan])
+def test_pool_rejects_alpha_outside_zero_one(alpha):
+    """alpha = 1.5 used to give intervals with ci_low > ci_high."""
+    with pytest.raises(ValueError, match=r"alpha must be in \(0, 1\)"):
+        pool(Q, U, alpha=alpha)
+
+
+def test_pool_rejects_names_of_the_wrong_length():
+    with pytest.raises(ValueError, match="2 names for 3 parameters"):
+        pool(Q, U, names=["a", "b"])
+
+
+def test_pool_rejects_estimates_of_three_dimensions():
+    with pytest.raises(ValueError, match=r"estimates must be \(m, k\) or \(m,\)"):
+        pool(Q[:, :, None], U)
+
+
+def _covariances():
+    return np.array([np.diag(u) + 0.001 for u in U])
+
+
+def test_wald_test_names_a_singular_within_imputation_covariance():
+    """A parameter with zero variance in every imputation (here the third)
+    used to give a raw numpy LinAlgError."""
+    covariances = _covariances()
+    covariances[:, 2, :] = 0.0
+    covariances[:, :, 2] = 0.0
+    with pytest.raises(ValueError, match=r"Ubar.*singular.*'income'"):
+        pooled_wald_test(Q, covariances, names=["intercept", "age", "income"])
+
+
+def test_wald_test_names_the_parameters_in_an_exact_linear_dependence():
+    """Ubar of rank 2: x0 - x1 has zero variance (an aliased pair)."""
+    covariances = np.tile(
+        np.array([[1.0, 1.0, 0.0], [1.0, 1.0, 0.0], [0.0, 0.0, 2.0]]), (4, 1, 1)
+    )
+    with pytest.raises(ValueError, match=r"singular.*'x0', 'x1'") as raised:
+        pooled_wald_test(Q, covariances)
+    assert "'x2'" not in str(raised.value)
+
+
+@pytest.mark.parametrize("dfcom", [np.nan, 0, -5.0])
+def test_wald_test_rejects_a_dfcom_that_is_not_a_positive_number(dfcom):
+    """dfcom = nan used to fall back silently to the large-sample df."""
+    with pytest.raises(ValueError, match="dfcom must be a positive number"):
+        pooled_wald_test(Q, _covariances(), dfcom=dfcom)
+
+
+def test_wald_test_infinite_dfcom_is_the_large_sample_test():
+    covariances = _covariances()
+    assert pooled_wald_test(Q, covariances, dfcom=np.inf) == pooled_wald_test(
+        Q, covariances
+    )
+
+
+@pytest.mark.parametrize(
+    ("null", "message"),
+    [([0.0, 0.0], r"null must have shape \(3,\)"), ([0.0, np.nan, 0.0], "finite")],
+)
+def test_wald_test_rejects_a_bad_null(null, message):
+    with pytest.raises(ValueError, match=message):
+        pooled_wald_test(Q, _covariances(), null=null)
+
+
+def test_wald_test_rejects_non_finite_input():
+    covariances = _covariances()
+    covariances[1, 0, 0] = np.inf
+    with pytest.raises(ValueError, match="finite"):
+        pooled_wald_test(Q, covariances)
+
+
+def test_wald_test_of_one_parameter_accepts_a_vector_of_estimates():
+    """A 1-D vector of m estimates used to be read as one imputation of m
+    parameters ("covariances must have shape (1, 4, 4)")."""
+    u = U[:, :1, None]
+    one = pooled_wald_test(Q[:, 0], u)
+    assert one.df1 == 1
+    assert one.statistic == pytest.approx(pool(Q[:, 0], U[:, 0]).statistic[0] ** 2)
+
+
+def test_wald_test_rejects_names_of_the_wrong_length():
+    with pytest.raises(ValueError, match="2 names for 3 parameters"):
+        pooled_wald_test(Q, _covariances(), names=["a", "b"])
+
+
+@pytest.mark.parametrize("k", [0, -1, 2.5, np.nan, True])
+def test_chi2_test_rejects_a_k_that_is_not_a_positive_integer(k):
+    """k = 0 used to give a raw ZeroDivisionError."""
+    with pytest.raises((ValueError, TypeError), match="k must be a positive integer"):
+        pooled_chi2_test([8.1, 10.4, 7.2], k=k)
+
+
+def test_chi2_test_accepts_integral_k_of_any_type():
+    d = [8.1, 10.4, 7.2]
+    expected = pooled_chi2_test(d, k=3)
+    assert pooled_chi2_test(d, k=np.int64(3)) == expected
+    assert pooled_chi2_test(d, k=3.0) == expected
+
+
+@pytest.mark.parametrize(
+    ("statistics", "message"),
+    [
+        ([[8.1, 10.4], [7.2, 9.0]], "1-D"),
+        ([8.1, np.inf, 7.2], "finite"),
+        ([8.1, np.nan], "finite"),
+    ],
+)
+def test_chi2_test_rejects_bad_statistics(statistics, message):
+    with pytest.raises(ValueError, match=message):
+        pooled_chi2_test(statistics, k=2)
+
+
+def test_pool_accepts_dfcom_as_any_real_number_type():
+    expected = pool(Q, U, dfcom=40).df
+    for dfcom in [np.int64(40), np.float32(40.0), np.array(40.0), 40.0]:
+        assert_allclose(pool(Q, U, dfcom=dfcom).df, expected, rtol=0)

@@ -64,7 +64,7 @@ one_case <- function(fit, description) {
   stopifnot(identical(as.character(table$term), terms))
   list(
     description = description,
-    terms = terms,
+    terms = I(terms),
     m = m,
     dfcom = table$dfcom[1],
     estimates = exact(lapply(seq_len(m), function(l) estimates[l, ])),
@@ -108,7 +108,7 @@ u <- rep(0.04, 5)
 ps <- pool.scalar(q, u, n = 30, k = 2)
 cases$scalar_tiny_b <- list(
   description = "pool.scalar(Q, U = rep(0.04, 5), n = 30, k = 2), var(Q) = 1e-12",
-  terms = "x0",
+  terms = I("x0"),
   m = 5L,
   dfcom = 28,
   estimates = exact(lapply(q, identity)),

@@ -95,7 +95,7 @@ one_case <- function(imp, formula1, formula0, dfcom, description) {
                       unname(d1_dfcom$test)))
   list(
     description = description,
-    terms = est$nms[tested],
+    terms = I(est$nms[tested]),
     m = m,
     k = length(tested),
     dfcom = dfcom,
