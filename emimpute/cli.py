@@ -8,21 +8,39 @@ Examples::
     emimpute impute data.csv -o imputed.csv
 
 CSV files are read and written with pandas; Parquet too when ``pyarrow`` is
-installed (``pip install "emimpute[parquet]"``).  Non-numeric columns are
-passed through untouched: the model is fitted on the numeric columns and
-only they are imputed.  Models are saved as JSON (``emimpute/_model_io.py``),
-never with pickle, so loading a model file cannot run code.  Errors print
-one line to standard error and exit with status 1 (2 for bad usage).
+installed (``pip install "emimpute[parquet]"``).  A CSV file's separator is
+sniffed unless ``--sep`` gives it, and the output uses the same one.
+
+Columns.  The model is fitted on the numeric columns and only they are
+imputed; text, true/false and ``--pass-through`` columns are passed through
+untouched, with their types.  A column that is numeric except for a few
+tokens (a ``?``) is an error naming the column and the tokens, unless
+``--na-values`` declares them missing; a numeric column with no observed
+value is an error.  One line on standard error says what happened to each
+column.
+
+Safety.  Output is written to a temporary file in the output's folder and
+renamed only once complete, so a failure leaves no partial file and an
+existing file untouched; an output that is the input file is refused unless
+``--force``.  Models are saved as standard JSON (``emimpute/_model_io.py``),
+never with pickle, so loading a model file cannot run code, and are checked
+on loading.  Errors print one line to standard error and exit with status 1
+(2 for bad usage); warnings print one line each.
 """
 
 import argparse
+import contextlib
+import csv
+import os
 import sys
+import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from emimpute import EMImputer, MNARSelectionImputer
+from emimpute import EMImputer, MNARSelectionImputer, __version__
 from emimpute._model_io import load_model, save_model
 from emimpute.diagnostics import little_mcar_test, missing_patterns
 
@@ -31,43 +49,193 @@ class CommandError(Exception):
     """A user-facing error: printed as one line, exit status 1."""
 
 
-def _read(path, **kwargs):
+def _note(message):
+    print(f"emimpute: {message}", file=sys.stderr)
+
+
+# --- reading -----------------------------------------------------------------
+
+_SNIFF_CHARS = 64 * 1024
+_SEPARATORS = ",;\t|"
+
+
+def _is_parquet(path):
+    return Path(path).suffix == ".parquet"
+
+
+def _resolve_separator(path, args):
+    """``--sep``, or the separator sniffed from the first lines of the file."""
+    if args.sep is not None or _is_parquet(path):
+        return args.sep or ","
+    try:
+        with open(path, encoding="utf-8", errors="replace", newline="") as file:
+            sample = file.read(_SNIFF_CHARS)
+    except OSError:
+        return ","  # the read that follows reports the problem
+    sample = sample[: sample.rfind("\n") + 1] or sample  # whole lines only
+    try:
+        sep = csv.Sniffer().sniff(sample, delimiters=_SEPARATORS).delimiter
+    except csv.Error:  # one column, or nothing to tell: the CSV default
+        sep = ","
+    if sep != ",":
+        _note(f"read {path} with separator {sep!r} (sniffed; --sep sets it)")
+    return sep
+
+
+def _nullable_types():
+    """Arrow-to-pandas types that keep integers and booleans as they are.
+
+    Plain ``to_pandas`` turns an integer or boolean column into float or
+    object in every batch that holds a null and leaves it alone in the
+    others, so chunks of one file would disagree on the column's type.
+    """
+    import pyarrow as pa
+
+    mapping = {
+        pa.int8(): pd.Int8Dtype(), pa.int16(): pd.Int16Dtype(),
+        pa.int32(): pd.Int32Dtype(), pa.int64(): pd.Int64Dtype(),
+        pa.uint8(): pd.UInt8Dtype(), pa.uint16(): pd.UInt16Dtype(),
+        pa.uint32(): pd.UInt32Dtype(), pa.uint64(): pd.UInt64Dtype(),
+        pa.bool_(): pd.BooleanDtype(),
+    }  # fmt: skip
+    return mapping.get
+
+
+def _csv_options(args):
+    na_values = args.na_values.split(",") if args.na_values else None
+    return {"sep": args.sep, "decimal": args.decimal, "na_values": na_values}
+
+
+def _read(path, args):
     path = Path(path)
+    if path.is_dir():
+        raise CommandError(f"{path} is a folder, not a data file")
     if not path.exists():
         raise CommandError(f"no such file: {path}")
     try:
-        if path.suffix == ".parquet":
-            return pd.read_parquet(path)
-        return pd.read_csv(path, **kwargs)
+        if _is_parquet(path):
+            import pyarrow.parquet as pq
+
+            return pq.read_table(path).to_pandas(types_mapper=_nullable_types())
+        return pd.read_csv(path, **_csv_options(args))
     except ImportError as error:
         raise CommandError(f"cannot read {path}: {error}") from None
     except (ValueError, OSError, pd.errors.ParserError) as error:
         raise CommandError(f"cannot read {path}: {error}") from None
 
 
-def _numeric_columns(frame):
-    return [c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c])]
-
-
-def _fit(frame, args):
-    numeric = _numeric_columns(frame)
-    if not numeric:
-        raise CommandError("no numeric column to impute")
-    if args.method == "em":
-        imputer = EMImputer(ridge=args.ridge, max_iter=args.max_iter)
-    else:
-        features = args.mnar_features.split(",") if args.mnar_features else None
-        imputer = MNARSelectionImputer(
-            mnar_features=features, selection=args.selection, ridge=args.ridge,
-            max_iter=args.max_iter,
-        )  # fmt: skip
+def _chunks(path, args):
+    path = Path(path)
+    if path.is_dir():
+        raise CommandError(f"{path} is a folder, not a data file")
+    if not path.exists():
+        raise CommandError(f"no such file: {path}")
     try:
-        return imputer.fit(frame[numeric])
-    except (ValueError, TypeError) as error:
-        raise CommandError(str(error)) from None
+        if _is_parquet(path):
+            import pyarrow.parquet as pq
+
+            types = _nullable_types()
+            for batch in pq.ParquetFile(path).iter_batches(batch_size=args.chunksize):
+                yield batch.to_pandas(types_mapper=types)
+            return
+        yield from pd.read_csv(path, chunksize=args.chunksize, **_csv_options(args))
+    except ImportError as error:
+        raise CommandError(f"cannot read {path}: {error}") from None
+    except (ValueError, OSError, pd.errors.ParserError) as error:
+        raise CommandError(f"cannot read {path}: {error}") from None
 
 
-def _impute_frame(imputer, frame):
+# --- columns -----------------------------------------------------------------
+
+
+def _is_model_dtype(series):
+    """Numeric for the model: numbers, not true/false."""
+    return pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(
+        series
+    )
+
+
+def _is_text(series):
+    # object (pandas 2) or the str dtype (pandas 3's default for text)
+    return pd.api.types.is_object_dtype(series) or pd.api.types.is_string_dtype(series)
+
+
+def _token_error(column, series, args):
+    """The error for numbers mixed with other tokens in ``column``."""
+    values = series.dropna().astype(str)
+    tokens = values[pd.to_numeric(values, errors="coerce").isna()]
+    if (
+        args.decimal != ","
+        and pd.to_numeric(tokens.str.replace(",", ".", regex=False), errors="coerce")
+        .notna()
+        .all()
+    ):
+        return CommandError(
+            f"column {column!r} holds numbers with a decimal comma "
+            f"({tokens.iloc[0]!r}); give --decimal ','"
+        )
+    counts = tokens.value_counts()
+    shown = ", ".join(f"{token!r} ({n} cells)" for token, n in counts.head(3).items())
+    more = f" and {len(counts) - 3} more" if len(counts) > 3 else ""
+    return CommandError(
+        f"column {column!r} is numeric except for {shown}{more}; give "
+        "--na-values to read such tokens as missing, or --pass-through "
+        f"{column} to leave the column as it is"
+    )
+
+
+def _looks_numeric(series, args):
+    """True when most non-missing cells of a text column are numbers.
+
+    Numbers with a decimal comma count too, so that a European file read
+    without ``--decimal ','`` is an error that says so, not text.
+    """
+    values = series.dropna()
+    if values.empty or not all(isinstance(v, str) for v in values.head(1000)):
+        return False  # empty, or Python objects such as True/False
+    values = values.astype(str)
+    parsed = pd.to_numeric(values, errors="coerce")
+    if args.decimal != ",":
+        commas = values.str.replace(",", ".", regex=False)
+        parsed = parsed.fillna(pd.to_numeric(commas, errors="coerce"))
+    return parsed.notna().mean() > 0.5
+
+
+def _plan_columns(frame, args):
+    """Which columns the model sees and why the others are passed through."""
+    through = [c for c in (args.pass_through or "").split(",") if c]
+    unknown = [c for c in through if c not in frame.columns]
+    if unknown:
+        raise CommandError(f"--pass-through names no column {unknown[0]!r}")
+    model, reasons = [], {}
+    for column in frame.columns:
+        series = frame[column]
+        if str(column) in through:
+            reasons[column] = "passed through (--pass-through)"
+        elif pd.api.types.is_bool_dtype(series):
+            reasons[column] = "passed through (true/false)"
+        elif _is_model_dtype(series):
+            if series.isna().all():
+                raise CommandError(
+                    f"numeric column {column!r} has no observed value, so there "
+                    f"is nothing to impute it from; drop it, or give "
+                    f"--pass-through {column} to leave it empty"
+                )
+            model.append(column)
+        elif _is_text(series) and _looks_numeric(series, args):
+            raise _token_error(column, series, args)
+        else:
+            reasons[column] = "passed through (text)"
+    return model, reasons
+
+
+# --- imputing ----------------------------------------------------------------
+
+
+def _model_columns(imputer, frame, args):
+    """The input columns the model was fitted on, checked, as floats."""
+    if getattr(imputer, "feature_names_in_", None) is None:
+        raise CommandError("the model has no column names (fitted on an array)")
     names = [str(c) for c in imputer.feature_names_in_]
     missing = [c for c in names if c not in frame.columns]
     if missing:
@@ -75,101 +243,349 @@ def _impute_frame(imputer, frame):
             f"the model was fitted on other columns: {', '.join(missing)} "
             "missing from the input"
         )
-    out = frame.copy()
+    for column in names:
+        series = frame[column]
+        if pd.api.types.is_bool_dtype(series):
+            raise CommandError(
+                f"column {column!r} is true/false; the model has numbers"
+            )
+        if not _is_model_dtype(series) and series.notna().any():
+            raise _token_error(column, series, args)
+    return names, frame[names].astype(np.float64)
+
+
+def _impute_frame(imputer, frame, args, counts, uniform):
+    """Impute the model's columns of ``frame``; others stay as they are.
+
+    A column with no hole keeps its values and type, unless ``uniform``
+    (chunks: every chunk must give a column the same type, and a later chunk
+    may have holes), when integer columns become float in every chunk.
+    """
+    names, values = _model_columns(imputer, frame, args)
     try:
-        values = imputer.transform(frame[names])
+        imputed = np.asarray(imputer.transform(values))
+        out_names = [str(c) for c in imputer.get_feature_names_out()]
     except (ValueError, TypeError) as error:
         raise CommandError(str(error)) from None
-    out[names] = np.asarray(values)
+    holes = values.isna()
+    out = frame.copy()
+    for j, column in enumerate(out_names):  # columns empty in fit are not here
+        n = int(holes[column].sum())
+        counts[column] = counts.get(column, 0) + n
+        if n or uniform:
+            out[column] = imputed[:, j]
     return out
 
 
-def _chunks(path, chunksize):
+def _summary(frame, model, reasons, counts, imputer=None):
+    """One line: what happened to each column."""
+    out_names = (
+        {str(c) for c in imputer.get_feature_names_out()}
+        if imputer is not None
+        else None
+    )
+    parts = []
+    for column in frame.columns:
+        if column in reasons:
+            parts.append(f"{column}: {reasons[column]}")
+        elif out_names is not None and str(column) not in out_names:
+            parts.append(f"{column}: passed through (empty when the model was fitted)")
+        elif column in model:
+            n = counts.get(column)
+            if n is None:
+                parts.append(f"{column}: in the model")
+                continue
+            text = f"imputed {n} cells" if n else "complete"
+            if pd.api.types.is_integer_dtype(frame[column]) and n:
+                text += " (integer column written as float)"
+            parts.append(f"{column}: {text}")
+    return "; ".join(parts)
+
+
+def _chunk_seeds(imputer, random_state):
+    """One seed per chunk for posterior draws.
+
+    An integer ``random_state`` restarts the same stream at every call of
+    ``transform``, so chunks would share their draws; children of one
+    ``SeedSequence`` give each chunk its own stream, reproducibly.
+    """
+    if not getattr(imputer, "sample_posterior", False):
+        return None
+    if random_state is None:
+        random_state = imputer.random_state
+    if not (random_state is None or isinstance(random_state, int)):
+        random_state = None
+    sequence = np.random.SeedSequence(random_state)
+    return (int(sequence.spawn(1)[0].generate_state(1)[0]) for _ in iter(int, 1))
+
+
+# --- writing -----------------------------------------------------------------
+
+
+def _same_file(a, b):
+    a, b = Path(a), Path(b)
+    if a.exists() and b.exists():
+        return os.path.samefile(a, b)
+    return a.resolve() == b.resolve()
+
+
+def _check_output(path, what, data=None, force=False, model=None):
+    """Refuse an output that cannot be written or would replace an input."""
     path = Path(path)
-    if path.suffix == ".parquet":
-        try:
-            import pyarrow.parquet as pq
-        except ImportError as error:
-            raise CommandError(f"cannot read {path}: {error}") from None
-        if not path.exists():
-            raise CommandError(f"no such file: {path}")
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=chunksize):
-            yield batch.to_pandas()
-        return
-    reader = _read(path, chunksize=chunksize)
+    if path.is_dir():
+        raise CommandError(f"{what} {path} is a folder")
+    if not path.parent.is_dir():
+        raise CommandError(f"folder {path.parent} does not exist (for {what} {path})")
+    if model is not None and _same_file(path, model):
+        raise CommandError(f"{what} {path} is the model file")
+    if data is not None and _same_file(path, data):
+        if force is None:
+            raise CommandError(f"{what} {path} is the data file")
+        if not force:
+            raise CommandError(
+                f"{what} {path} is the input file; give --force to replace it"
+            )
+
+
+@contextlib.contextmanager
+def _atomic(path):
+    """A temporary path in ``path``'s folder, renamed to ``path`` on success.
+
+    The rename is atomic on one file system (``os.replace``), so readers see
+    the old file or the complete new one; on any failure the temporary file
+    is removed and ``path`` is untouched.  The temporary name ends with the
+    output's name, so pandas infers the same compression from it.
+    """
+    path = Path(path)
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".emimpute-",
+                                     suffix=f"-{path.name}")  # fmt: skip
+    os.close(fd)
     try:
-        yield from reader
-    except (ValueError, pd.errors.ParserError) as error:
-        raise CommandError(f"cannot read {path}: {error}") from None
+        yield Path(temporary)
+        if path.exists():
+            mode = path.stat().st_mode & 0o777
+        else:  # mkstemp makes the file private; a new file gets the usual mode
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask
+        os.chmod(temporary, mode)
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
 
 
-def _write_stream(frames, output, progress):
+def _write_stream(frames, output, sep, args, progress):
     """Write chunks one after another (memory: one chunk at a time)."""
     output = Path(output)
     rows = 0
-    writer = None
     try:
-        for i, frame in enumerate(frames):
-            if output.suffix == ".parquet":
-                import pyarrow as pa
-                import pyarrow.parquet as pq
-
-                table = pa.Table.from_pandas(frame, preserve_index=False)
-                if writer is None:
-                    writer = pq.ParquetWriter(output, table.schema)
-                writer.write_table(table)
-            else:
-                frame.to_csv(output, mode="w" if i == 0 else "a", header=i == 0,
-                             index=False)  # fmt: skip
-            rows += len(frame)
-            if progress:
-                sys.stderr.write(f"\r{rows:,} rows imputed")
-                sys.stderr.flush()
-    finally:
-        if writer is not None:
-            writer.close()
-    if progress:
-        sys.stderr.write("\n")
+        with _atomic(output) as temporary:
+            writer = None
+            try:
+                for i, frame in enumerate(frames):
+                    if _is_parquet(output):
+                        writer = _write_parquet(frame, temporary, writer, i)
+                    else:
+                        frame.to_csv(temporary, mode="w" if i == 0 else "a",
+                                     header=i == 0, index=False, sep=sep,
+                                     decimal=args.decimal)  # fmt: skip
+                    rows += len(frame)
+                    if progress:
+                        sys.stderr.write(f"\r{rows:,} rows imputed")
+                        sys.stderr.flush()
+            finally:
+                if writer is not None:
+                    writer.close()
+                if progress:
+                    sys.stderr.write("\n")
+    except OSError as error:
+        raise CommandError(
+            f"cannot write {output}: {error.strerror or error}"
+        ) from None
     return rows
 
 
-def command_diagnose(args):
-    frame = _read(args.data)
-    numeric = frame[_numeric_columns(frame)]
-    with pd.option_context("display.width", 120, "display.max_columns", 50):
-        print(missing_patterns(numeric).round(3).to_string())
-    print()
+def _write_parquet(frame, path, writer, i):
     try:
-        print(little_mcar_test(numeric))
-    except ValueError as error:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError as error:
+        raise CommandError(f"cannot write {path}: {error}") from None
+    # Back to NumPy types where the nullable ones of _nullable_types() hold
+    # no missing value, so pandas reads the output with the types it would
+    # read the input with (its metadata in the file names the dtype).
+    nullable = (pd.BooleanDtype, pd.core.arrays.integer.IntegerDtype)
+    frame = frame.astype(
+        {
+            c: frame[c].dtype.numpy_dtype
+            for c in frame.columns
+            if isinstance(frame[c].dtype, nullable) and not frame[c].isna().any()
+        }
+    )
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    if writer is None:
+        writer = pq.ParquetWriter(path, table.schema)
+    elif table.schema != writer.schema:
+        try:  # e.g. a text column with no value in this chunk
+            table = table.cast(writer.schema)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError):
+            raise CommandError(
+                f"chunk {i + 1} has other column types than the first"
+            ) from None
+    writer.write_table(table)
+    return writer
+
+
+# --- commands ----------------------------------------------------------------
+
+
+def _fit(frame, model, args):
+    if not model:
+        raise CommandError(
+            "no numeric column to impute (read with separator "
+            f"{args.sep!r}; --sep sets another)"
+        )
+    options = {
+        "ridge": args.ridge,
+        "max_iter": args.max_iter,
+        "sample_posterior": args.sample_posterior,
+        "random_state": args.random_state,
+    }
+    if args.method == "em":
+        imputer = EMImputer(**options)
+    else:
+        features = args.mnar_features.split(",") if args.mnar_features else None
+        unknown = [c for c in features or [] if c not in model]
+        if unknown:
+            raise CommandError(
+                f"--mnar-features: {unknown[0]!r} is not a numeric column"
+            )
+        imputer = MNARSelectionImputer(
+            mnar_features=features, selection=args.selection or "probit", **options
+        )
+    try:
+        return imputer.fit(frame[model].astype(np.float64))
+    except (ValueError, TypeError) as error:
         raise CommandError(str(error)) from None
 
 
+def command_diagnose(args):
+    args.sep = _resolve_separator(args.data, args)
+    frame = _read(args.data, args)
+    model, _ = _plan_columns(frame, args)
+    if not model:
+        raise CommandError(
+            f"no numeric column in {args.data} (read with separator {args.sep!r}; "
+            "--sep sets another)"
+        )
+    numeric = frame[model].astype(np.float64)
+    try:
+        patterns = missing_patterns(numeric).round(3).to_string()
+        little = little_mcar_test(numeric)
+    except ValueError as error:
+        raise CommandError(str(error)) from None
+    with pd.option_context("display.width", 120, "display.max_columns", 50):
+        print(patterns)
+    print()
+    print(little)
+
+
 def command_fit(args):
-    imputer = _fit(_read(args.data), args)
-    save_model(imputer, args.model)
+    _check_output(args.model, "model file", data=args.data, force=None)
+    args.sep = _resolve_separator(args.data, args)
+    frame = _read(args.data, args)
+    model, reasons = _plan_columns(frame, args)
+    imputer = _fit(frame, model, args)
+    try:
+        with _atomic(args.model) as temporary:
+            save_model(imputer, temporary)
+    except OSError as error:
+        raise CommandError(
+            f"cannot write {args.model}: {error.strerror or error}"
+        ) from None
+    _note(_summary(frame, model, reasons, {}))
     state = "converged" if imputer.converged_ else "did NOT converge"
     print(f"fitted {type(imputer).__name__} ({state}, {imputer.n_iter_} iterations); "
           f"model written to {args.model}")  # fmt: skip
 
 
 def command_transform(args):
+    _check_output(args.output, "output", data=args.data, force=args.force,
+                  model=args.model)  # fmt: skip
     try:
         imputer = load_model(args.model)
     except (OSError, ValueError) as error:
         raise CommandError(str(error)) from None
-    frames = (
-        _impute_frame(imputer, chunk) for chunk in _chunks(args.data, args.chunksize)
-    )
-    rows = _write_stream(frames, args.output, progress=sys.stderr.isatty())
+    sep = _resolve_separator(args.data, args)
+    args.sep = sep
+    seeds = _chunk_seeds(imputer, args.random_state)
+    if seeds is None and args.random_state is not None:
+        imputer.set_params(random_state=args.random_state)
+    counts, first = {}, []
+
+    def imputed_chunks():
+        for chunk in _chunks(args.data, args):
+            if not first:
+                first.append(chunk)
+            if seeds is not None:
+                imputer.set_params(random_state=next(seeds))
+            yield _impute_frame(imputer, chunk, args, counts, uniform=True)
+
+    rows = _write_stream(imputed_chunks(), args.output, sep, args,
+                         progress=sys.stderr.isatty())  # fmt: skip
+    if first:
+        names = [str(c) for c in imputer.feature_names_in_]
+        reasons = {
+            c: "passed through (true/false)"
+            if pd.api.types.is_bool_dtype(first[0][c])
+            else "passed through (not in the model)"
+            for c in first[0].columns
+            if str(c) not in names
+        }
+        _note(_summary(first[0], names, reasons, counts, imputer))
     print(f"{rows:,} rows written to {args.output}")
 
 
 def command_impute(args):
-    frame = _read(args.data)
-    imputer = _fit(frame, args)
-    rows = _write_stream([_impute_frame(imputer, frame)], args.output, progress=False)
+    _check_output(args.output, "output", data=args.data, force=args.force)
+    args.sep = _resolve_separator(args.data, args)
+    frame = _read(args.data, args)
+    model, reasons = _plan_columns(frame, args)
+    imputer = _fit(frame, model, args)
+    counts = {}
+    out = _impute_frame(imputer, frame, args, counts, uniform=False)
+    rows = _write_stream([out], args.output, args.sep, args, progress=False)
+    _note(_summary(frame, model, reasons, counts, imputer))
     print(f"{rows:,} rows written to {args.output}")
+
+
+# --- the parser ----------------------------------------------------------------
+
+
+def _positive_int(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, not {text}")
+    return value
+
+
+def _read_options(parser):
+    parser.add_argument("--sep", help="CSV column separator (default: sniffed)")
+    parser.add_argument("--decimal", default=".", help="CSV decimal mark (default .)")
+    parser.add_argument(
+        "--na-values",
+        help="comma-separated extra tokens read as missing (e.g. '?,-'); "
+        "empty cells and NA, NaN, null... are missing already",
+    )
+
+
+def _column_options(parser):
+    parser.add_argument(
+        "--pass-through",
+        help="comma-separated columns left as they are and not modelled",
+    )
 
 
 def _fit_options(parser):
@@ -184,29 +600,64 @@ def _fit_options(parser):
         help="comma-separated columns with a "
         "missingness model (--method mnar; default: all incomplete)",
     )
-    parser.add_argument("--selection", choices=["probit", "logit"], default="probit")
+    parser.add_argument(
+        "--selection",
+        choices=["probit", "logit"],
+        help="link of the missingness model (--method mnar; default probit)",
+    )
     parser.add_argument(
         "--ridge",
         type=float,
         default=0.0,
         help="ridge prior in pseudo-observations (default 0: MLE)",
     )
-    parser.add_argument("--max-iter", type=int, default=500)  # fmt: skip
+    parser.add_argument("--max-iter", type=_positive_int, default=500)
+    parser.add_argument(
+        "--sample-posterior",
+        action="store_true",
+        help="draw each missing cell from its conditional distribution "
+        "instead of imputing its mean",
+    )
+    _random_state_option(parser)
+
+
+def _random_state_option(parser):
+    parser.add_argument(
+        "--random-state",
+        type=int,
+        help="seed of the draws (--sample-posterior), for reproducible output",
+    )
+
+
+def _force_option(parser):
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="allow the output to replace the input file",
+    )
 
 
 def build_parser():
+    """The argument parser of the ``emimpute`` command."""
     parser = argparse.ArgumentParser(
         prog="emimpute",
         description="EM imputation of CSV or Parquet files. Non-numeric columns "
         "are passed through untouched; models are saved as JSON, never pickle.",
     )
+    parser.add_argument(
+        "--version", action="version", version=f"emimpute {__version__}"
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     diagnose = commands.add_parser("diagnose", help="pattern table and Little's test")
     diagnose.add_argument("data")
+    _read_options(diagnose)
+    _column_options(diagnose)
     diagnose.set_defaults(run=command_diagnose)
     fit = commands.add_parser("fit", help="fit an imputer and save it")
     fit.add_argument("data")
     fit.add_argument("--model", required=True, help="where to write the model (JSON)")
+    _read_options(fit)
+    _column_options(fit)
     _fit_options(fit)
     fit.set_defaults(run=command_fit)
     transform = commands.add_parser(
@@ -217,27 +668,53 @@ def build_parser():
     transform.add_argument("-o", "--output", required=True)
     transform.add_argument(
         "--chunksize",
-        type=int,
+        type=_positive_int,
         default=100_000,
         help="rows read and imputed at a time (memory bound)",
     )
+    _read_options(transform)
+    _random_state_option(transform)
+    _force_option(transform)
     transform.set_defaults(run=command_transform)
     impute = commands.add_parser("impute", help="fit and transform in one go")
     impute.add_argument("data")
     impute.add_argument("-o", "--output", required=True)
+    _read_options(impute)
+    _column_options(impute)
     _fit_options(impute)
+    _force_option(impute)
     impute.set_defaults(run=command_impute)
     return parser
 
 
+def _check_usage(parser, args):
+    """Options that only make sense together (argparse cannot say so)."""
+    if getattr(args, "method", "mnar") != "mnar":
+        for option in ("mnar_features", "selection"):
+            if getattr(args, option) is not None:
+                flag = "--" + option.replace("_", "-")
+                parser.error(f"{flag} needs --method mnar")
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None):
+    print(f"emimpute: warning: {message}", file=sys.stderr)
+
+
 def main(argv=None):
     """Entry point of the ``emimpute`` console script; returns the exit status."""
-    args = build_parser().parse_args(argv)
-    try:
-        args.run(args)
-    except CommandError as error:
-        print(f"emimpute {args.command}: error: {error}", file=sys.stderr)
-        return 1
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    _check_usage(parser, args)
+    with warnings.catch_warnings():
+        # Library warnings (convergence, automatic ridge) as one line each,
+        # without the source line Python would print under them.
+        warnings.simplefilter("default")
+        warnings.showwarning = _one_line_warning
+        try:
+            args.run(args)
+        except CommandError as error:
+            print(f"emimpute {args.command}: error: {error}", file=sys.stderr)
+            return 1
     return 0
 
 
