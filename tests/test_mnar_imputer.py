@@ -250,3 +250,41 @@ def test_cross_validation_with_covariate_holes_only_in_a_test_fold():
         scores = cross_val_score(pipeline, X, y, cv=KFold(5), error_score="raise")
     assert scores.shape == (5,)
     assert np.isfinite(scores).all()
+
+
+@pytest.mark.parametrize(
+    ("mnar_coef", "message"),
+    [
+        (np.nan, r"mnar_coef must be a finite number, got nan"),
+        (np.inf, r"mnar_coef must be a finite number, got inf"),
+        (-np.inf, r"mnar_coef must be a finite number, got -inf"),
+        ({"income": np.nan}, r"mnar_coef\['income'\] must be a finite number"),
+        ({0: np.inf}, r"mnar_coef\[0\] must be a finite number, got inf"),
+        ({"income": "high"}, r"mnar_coef\['income'\] must be a finite number"),
+        ({"income": None}, r"mnar_coef\['income'\] must be a finite number"),
+    ],
+)
+def test_mnar_coef_must_be_finite(mnar_coef, message):
+    # nan gave a cryptic linear-algebra error and inf ran for 97 s (issue 12).
+    _, data = incomes(300, seed=5)
+    imputer = MNARSelectionImputer(mnar_features=["income"], mnar_coef=mnar_coef)
+    with pytest.raises((ValueError, TypeError), match=message):
+        imputer.fit(data)
+
+
+@pytest.mark.parametrize("value", [1e8, -1e8, 1e300])
+def test_mnar_coef_beyond_a_deterministic_cut_off_is_refused(value):
+    # 1e8 per unit ran 140 s to a wrong mean; 1e300 overflowed.
+    _, data = incomes(300, seed=5)
+    imputer = MNARSelectionImputer(mnar_coef={"income": value})
+    with pytest.raises(ValueError, match=r"mnar_coef\['income'\] = .* column 'income'"):
+        imputer.fit(data)
+    # The limit is per standard deviation of the observed values: in units a
+    # million times smaller, 1e-5 per unit is under 1 per sd, 1e-3 is ~900.
+    rescaled = data.assign(income=data["income"] * 1e6)
+    imputer = MNARSelectionImputer(mnar_features=["income"], mnar_coef=1e-5)
+    assert imputer.fit(rescaled).converged_
+    with pytest.raises(ValueError, match="mnar_coef = 0.001 .* per standard") as err:
+        imputer.set_params(mnar_coef=1e-3).fit(rescaled)
+    per_sd = float(str(err.value).split(" is ")[1].split(" per ")[0])
+    assert per_sd == pytest.approx(1e-3 * rescaled["income"].std(), rel=0.01)
