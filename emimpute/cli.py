@@ -262,6 +262,8 @@ def _impute_frame(imputer, frame, args, counts, uniform):
     may have holes), when integer columns become float in every chunk.
     """
     names, values = _model_columns(imputer, frame, args)
+    if frame.empty:  # a header-only file: nothing to impute, write the header
+        return frame.astype(dict.fromkeys(names, np.float64)) if uniform else frame
     try:
         imputed = np.asarray(imputer.transform(values))
         out_names = [str(c) for c in imputer.get_feature_names_out()]
@@ -277,7 +279,7 @@ def _impute_frame(imputer, frame, args, counts, uniform):
     return out
 
 
-def _summary(frame, model, reasons, counts, imputer=None):
+def _summary(frame, model, reasons, counts, imputer=None, uniform=False):
     """One line: what happened to each column."""
     out_names = (
         {str(c) for c in imputer.get_feature_names_out()}
@@ -296,7 +298,7 @@ def _summary(frame, model, reasons, counts, imputer=None):
                 parts.append(f"{column}: in the model")
                 continue
             text = f"imputed {n} cells" if n else "complete"
-            if pd.api.types.is_integer_dtype(frame[column]) and n:
+            if pd.api.types.is_integer_dtype(frame[column]) and (n or uniform):
                 text += " (integer column written as float)"
             parts.append(f"{column}: {text}")
     return "; ".join(parts)
@@ -544,7 +546,7 @@ def command_transform(args):
             for c in first[0].columns
             if str(c) not in names
         }
-        _note(_summary(first[0], names, reasons, counts, imputer))
+        _note(_summary(first[0], names, reasons, counts, imputer, uniform=True))
     print(f"{rows:,} rows written to {args.output}")
 
 

@@ -418,3 +418,12 @@ def test_parquet_keeps_bool_and_int_types(tmp_path):
     result = pd.read_parquet(out)
     assert result["flag"].dtype == bool and not result["x"].isna().any()
     assert (result["flag"] == frame["flag"]).all()
+
+
+def test_a_header_only_file_gives_a_header_only_output(tmp_path):
+    data, model, out = tmp_path / "d.csv", tmp_path / "m.json", tmp_path / "o.csv"
+    frame = _small_csv(data)
+    assert main(["fit", str(data), "--model", str(model)]) == 0
+    data.write_text(",".join(frame.columns) + "\n")
+    assert main(["transform", str(model), str(data), "-o", str(out)]) == 0
+    assert out.read_text().splitlines() == [",".join(frame.columns)]
