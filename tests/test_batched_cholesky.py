@@ -1,4 +1,10 @@
-"""Batched Cholesky inverse against NumPy's LAPACK routines."""
+"""Batched Cholesky inverse against NumPy's LAPACK routines.
+
+Identities on fixed inputs, so tolerances near machine precision: the
+forward error of an inverse is below a small multiple of cond(A) * eps, and
+these stacks have cond(A) < 2e5, so 1e-10 on the scale of the inverse holds
+on any CPU (observed: 1.3e-14).
+"""
 
 import warnings
 
