@@ -9,6 +9,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from emimpute._em_imputer import EMImputer
 from emimpute._normal_em import observed_column_moments
+from emimpute._validation import describe_columns
 
 
 class DeltaAdjustedImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
@@ -36,6 +37,7 @@ class DeltaAdjustedImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator
     delta : float or dict, default=0.0
         One number for every column, or a dict from column (name or
         position) to number; columns not named are left as imputed.
+        Every value must be finite.
     kind : {"shift", "scale", "sd"}, default="shift"
 
     Attributes
@@ -80,18 +82,38 @@ class DeltaAdjustedImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator
         self
         """
         self._validate_params()
+        if not isinstance(self.delta, dict):  # before any work on X
+            finite_number(self.delta, "delta")
         X = validate_data(self, X, ensure_all_finite="allow-nan", dtype=np.float64)
         self.imputer_ = clone(EMImputer() if self.imputer is None else self.imputer)
         self.imputer_.fit(X, y)
         _, _, self.column_std_, _, _ = observed_column_moments(X)
+        self.delta_ = self._deltas(X.shape[1])
+        if self.kind == "sd":
+            # A column without observed values has no standard deviation,
+            # and would move by NaN.
+            unknown = np.flatnonzero(
+                (self.delta_ != 0) & ~np.isfinite(self.column_std_)
+            )
+            if len(unknown):
+                raise ValueError(
+                    "kind='sd' moves cells in units of the observed standard "
+                    f"deviation; {describe_columns(self, unknown)}: no observed "
+                    "value.  Give it delta 0, or use kind='shift'."
+                )
+        return self
+
+    def _deltas(self, n_features):
+        """delta per column, every value checked to be a finite number."""
         neutral = 1.0 if self.kind == "scale" else 0.0
-        self.delta_ = np.full(X.shape[1], neutral)
+        deltas = np.full(n_features, neutral)
         if isinstance(self.delta, dict):
             for column, value in self.delta.items():
-                self.delta_[self._position(column)] = float(value)
+                value = finite_number(value, f"delta[{column!r}]")
+                deltas[self._position(column)] = value
         else:
-            self.delta_[:] = float(self.delta)
-        return self
+            deltas[:] = finite_number(self.delta, "delta")
+        return deltas
 
     def _position(self, column):
         names = getattr(self, "feature_names_in_", None)
@@ -126,6 +148,19 @@ class DeltaAdjustedImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = True
         return tags
+
+
+def finite_number(value, where):
+    """``value`` as a float, or a clear error naming ``where``.
+
+    NaN or infinite deltas (and psi values) would silently make NaN or
+    infinite imputations.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{where} must be a finite number, got {value!r}.")
+    if not np.isfinite(value):
+        raise ValueError(f"{where} must be a finite number, got {float(value)!r}.")
+    return float(value)
 
 
 def adjust(imputed, missing, delta, kind, column_std):

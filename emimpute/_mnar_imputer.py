@@ -11,6 +11,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
+from emimpute._delta_imputer import finite_number
 from emimpute._normal_em import observed_column_moments, standardising_scale
 from emimpute._progress import iteration_reporter, report_end
 from emimpute._regularise import describe_problems, fit_with_automatic_ridge
@@ -214,8 +215,10 @@ class MNARSelectionImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator
         self
         """
         self._validate_params()
-        if isinstance(self.mnar_coef, numbers.Real):  # before any work on X
-            _finite_psi(self.mnar_coef, "mnar_coef")
+        # Before any work on X: NaN failed deep in the quadrature ("cannot
+        # convert float NaN to integer") and inf ran for minutes.
+        if isinstance(self.mnar_coef, numbers.Real):
+            finite_number(self.mnar_coef, "mnar_coef")
         X = validate_numeric(self, X, reset=True, copy=False)
         count, _, scale, minimum, maximum = observed_column_moments(X)
         degenerate = check_fittable(self, X.shape[0], count, maximum - minimum)
@@ -253,6 +256,7 @@ class MNARSelectionImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator
                 n_rows=X.shape[0],
                 scale=standardising_scale(scale),
                 known=degenerate,
+                until_converged=False,
             )
         except SingularCovarianceError as error:
             raise ValueError(f"{name} could not fit: {error}.") from None
@@ -310,13 +314,13 @@ class MNARSelectionImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator
         if self.mnar_coef is None:
             return None
         if isinstance(self.mnar_coef, numbers.Real):
-            value = _finite_psi(self.mnar_coef, "mnar_coef")
+            value = finite_number(self.mnar_coef, "mnar_coef")
             fixed = {int(j): value for j in mnar}
             where = dict.fromkeys(fixed, "mnar_coef")
         else:
             fixed, where = {}, {}
             for column, value in self.mnar_coef.items():
-                value = _finite_psi(value, f"mnar_coef[{column!r}]")
+                value = finite_number(value, f"mnar_coef[{column!r}]")
                 j = self._position(column, "mnar_coef")
                 if j not in mnar:
                     raise ValueError(
@@ -446,23 +450,3 @@ class MNARSelectionImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator
         tags.input_tags.allow_nan = is_nan_marker(self.missing_values)
         tags.transformer_tags.preserves_dtype = ["float64", "float32"]
         return tags
-
-
-def _finite_psi(value, where):
-    """``value`` as a float, or a clear error: psi must be a finite number.
-
-    NaN propagated into the Gauss-Hermite node count (a cryptic "cannot
-    convert float NaN to integer") and an infinite psi made every E-step
-    use the largest quadrature rule for a degenerate, step-shaped model.
-    """
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(
-            f"{where} must be a finite number, got {value!r} (psi, the MNAR "
-            "coefficient per unit of the column)."
-        )
-    if not np.isfinite(value):
-        raise ValueError(
-            f"{where} must be a finite number, got {float(value)!r} (psi, the "
-            "MNAR coefficient per unit of the column; 0 is missing at random)."
-        )
-    return float(value)

@@ -139,3 +139,37 @@ def test_pipeline_grid_search_and_pandas_output():
         pipeline, {"deltaadjustedimputer__delta": [0.0, 0.5]}, cv=3
     ).fit(data[["income", "age"]], data["score"])
     assert search.best_params_["deltaadjustedimputer__delta"] in (0.0, 0.5)
+
+
+@pytest.mark.parametrize(
+    ("delta", "error", "message"),
+    [
+        (np.nan, ValueError, r"delta must be a finite number, got nan"),
+        (np.inf, ValueError, r"delta must be a finite number, got inf"),
+        ({"income": -np.inf}, ValueError, r"delta\['income'\] .* got -inf"),
+        ({1: np.nan}, ValueError, r"delta\[1\] must be a finite number, got nan"),
+        ({"income": "high"}, TypeError, r"delta\['income'\] .* got 'high'"),
+        ({"income": None}, TypeError, r"delta\['income'\] .* got None"),
+    ],
+)
+@pytest.mark.parametrize("kind", ["shift", "scale", "sd"])
+def test_delta_must_be_finite(delta, error, message, kind):
+    # nan and inf were accepted and gave NaN / inf cells (issue 12).
+    data = correlated(60, seed=7)
+    before = data.copy()
+    with pytest.raises(error, match=message):
+        DeltaAdjustedImputer(delta=delta, kind=kind).fit(data)
+    pd.testing.assert_frame_equal(data, before)
+
+
+def test_sd_delta_needs_a_standard_deviation():
+    # A column with no observed value has no standard deviation: kind="sd"
+    # would move its cells by NaN.
+    data = correlated(60, seed=8).assign(empty=np.nan)
+    imputer = DeltaAdjustedImputer(
+        imputer=EMImputer(keep_empty_features=True),
+        delta={"empty": 0.5},
+        kind="sd",
+    )
+    with pytest.raises(ValueError, match="column 'empty': no observed value"):
+        imputer.fit(data)
