@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import clone
 
-from emimpute._delta_imputer import adjust
+from emimpute._delta_imputer import adjust, finite_number
 from emimpute._em_imputer import EMImputer
 from emimpute._mnar_imputer import MNARSelectionImputer
 from emimpute._multiple_imputer import MultipleImputer
@@ -67,9 +67,10 @@ def sensitivity_analysis(
     column, column2 : str or int
         The column(s) whose missing values depart from MAR.
     deltas, deltas2 : sequence of float
-        The grid: deltas of :class:`DeltaAdjustedImputer` (``kind`` "shift",
-        "scale" or "sd"), or fixed psi of :class:`MNARSelectionImputer`
-        (``kind="psi"``).  Include the MAR value (0, or 1 for "scale").
+        The grid: deltas of :class:`DeltaAdjustedImputer` (``kind``
+        "shift", "scale" or "sd"), or fixed psi of
+        :class:`MNARSelectionImputer` (``kind="psi"``); not empty, every
+        value finite.  Include the MAR value (0, or 1 for "scale").
     kind : {"shift", "scale", "sd", "psi"}, default="shift"
     imputer : estimator, optional
         The MAR imputer under the deltas (``EMImputer()`` by default), or,
@@ -93,12 +94,15 @@ def sensitivity_analysis(
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
-    deltas = [float(d) for d in deltas]
+    # Checked before any imputation runs (an empty grid used to fail in
+    # pandas only after the whole multiple imputation).
+    deltas = _grid_values(deltas, "deltas", kind)
     grid = [(d, None) for d in deltas]
     if column2 is not None:
         if deltas2 is None:
             raise ValueError("column2 needs deltas2")
-        grid = [(d, float(d2)) for d in deltas for d2 in deltas2]
+        deltas2 = _grid_values(deltas2, "deltas2", kind)
+        grid = [(d, d2) for d in deltas for d2 in deltas2]
     if kind == "psi":
         # The model itself changes with psi: one multiple imputation per point.
         results = [
@@ -139,6 +143,22 @@ def sensitivity_analysis(
         }
     )
     return out
+
+
+def _grid_values(values, name, kind):
+    """The grid as a list of finite floats, or a clear error."""
+    if isinstance(values, (str, bytes)) or np.ndim(values) != 1:
+        raise TypeError(
+            f"{name} must be a sequence of numbers (the grid of "
+            f"{'psi values' if kind == 'psi' else 'deltas'}), got {values!r}."
+        )
+    if len(values) == 0:
+        mar = 1 if kind == "scale" else 0
+        raise ValueError(
+            f"{name} is empty: give at least one value, and include the MAR "
+            f"value {mar} for a tipping-point analysis."
+        )
+    return [finite_number(v, f"{name}[{i}]") for i, v in enumerate(values)]
 
 
 def _selection_at(imputer, column, delta, column2, delta2):

@@ -133,3 +133,22 @@ def test_bad_input():
                              column="Ozone", deltas=[0.0], n_imputations=2)  # fmt: skip
     with pytest.raises(ValueError, match="MAR value"):
         tipping_point(hand_table([1, 2, 3, 4], deltas=(1.0, 2.0, 3.0, 4.0)), "b")
+
+
+@pytest.mark.parametrize("kind", ["shift", "scale", "sd", "psi"])
+def test_empty_or_non_finite_grids_are_refused_before_any_imputation(kind):
+    # deltas=[] ended in pandas' "No objects to concatenate" after the whole
+    # multiple imputation had run (issue 12).
+    air = load_airquality()[["Ozone", "Temp"]]
+    run = dict(column="Ozone", kind=kind, n_imputations=2)
+    with pytest.raises(ValueError, match=r"deltas is empty: give at least one"):
+        sensitivity_analysis(mean_of_first_column, air, deltas=[], **run)
+    with pytest.raises(ValueError, match=r"deltas2 is empty"):
+        sensitivity_analysis(mean_of_first_column, air, deltas=[0.0],
+                             column2="Temp", deltas2=np.array([]), **run)  # fmt: skip
+    with pytest.raises(
+        ValueError, match=r"deltas\[1\] must be a finite number, got nan"
+    ):
+        sensitivity_analysis(mean_of_first_column, air, deltas=[0.0, np.nan], **run)
+    with pytest.raises(TypeError, match=r"deltas must be a sequence of numbers"):
+        sensitivity_analysis(mean_of_first_column, air, deltas=0.5, **run)
