@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
 
 from emimpute._delta_imputer import DeltaAdjustedImputer
 from emimpute._em_imputer import EMImputer
@@ -72,7 +74,23 @@ def record(item):
     Returns
     -------
     str
+
+    Raises
+    ------
+    sklearn.exceptions.NotFittedError
+        For an estimator that has not been fitted: there is nothing to
+        record yet.
+    TypeError
+        For anything else.
     """
+    if isinstance(item, BaseEstimator):
+        check_is_fitted(
+            item,
+            msg=(
+                "record() needs a fitted %(name)s: call fit first; an unfitted "
+                "estimator has made no assumption about the data yet."
+            ),
+        )
     if isinstance(item, MultipleImputer):
         lines = [
             f"**MultipleImputer**: {item.n_imputations} imputations, parameters "
@@ -166,7 +184,12 @@ def record(item):
             f"{attrs.get('imputer', '?')}; analysis {attrs.get('analysis', '?')}."
         )
         return text + "\n\n" + markdown_table(item.set_index("delta"))
-    raise TypeError(f"no record for {type(item).__name__}")
+    raise TypeError(
+        f"no record for {type(item).__name__}: record() takes a fitted "
+        "EMImputer, MNARSelectionImputer, DeltaAdjustedImputer or "
+        "MultipleImputer, a PooledResult, an MCARTestResult, a TippingPoint, "
+        "or a table from sensitivity_analysis."
+    )
 
 
 def report(path, title, sections):

@@ -76,3 +76,28 @@ def test_markdown_table_formats_numbers():
 
     text = markdown_table(pd.DataFrame({"a": [1.23456789]}, index=["x"]))
     assert text.splitlines()[2] == "| x | 1.235 |"
+
+
+@pytest.mark.parametrize(
+    "estimator",
+    [
+        EMImputer(),
+        MNARSelectionImputer(),
+        DeltaAdjustedImputer(),
+        MultipleImputer(n_imputations=2),
+    ],
+    ids=lambda estimator: type(estimator).__name__,
+)
+def test_record_of_an_unfitted_estimator_says_so(estimator):
+    # An unfitted EMImputer gave AttributeError: 'EMImputer' object has no
+    # attribute 'converged_' (issue 12).
+    from sklearn.exceptions import NotFittedError
+
+    name = type(estimator).__name__
+    with pytest.raises(NotFittedError, match=rf"record\(\) needs a fitted {name}"):
+        record(estimator)
+
+
+def test_record_of_something_else_names_what_it_accepts():
+    with pytest.raises(TypeError, match="no record for list.*EMImputer"):
+        record([1, 2])
