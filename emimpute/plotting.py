@@ -274,12 +274,22 @@ def plot_tipping_contour(table, term, *, alpha=0.05, ax=None):
     """p-value of one term over a two-column grid of deltas, with the
     ``alpha`` contour (where the conclusion tips) drawn heavier.
 
+    Parameters
+    ----------
+    table : DataFrame from :func:`emimpute.sensitivity.sensitivity_analysis`
+        A two-column grid (``column2`` and ``deltas2`` given): columns
+        ``delta``, ``delta2``, ``term`` and ``p_value``, with at least two
+        values of each delta.  For a one-column grid use
+        :func:`plot_sensitivity`.
+    term : str
+    alpha : float, default=0.05
+    ax : matplotlib Axes, optional
+
     Returns
     -------
     matplotlib Axes
     """
-    rows = table[table["term"] == term]
-    grid = rows.pivot_table(index="delta2", columns="delta", values="p_value")
+    grid = _two_column_grid(table, term)
     ax = _axes(ax)
     x, y = np.meshgrid(grid.columns.to_numpy(), grid.index.to_numpy())
     filled = ax.contourf(
@@ -294,3 +304,30 @@ def plot_tipping_contour(table, term, *, alpha=0.05, ax=None):
     ax.set_ylabel(f"delta for {table.attrs.get('column2', 'column 2')}")
     ax.set_title(f"Where p = {alpha:g}: the tipping contour")
     return ax
+
+
+def _two_column_grid(table, term):
+    """p-values of ``term`` as a (delta2, delta) table, or a clear error."""
+    needed = ["delta", "delta2", "term", "p_value"]
+    absent = [c for c in needed if c not in getattr(table, "columns", [])]
+    if absent:
+        raise ValueError(
+            "plot_tipping_contour needs a two-column sensitivity table (from "
+            "sensitivity_analysis with column2 and deltas2), with columns "
+            f"{', '.join(map(repr, needed))}; this one lacks "
+            f"{', '.join(map(repr, absent))}.  For a one-column grid use "
+            "plot_sensitivity."
+        )
+    rows = table[table["term"] == term]
+    if rows.empty:
+        terms = ", ".join(repr(t) for t in table["term"].unique())
+        raise ValueError(f"no term {term!r} in the table; terms: {terms}")
+    grid = rows.pivot_table(index="delta2", columns="delta", values="p_value")
+    # A contour needs a surface: at least a 2 x 2 grid.
+    for name, size in (("delta", grid.shape[1]), ("delta2", grid.shape[0])):
+        if size < 2:
+            raise ValueError(
+                f"plot_tipping_contour needs at least two values of {name}, "
+                f"got {size}: a contour needs a grid of at least 2 x 2."
+            )
+    return grid

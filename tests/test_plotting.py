@@ -6,6 +6,7 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
 from emimpute import EMImputer  # noqa: E402
@@ -14,6 +15,7 @@ from emimpute.plotting import (  # noqa: E402
     plot_imputed_distributions,
     plot_loglik_trace,
     plot_missing_patterns,
+    plot_tipping_contour,
 )
 
 
@@ -74,3 +76,17 @@ def test_loglik_trace_draws_the_path():
     assert np.all(np.diff(line.get_ydata()) >= -1e-9)  # EM never goes down
     with pytest.raises(ValueError, match="loglik_path_"):
         plot_loglik_trace([])
+
+
+def test_tipping_contour_needs_a_two_column_grid():
+    # A one-column table gave pandas' KeyError: 'delta2' (issue 12).
+    one = pd.DataFrame({"delta": [0.0, 1.0], "term": "b", "p_value": [0.01, 0.2]})
+    with pytest.raises(ValueError, match="two-column .* 'delta2'.*plot_sensitivity"):
+        plot_tipping_contour(one, "b")
+    two = pd.DataFrame(
+        {"delta": [0.0, 1.0], "delta2": [0.0, 0.0], "term": "b", "p_value": [0.01, 0.2]}
+    )
+    with pytest.raises(ValueError, match="at least two values of delta2, got 1"):
+        plot_tipping_contour(two, "b")
+    with pytest.raises(ValueError, match="no term 'c' in the table; terms: 'b'"):
+        plot_tipping_contour(two, "c")
