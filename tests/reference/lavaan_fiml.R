@@ -1,9 +1,9 @@
 # Reference values for emimpute.EMImputer from lavaan's FIML, and the
 # boys data set with its factor columns for a pipeline test.
 #
-# Made with R 4.2.2, lavaan 0.6.14, mice 3.15.0 and jsonlite (Debian
-# packages r-base-core, r-cran-lavaan, r-cran-mice).  Regenerate from the
-# repository root with
+# Made with R 4.2.2 (2022-11-10 r83330), lavaan 0.6.14, mice 3.15.0 and
+# jsonlite 1.8.4 (Debian packages r-base-core, r-cran-lavaan, r-cran-mice).
+# Regenerate from the repository root with
 #
 #     Rscript tests/reference/lavaan_fiml.R
 #
