@@ -6,12 +6,12 @@ import numbers
 import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
-from scipy import special
 from sklearn.base import BaseEstimator, TransformerMixin, clone, is_classifier
 from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
+from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from emimpute._data_augmentation import data_augmentation
@@ -24,6 +24,19 @@ from emimpute.pooling import pool
 # Bootstrap resamples in which a column has no observed value are redrawn,
 # up to this many times.
 MAX_REDRAWS = 100
+
+# Where MultipleImputer has built-in standard errors, and why nowhere else.
+BUILT_IN = (
+    "Built-in standard errors exist for LinearRegression (OLS: sigma^2 "
+    "(X'X)^-1, dfcom = n - k) and unpenalised LogisticRegression "
+    "(LogisticRegression(C=np.inf): the inverse Fisher information, two or "
+    "more classes), whose complete-data covariances have closed forms."
+)
+ADVICE = (
+    "pass inference=f with f(X, y) -> (estimates, variances[, dfcom]) for each "
+    "completed data set (for example from a statsmodels fit); predict, "
+    "predict_proba and cross-validation do not need it"
+)
 
 
 class MultipleImputer(TransformerMixin, BaseEstimator):
@@ -40,7 +53,11 @@ class MultipleImputer(TransformerMixin, BaseEstimator):
     With an ``estimator``, ``fit(X, y)`` fits a clone of it on each completed
     data set and pools its coefficients (``pooled_``, ``summary()``); its
     ``predict`` averages the clones' predictions, so the whole thing works in
-    ``Pipeline``, ``cross_val_score`` and ``GridSearchCV``.
+    ``Pipeline``, ``cross_val_score`` and ``GridSearchCV``.  With a
+    classifier it is a classifier too: ``classes_``, ``predict`` returning
+    labels, and ``predict_proba``, ``predict_log_proba`` and
+    ``decision_function`` when the classifier has them (the average over the
+    m clones), so probability scorers such as ``scoring="roc_auc"`` work.
 
     Parameters
     ----------
@@ -59,21 +76,30 @@ class MultipleImputer(TransformerMixin, BaseEstimator):
     burn_in : int, default=50
         Data-augmentation iterations per imputation.
     estimator : estimator, optional
-        The analysis model, fitted on each completed data set.
+        The analysis model, fitted on each completed data set.  A classifier
+        receives the labels as given (strings, integers, ...; y is not cast
+        to float).
     include_outcome : bool, default=True
         Impute from X and y together (as R's mice does): leaving y out of
         the imputation model attenuates the coefficients towards 0 and
         breaks the coverage of pooled intervals.  y may then have missing
-        values too; they are imputed for the analysis.  At predict time y is
+        values too (NaN, or None for labels); they are imputed for the
+        analysis.  A classifier's labels enter the imputation model as the
+        indicators of all classes but the first (one 0/1 column for two
+        classes), the usual coding of a nominal variable in a joint normal
+        model (Schafer 1997, sec. 6.4; Amelia's ``noms``); an imputed label
+        is the class whose indicator vector is nearest the drawn one (for two
+        classes: the indicator rounded at 0.5).  At predict time y is
         unknown, so new rows are imputed from X alone under the same joint
-        model (their y column is treated as missing).
+        model (their y columns are treated as missing).
     inference : callable, optional
-        ``inference(X, y) -> (estimates, variances[, dfcom])`` for each
-        completed data set, ``variances`` being squared standard errors or a
-        covariance matrix.  Built in (when None) for scikit-learn's
-        ``LinearRegression`` (OLS covariance, dfcom = n - k) and unpenalised
-        ``LogisticRegression`` (``C=np.inf``; inverse Fisher information,
-        two classes).
+        ``inference(X, y) -> (estimates, variances)`` or ``(estimates,
+        variances, dfcom)``, called on each completed data set (y as the
+        estimator receives it).  ``estimates``: a scalar or k values;
+        ``variances``: a scalar, k squared standard errors or a k x k
+        covariance; ``dfcom``: the complete-data degrees of freedom.  When
+        None, built in for scikit-learn's ``LinearRegression`` and
+        unpenalised ``LogisticRegression``; see Notes.
     random_state : int, RandomState instance or None, default=None
         Seeds each imputation's own generator, so results do not depend on
         ``n_jobs``.
@@ -88,7 +114,47 @@ class MultipleImputer(TransformerMixin, BaseEstimator):
     estimators_ : list of fitted estimators (with ``estimator``)
     pooled_ : PooledResult or None
         Rubin's rules over the estimators' coefficients (intercept first).
+        None when there is no inference (see Notes); ``summary()`` then says
+        why.
+    classes_ : ndarray of shape (n_classes,)
+        The class labels, with a classifier as ``estimator``.
     n_features_in_, feature_names_in_
+
+    Notes
+    -----
+    **Built-in standard errors.**  Rubin's rules pool an estimate that is
+    (asymptotically) unbiased for its target together with its complete-data
+    sampling variance (Rubin 1987, sec. 3.1).  Two estimators have both in
+    closed form and are built in:
+
+    - ``LinearRegression`` (one output, ``positive=False``): OLS, covariance
+      sigma^2 (X'X)^-1, dfcom = n - k.
+    - ``LogisticRegression`` without penalty (``C=np.inf``, or
+      ``penalty=None`` in scikit-learn < 1.8) and without ``class_weight``:
+      maximum likelihood, covariance the inverse Fisher information,
+      dfcom = n - k.  Two classes: the coefficients of ``classes_[1]``
+      (intercept first).  More classes: the multinomial model's log-odds of
+      each class against the first, ``classes_[0]`` (R's
+      ``nnet::multinom`` parameterisation), named ``"label:x0"``.
+
+    Everything else has no built-in inference and ``pooled_`` is None.  In
+    particular the default ``LogisticRegression()`` is penalised (L2,
+    ``C=1``), as are ``Ridge``, ``Lasso`` and the like: a penalised estimate
+    is shrunk towards 0, biased by an amount that depends on the data, and
+    has no classical standard error (Goeman, "penalized" R package
+    vignette, 2010: standard errors "are not very meaningful for strongly
+    biased estimates"), so pooled intervals would not cover.  For inference
+    use the unpenalised model, or pass ``inference`` (for example a
+    statsmodels fit on each completed data set).  Prediction needs no
+    inference.
+
+    **Predictions.**  ``predict_proba`` (and ``decision_function``) average
+    the m clones' outputs: the predictive distribution averaged over the
+    imputations' draws of the missing values and the imputation model's
+    parameters, as recommended for predictions from multiply imputed data
+    (Wood, Royston & White 2015, Biom. J. 57:614).  A classifier's
+    ``predict`` is the class of highest averaged probability (or averaged
+    decision value; a majority vote only if the classifier has neither).
 
     Examples
     --------
@@ -156,7 +222,7 @@ class MultipleImputer(TransformerMixin, BaseEstimator):
         X : array-like of shape (n_samples, n_features)
         y : array-like of shape (n_samples,), optional
             Needed with an ``estimator``; may have missing values when
-            ``include_outcome``.
+            ``include_outcome``.  Class labels of any type for a classifier.
 
         Returns
         -------
@@ -173,36 +239,20 @@ class MultipleImputer(TransformerMixin, BaseEstimator):
                 "sample_posterior parameter): use an imputer that can, such as "
                 "EMImputer, MNARSelectionImputer or IterativeImputer."
             )
-        self._with_outcome = False
-        data = X
+        self._with_outcome, self._outcome_width = False, 0
         if self.estimator is not None:
-            if y is None:
-                raise ValueError("an estimator needs y: call fit(X, y)")
-            y = np.asarray(y, dtype=np.float64).ravel()
-            if len(y) != len(X):
-                raise ValueError(f"y has {len(y)} values but X has {len(X)} rows")
-            if np.isnan(y).any() and not self.include_outcome:
-                raise ValueError(
-                    "y has missing values: set include_outcome=True to impute "
-                    "them with X, or drop those rows"
-                )
-            if self.include_outcome:
-                data = np.column_stack([X, y])
-                self._with_outcome = True
+            y = self._check_outcome(X, y)
+            self._with_outcome = self.include_outcome
+        data = self._imputation_data(X, y)
+        self._refuse_empty_columns(data)
         seeds = check_random_state(self.random_state).randint(
             np.iinfo(np.int32).max, size=(self.n_imputations, 2)
         )
-        # Named columns reach the imputer (a DeltaAdjustedImputer's delta may
-        # name them); the outcome, when included, is the last column.
-        names = getattr(self, "feature_names_in_", None)
-        self._columns = None
-        if names is not None:
-            self._columns = [str(c) for c in names]
-            if self._with_outcome:
-                self._columns.append("__outcome__")
         if self.method == "bootstrap":
+            labels = self._column_labels()
             jobs = (
-                delayed(_impute_once)(base, data, seed, self._columns) for seed in seeds
+                delayed(_impute_once)(base, data, seed, self._columns, labels)
+                for seed in seeds
             )
         else:
             start = self._em_start(base, data)
@@ -218,40 +268,141 @@ class MultipleImputer(TransformerMixin, BaseEstimator):
         self.imputers_ = [imputer for imputer, _ in results]
         self.estimators_ = []
         self.pooled_ = None
+        self._no_inference = "fit with an estimator: MultipleImputer(estimator=...)"
         if self.estimator is not None:
             self._analyse([draws for _, draws in results], y)
         return self
 
+    def _check_outcome(self, X, y):
+        """y as a 1-d array: floats for a regressor, the labels as given for
+        a classifier (whose ``classes_`` are set here)."""
+        if y is None:
+            raise ValueError("an estimator needs y: call fit(X, y)")
+        if is_classifier(self.estimator):
+            y = np.asarray(y).ravel()
+            missing = np.asarray(pd.isna(y), dtype=bool)
+            check_classification_targets(y[~missing])
+            self.classes_ = np.unique(y[~missing])
+        else:
+            y = np.asarray(y, dtype=np.float64).ravel()
+            missing = np.isnan(y)
+        if len(y) != len(X):
+            raise ValueError(f"y has {len(y)} values but X has {len(X)} rows")
+        if missing.any() and not self.include_outcome:
+            raise ValueError(
+                "y has missing values: set include_outcome=True to impute "
+                "them with X, or drop those rows"
+            )
+        return y
+
+    def _outcome_columns(self, y):
+        """y as the imputation model sees it: one float column for a
+        regressor; for a classifier the indicators of ``classes_[1:]`` (a
+        nominal variable in a normal model, Schafer 1997, sec. 6.4), NaN
+        where the label is missing."""
+        if not is_classifier(self.estimator):
+            return np.asarray(y, dtype=np.float64).reshape(-1, 1)
+        y = np.asarray(y).ravel()
+        missing = np.asarray(pd.isna(y), dtype=bool)
+        codes = np.zeros(len(y), dtype=np.intp)
+        codes[~missing] = np.searchsorted(self.classes_, y[~missing])
+        indicators = (codes[:, None] == np.arange(1, len(self.classes_))).astype(float)
+        indicators[missing] = np.nan
+        return indicators
+
+    def _labels_from_draws(self, draws):
+        """Class labels from drawn indicator columns: the class whose
+        indicator vector (0 for ``classes_[0]``, e_k for ``classes_[k]``) is
+        nearest.  The squared distance to e_k is |d|^2 - 2 d_k + 1 and to 0
+        is |d|^2, so the nearest is the largest of (0.5, d_1, ..., d_K-1).
+        Observed labels' indicators are exact and come back unchanged."""
+        scores = np.column_stack([np.full(len(draws), 0.5), draws])
+        return self.classes_[np.argmax(scores, axis=1)]
+
+    def _imputation_data(self, X, y):
+        """The matrix the imputers see: X, then the outcome's columns when it
+        is imputed with X; sets the names used for DataFrame input."""
+        outcome = np.empty((len(X), 0))
+        if self._with_outcome:
+            outcome = self._outcome_columns(y)
+            self._outcome_width = outcome.shape[1]
+        # Named columns reach the imputer (a DeltaAdjustedImputer's delta may
+        # name them); the outcome, when included, is last.
+        names = getattr(self, "feature_names_in_", None)
+        self._columns = None
+        if names is not None:
+            self._columns = [str(c) for c in names] + self._outcome_names()
+        return np.column_stack([X, outcome])
+
+    def _outcome_names(self):
+        if self._outcome_width == 0:
+            return []
+        if not is_classifier(self.estimator):
+            return ["__outcome__"]
+        return [f"__outcome__[{label}]" for label in self.classes_[1:]]
+
+    def _column_labels(self):
+        """How errors name the imputation model's columns: 'name' for a
+        DataFrame's columns, x{j} (position j) for an array's."""
+        names = getattr(self, "feature_names_in_", None)
+        if names is not None:
+            labels = [f"'{name}'" for name in names]
+        else:
+            labels = [f"x{j} (position {j})" for j in range(self.n_features_in_)]
+        return labels + ["the outcome y"] * self._outcome_width
+
+    def _refuse_empty_columns(self, data):
+        """A column without an observed value cannot be drawn: no bootstrap
+        resample (nor the posterior) says anything about it."""
+        empty = np.flatnonzero(np.isnan(data).all(axis=0))
+        if len(empty) == 0:
+            return
+        labels = list(dict.fromkeys(self._column_labels()[j] for j in empty))
+        kind, verb = ("columns", "have") if len(labels) > 1 else ("column", "has")
+        raise ValueError(
+            f"{kind} {', '.join(labels)} {verb} no observed value: multiple "
+            "imputation cannot draw values that nothing was observed of; drop "
+            f"the {kind} first"
+        )
+
     def _analyse(self, completed, y):
         """Fit the estimator on each completed data set and pool the fits.
 
-        ``completed`` holds the m imputed training sets (the outcome as last
-        column when it was imputed with X); also used by
+        ``completed`` holds the m imputed training sets (the outcome's
+        columns last when it was imputed with X); also used by
         :func:`emimpute.sensitivity.sensitivity_analysis` on delta-adjusted
         copies of the same draws.
         """
         p = self.n_features_in_
+        classifier = is_classifier(self.estimator)
         self.estimators_, fits = [], []
         for draws in completed:
             X_l = draws[:, :p]
-            y_l = draws[:, p] if self._with_outcome else y
-            if is_classifier(self.estimator):
-                y_l = _as_labels(y_l, y)  # imputed labels back to classes
-            self.estimators_.append(clone(self.estimator).fit(X_l, y_l))
+            if not self._with_outcome:
+                y_l = y
+            elif classifier:
+                y_l = self._labels_from_draws(draws[:, p:])
+            else:
+                y_l = draws[:, p]
+            fitted = clone(self.estimator).fit(X_l, y_l)
+            if classifier and not np.array_equal(fitted.classes_, self.classes_):
+                raise ValueError(
+                    f"{type(fitted).__name__} found classes {fitted.classes_!r} "
+                    f"in a completed data set; y has {self.classes_!r}"
+                )
+            self.estimators_.append(fitted)
             fits.append((X_l, y_l))
         self.pooled_ = self._pool(fits)
 
     def _training_draws(self, X, y=None):
-        """The m completed training sets (with the outcome column when it was
-        imputed with X): each imputer draws with its fixed ``random_state``,
-        so these are the draws ``fit`` analysed (bootstrap method)."""
+        """The m completed training sets (with the outcome's columns when it
+        was imputed with X): each imputer draws with its fixed
+        ``random_state``, so these are the draws ``fit`` analysed (bootstrap
+        method)."""
         X = validate_data(
             self, X, reset=False, ensure_all_finite="allow-nan", dtype=np.float64
         )
-        data = X
-        if self._with_outcome:
-            data = np.column_stack([X, np.asarray(y, dtype=np.float64).ravel()])
-        data = _frame(data, self._columns)
+        data = _frame(self._imputation_data(X, y), self._columns)
         return [np.asarray(imp.transform(data), dtype=float) for imp in self.imputers_]
 
     def _em_start(self, base, data):
@@ -271,36 +422,41 @@ class MultipleImputer(TransformerMixin, BaseEstimator):
         return fitted
 
     def _pool(self, fits):
-        """Rubin's rules over the estimators' coefficients, or None."""
+        """Rubin's rules over the estimators' coefficients, or None (the
+        reason kept for :meth:`summary`)."""
+        names = feature_names(self)
         rows = []
         for (X_l, y_l), fitted in zip(fits, self.estimators_, strict=True):
             if self.inference is not None:
-                out = self.inference(X_l, y_l)
-            else:
-                out = _builtin_inference(fitted, X_l, y_l)
-                if out is None:
-                    return None
+                rows.append(_inference_output(self.inference(X_l, y_l), rows))
+                continue
+            out = _builtin_inference(fitted, X_l, y_l, names)
+            if isinstance(out, str):
+                self._no_inference = f"{out}. {BUILT_IN} Otherwise {ADVICE}."
+                return None
             rows.append(out)
         estimates = np.array([row[0] for row in rows])
         variances = np.array([row[1] for row in rows])
-        dfcom = rows[0][2] if len(rows[0]) > 2 else None
-        names = feature_names(self)
-        if estimates.shape[1] == len(names) + 1:
-            names = ["intercept", *names]
-        elif estimates.shape[1] != len(names):
-            names = None
-        return pool(estimates, variances, dfcom=dfcom, names=names)
+        dfcom = rows[0][2]
+        labels = rows[0][3] if self.inference is None else None
+        if labels is None:  # a callable's parameters: named when they fit X
+            if estimates.shape[1] == len(names) + 1:
+                labels = ["intercept", *names]
+            elif estimates.shape[1] == len(names):
+                labels = names
+        return pool(estimates, variances, dfcom=dfcom, names=labels)
 
     def summary(self):
-        """The pooled coefficients, a DataFrame like R's ``summary(pool(fit))``."""
+        """The pooled coefficients, a DataFrame like R's ``summary(pool(fit))``.
+
+        Raises
+        ------
+        ValueError
+            When there is no pooled inference, saying why and what to pass.
+        """
         check_is_fitted(self)
         if self.pooled_ is None:
-            raise ValueError(
-                "no pooled inference: fit with an estimator whose standard "
-                "errors are built in (LinearRegression, unpenalised "
-                "LogisticRegression) or pass inference=(X, y) -> (estimates, "
-                "variances[, dfcom])"
-            )
+            raise ValueError(f"no pooled inference: {self._no_inference}")
         return self.pooled_.summary()
 
     # ------------------------------------------------------------ transform
@@ -327,13 +483,11 @@ class MultipleImputer(TransformerMixin, BaseEstimator):
 
     def _multiple_arrays(self, X):
         """Each imputer's draws for X; with the outcome in the imputation
-        model, y is unknown here and enters as a missing column."""
+        model, y is unknown here and enters as missing columns."""
         X = validate_data(
             self, X, reset=False, ensure_all_finite="allow-nan", dtype=np.float64
         )
-        data = (
-            np.column_stack([X, np.full(len(X), np.nan)]) if self._with_outcome else X
-        )
+        data = np.column_stack([X, np.full((len(X), self._outcome_width), np.nan)])
         p = X.shape[1]
         data = _frame(data, self._columns)
         return [
@@ -360,18 +514,46 @@ class MultipleImputer(TransformerMixin, BaseEstimator):
 
     @available_if(lambda self: self.estimator is not None)
     def predict(self, X):
-        """Average prediction over the m imputations (majority of the averaged
-        probabilities for a classifier)."""
+        """Average prediction over the m imputations; for a classifier, the
+        class of highest averaged probability (see Notes)."""
         check_is_fitted(self)
-        if is_classifier(self.estimator) and hasattr(self.estimator, "predict_proba"):
-            proba = self.predict_proba(X)
-            return self.estimators_[0].classes_[np.argmax(proba, axis=1)]
-        return np.mean(self._each("predict", X), axis=0)
+        if not is_classifier(self.estimator):
+            return np.mean(self._each("predict", X), axis=0)
+        # The averaged probabilities are the predictive distribution over
+        # the imputations (Wood, Royston & White 2015): their argmax is the
+        # Bayes decision under it.  A majority vote of the m clones' labels
+        # would discard how sure each clone is and tie for even m.
+        if hasattr(self, "predict_proba"):
+            return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+        if hasattr(self, "decision_function"):
+            scores = self.decision_function(X)
+            if scores.ndim == 1:  # binary: the score of classes_[1]
+                return self.classes_[(scores > 0).astype(np.intp)]
+            return self.classes_[np.argmax(scores, axis=1)]
+        votes = np.asarray(self._each("predict", X))  # (m, n)
+        codes = np.searchsorted(self.classes_, votes)
+        counts = np.zeros((votes.shape[1], len(self.classes_)), dtype=np.intp)
+        np.add.at(counts, (np.broadcast_to(np.arange(votes.shape[1]), votes.shape),
+                           codes), 1)  # fmt: skip
+        return self.classes_[np.argmax(counts, axis=1)]
 
     @available_if(lambda self: hasattr(self.estimator, "predict_proba"))
     def predict_proba(self, X):
-        """Average predicted probabilities over the m imputations."""
+        """Average predicted probabilities over the m imputations (columns in
+        the order of ``classes_``)."""
         return np.mean(self._each("predict_proba", X), axis=0)
+
+    @available_if(lambda self: hasattr(self.estimator, "predict_proba"))
+    def predict_log_proba(self, X):
+        """Log of :meth:`predict_proba` (the average of probabilities, not of
+        their logarithms)."""
+        with np.errstate(divide="ignore"):  # log(0) = -inf, as scikit-learn
+            return np.log(self.predict_proba(X))
+
+    @available_if(lambda self: hasattr(self.estimator, "decision_function"))
+    def decision_function(self, X):
+        """Average decision function over the m imputations."""
+        return np.mean(self._each("decision_function", X), axis=0)
 
     @available_if(lambda self: self.estimator is not None)
     def score(self, X, y):
@@ -387,8 +569,13 @@ class MultipleImputer(TransformerMixin, BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = True
         if self.estimator is not None:
+            # The estimator's type decides what scikit-learn expects of us:
+            # is_classifier (stratified CV folds, probability scorers) reads
+            # estimator_type and classifier_tags.
             estimator_tags = self.estimator.__sklearn_tags__()
             tags.estimator_type = estimator_tags.estimator_type
+            tags.classifier_tags = estimator_tags.classifier_tags
+            tags.regressor_tags = estimator_tags.regressor_tags
             tags.target_tags.required = True
         return tags
 
@@ -398,8 +585,10 @@ def _frame(data, columns):
     return data if columns is None else pd.DataFrame(data, columns=columns)
 
 
-def _impute_once(base, data, seed, columns=None):
-    """One proper imputation: fit on a bootstrap resample, draw for all rows."""
+def _impute_once(base, data, seed, columns=None, labels=None):
+    """One proper imputation: fit on a bootstrap resample, draw for all rows.
+
+    ``labels`` name the columns in errors."""
     rng = np.random.RandomState(seed[0])
     imputer = clone(base).set_params(
         **{
@@ -411,12 +600,21 @@ def _impute_once(base, data, seed, columns=None):
     observed = ~np.isnan(data)
     for _ in range(MAX_REDRAWS):
         rows = rng.randint(n, size=n)
-        if observed[rows].any(axis=0).all():
+        lost = ~observed[rows].any(axis=0)
+        if not lost.any():
             break
     else:
+        lost = np.flatnonzero(lost)
+        names = [labels[j] if labels else f"x{j}" for j in lost]
+        counts = ", ".join(
+            f"{name}: {observed[:, j].sum()}"
+            for name, j in zip(names, lost, strict=True)
+        )
         raise ValueError(
-            "every bootstrap resample left a column without an observed value; "
-            "the data are too sparse for bootstrap multiple imputation"
+            f"every one of {MAX_REDRAWS} bootstrap resamples left a column "
+            f"without an observed value (observed values: {counts}); the data "
+            "are too sparse for bootstrap multiple imputation: drop these "
+            "columns or use method='data-augmentation'"
         )
     imputer.fit(_frame(data[rows], columns))
     return imputer, np.asarray(imputer.transform(_frame(data, columns)), float)
@@ -450,11 +648,49 @@ def _augment_once(start, data, seed, burn_in):
     return imputer, completed
 
 
-def _as_labels(imputed, original):
-    """Imputed class labels: the observed label nearest each draw."""
-    labels = np.unique(original[~np.isnan(original)])
-    nearest = np.abs(imputed[:, None] - labels[None, :]).argmin(axis=1)
-    return labels[nearest]
+INFERENCE_SHAPES = (
+    "inference(X, y) must return (estimates, variances) or (estimates, "
+    "variances, dfcom): estimates a scalar or k values, variances a scalar, "
+    "k squared standard errors or a k x k covariance, dfcom a number or None"
+)
+
+
+def _inference_output(out, previous):
+    """A user's ``inference`` result as (estimates, variances, dfcom, None),
+    scalars taken as one parameter; a clear error for any other shape."""
+    if not isinstance(out, (tuple, list)) or len(out) not in (2, 3):
+        raise ValueError(f"{INFERENCE_SHAPES}; got {_describe_value(out)}")
+    try:
+        estimates = np.atleast_1d(np.asarray(out[0], dtype=np.float64))
+        variances = np.asarray(out[1], dtype=np.float64)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{INFERENCE_SHAPES}; got non-numbers: {error}") from None
+    k = estimates.size
+    if variances.ndim == 0:
+        variances = variances.reshape(1)
+    shapes_ok = estimates.ndim == 1 and variances.shape in ((k,), (k, k))
+    if not shapes_ok:
+        raise ValueError(
+            f"{INFERENCE_SHAPES}; got estimates of shape {estimates.shape} and "
+            f"variances of shape {variances.shape}"
+        )
+    if previous and (
+        estimates.shape != previous[0][0].shape
+        or variances.shape != previous[0][1].shape
+    ):
+        raise ValueError(
+            "inference(X, y) returned estimates or variances of shapes "
+            f"{estimates.shape}, {variances.shape} on one completed data set and "
+            f"{previous[0][0].shape}, {previous[0][1].shape} on another"
+        )
+    dfcom = out[2] if len(out) == 3 else None
+    return estimates, variances, dfcom, None
+
+
+def _describe_value(out):
+    if isinstance(out, (tuple, list)):
+        return f"a {type(out).__name__} of {len(out)} items"
+    return f"a {type(out).__name__}"
 
 
 def _unpenalised(model):
@@ -462,31 +698,90 @@ def _unpenalised(model):
     return model.penalty is None or np.isinf(model.C)
 
 
-def _builtin_inference(fitted, X, y):
-    """(estimates, covariance, dfcom) for OLS and unpenalised logistic fits."""
-    if type(fitted) is LinearRegression and np.ndim(fitted.coef_) == 1:
-        design = np.column_stack([np.ones(len(X)), X]) if fitted.fit_intercept else X
-        coef = (
-            np.r_[fitted.intercept_, fitted.coef_]
-            if fitted.fit_intercept
-            else fitted.coef_
-        )
-        residual = y - design @ coef
-        dfcom = len(X) - design.shape[1]
-        sigma2 = residual @ residual / dfcom
-        return coef, sigma2 * np.linalg.inv(design.T @ design), dfcom
-    if (
-        type(fitted) is LogisticRegression
-        and _unpenalised(fitted)
-        and (len(fitted.classes_) == 2)
-    ):
-        design = np.column_stack([np.ones(len(X)), X]) if fitted.fit_intercept else X
-        coef = (
-            np.r_[fitted.intercept_, fitted.coef_.ravel()]
-            if fitted.fit_intercept
-            else fitted.coef_.ravel()
-        )
-        p = special.expit(design @ coef)
-        information = (design * (p * (1 - p))[:, None]).T @ design
-        return coef, np.linalg.inv(information), len(X) - design.shape[1]
-    return None
+def _builtin_inference(fitted, X, y, names):
+    """(estimates, covariance, dfcom, parameter names) for OLS and
+    unpenalised logistic fits; otherwise the reason there is none (a str)."""
+    kind = type(fitted).__name__
+    if type(fitted) is LinearRegression:
+        if np.ndim(fitted.coef_) != 1:
+            return "LinearRegression fitted several outputs; pooling takes one"
+        if fitted.positive:
+            # At an active constraint the estimate sits on the boundary and
+            # sigma^2 (X'X)^-1 is not its sampling variance.
+            return "LinearRegression(positive=True) is a constrained fit"
+        return _ols_inference(fitted, X, y, names)
+    if type(fitted) is LogisticRegression:
+        if not _unpenalised(fitted):
+            return (
+                f"LogisticRegression(C={fitted.C!r}) is penalised (the default "
+                "is an L2 penalty, C=1.0): a penalised estimate is shrunk "
+                "towards 0 and has no classical standard error, so pooled "
+                "intervals would not cover. For inference use "
+                "LogisticRegression(C=np.inf), unpenalised"
+            )
+        if fitted.class_weight is not None:
+            return (
+                "LogisticRegression with class_weight maximises a weighted "
+                "likelihood whose inverse information is not its covariance"
+            )
+        if (
+            getattr(fitted, "multi_class", "auto") == "ovr"
+            and fitted.coef_.shape[0] > 1
+        ):
+            return (
+                "a one-vs-rest LogisticRegression is not the multinomial "
+                "likelihood that the information matrix belongs to"
+            )
+        return _logistic_inference(fitted, X, names)
+    return f"{kind} has no built-in standard errors"
+
+
+def _design(fitted, X):
+    return np.column_stack([np.ones(len(X)), X]) if fitted.fit_intercept else X
+
+
+def _parameter_names(fitted, names):
+    return ["intercept", *names] if fitted.fit_intercept else list(names)
+
+
+def _ols_inference(fitted, X, y, names):
+    """OLS: sigma^2 (X'X)^-1 with sigma^2 on n - k degrees of freedom."""
+    design = _design(fitted, X)
+    coef = (
+        np.r_[fitted.intercept_, fitted.coef_] if fitted.fit_intercept else fitted.coef_
+    )
+    residual = y - design @ coef
+    dfcom = len(X) - design.shape[1]
+    sigma2 = residual @ residual / dfcom
+    covariance = sigma2 * np.linalg.inv(design.T @ design)
+    return coef, covariance, dfcom, _parameter_names(fitted, names)
+
+
+def _logistic_inference(fitted, X, names):
+    """Unpenalised logistic regression: the baseline-category coefficients
+    (log-odds of each class against ``classes_[0]``) and the inverse Fisher
+    information.
+
+    For K classes with probabilities pi_ik and design rows d_i, the
+    information of the baseline-category parameters beta_1..beta_K-1 has
+    blocks sum_i pi_ij (delta_jk - pi_ik) d_i d_i' (Agresti 2013,
+    Categorical Data Analysis, sec. 8.1.5); for two classes it is
+    D' diag(pi (1 - pi)) D.  The probabilities do not depend on how the
+    over-parameterised multinomial coefficients are centred, so
+    ``predict_proba`` gives them.
+    """
+    design = _design(fitted, X)
+    coef = fitted.coef_
+    if fitted.fit_intercept:
+        coef = np.column_stack([fitted.intercept_, coef])
+    if len(fitted.classes_) > 2:
+        coef = coef[1:] - coef[0]  # baseline category: classes_[0]
+    proba = fitted.predict_proba(X)[:, 1:]  # (n, K - 1)
+    weight = proba[:, :, None] * (np.eye(proba.shape[1]) - proba[:, None, :])
+    information = np.einsum("ia,ijk,ib->jakb", design, weight, design)
+    size = coef.size
+    covariance = np.linalg.inv(information.reshape(size, size))
+    labels = _parameter_names(fitted, names)
+    if len(fitted.classes_) > 2:
+        labels = [f"{label}:{name}" for label in fitted.classes_[1:] for name in labels]
+    return coef.ravel(), covariance, len(X) - size, labels
