@@ -41,9 +41,16 @@ def log_probabilities(index, link):
 
 
 def weighted_loglik(coef, design, outcome, weights, link, offset=0.0):
-    """sum_i w_i [y_i log F(eta_i) + (1 - y_i) log(1 - F(eta_i))]."""
-    log_p, log_q = log_probabilities(design @ coef + offset, link)
-    return float(np.sum(weights * np.where(outcome, log_p, log_q)))
+    """sum_i w_i [y_i log F(eta_i) + (1 - y_i) log(1 - F(eta_i))].
+
+    A Newton step that runs off on (quasi-)separated data can overflow the
+    index; the value is then -inf or NaN, which the step halving of
+    :func:`fit_binary_glm` rejects, so the overflow is not worth a warning.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        log_p, log_q = log_probabilities(design @ coef + offset, link)
+        value = float(np.sum(weights * np.where(outcome, log_p, log_q)))
+    return value if np.isfinite(value) else -np.inf
 
 
 def _score_and_curvature(index, outcome, link):
@@ -55,7 +62,10 @@ def _score_and_curvature(index, outcome, link):
     # second derivative -lam (lam + q index), lam = phi(q index) / Phi(q index).
     sign = np.where(outcome, 1.0, -1.0)
     signed = sign * index
-    lam = np.exp(-0.5 * signed**2 - 0.5 * np.log(2 * np.pi) - special.log_ndtr(signed))
+    with np.errstate(over="ignore"):  # lam ~ -signed far in the left tail
+        lam = np.exp(
+            -0.5 * signed**2 - 0.5 * np.log(2 * np.pi) - special.log_ndtr(signed)
+        )
     return sign * lam, lam * (lam + signed)
 
 

@@ -79,9 +79,12 @@ def small_eigen_columns(covariance, scale, threshold):
     return np.flatnonzero(np.max(np.abs(weak), axis=1) > 0.1)
 
 
-def fit_with_automatic_ridge(fit, *, ridge, n_rows, scale, known=None):
+def fit_with_automatic_ridge(
+    fit, *, ridge, n_rows, scale, known=None, until_converged=True
+):
     """Fit at ``ridge``; if that is 0 and the MLE does not exist, at the
-    smallest strength of :data:`LADDER` (times ``n_rows``) that is proper.
+    smallest strength of :data:`LADDER` (times ``n_rows``) whose fit is
+    proper and converges.
 
     Parameters
     ----------
@@ -98,6 +101,11 @@ def fit_with_automatic_ridge(fit, *, ridge, n_rows, scale, known=None):
     known : dict, optional
         Degenerate columns found before fitting (:func:`degenerate_columns`);
         the fit at ``ridge=0`` is then skipped, since it cannot be proper.
+    until_converged : bool, default=True
+        Also go up the ladder when a proper fit did not converge.  False for
+        models whose non-convergence usually has other causes (a barely
+        identified MNAR coefficient), where each extra rung would cost a
+        whole ``max_iter`` run for nothing.
 
     Returns
     -------
@@ -106,7 +114,7 @@ def fit_with_automatic_ridge(fit, *, ridge, n_rows, scale, known=None):
     Raises
     ------
     SingularCovarianceError
-        If even the strongest prior of the ladder gives a singular fit.
+        If every prior of the ladder gives a singular fit.
     """
     known = dict(known or {})
     p = len(scale)
@@ -121,7 +129,12 @@ def fit_with_automatic_ridge(fit, *, ridge, n_rows, scale, known=None):
             weak = small_eigen_columns(result.covariance, scale, SINGULAR_EIGENVALUE)
             if not len(weak):
                 return RidgeFit(result, 0.0, {})
-    error = None
+    # The first strength whose fit is proper and converges.  On tiny data
+    # (a handful of rows) the posterior under the weakest priors can be so
+    # flat that EM crawls for thousands of iterations; a stronger prior then
+    # converges.  If none converges, the weakest proper fit is kept (and the
+    # estimator warns that it did not converge).
+    error, fallback = None, None
     for fraction in LADDER:
         strength = fraction * max(n_rows, 1)
         try:
@@ -129,8 +142,14 @@ def fit_with_automatic_ridge(fit, *, ridge, n_rows, scale, known=None):
         except SingularCovarianceError as caught:
             error = caught
             continue
-        return RidgeFit(result, strength, _problems(result, scale, known, n_rows, p))
-    raise error
+        fallback = fallback or (result, strength)
+        if result.converged or not until_converged:
+            break
+    else:
+        if fallback is None:
+            raise error
+        result, strength = fallback
+    return RidgeFit(result, strength, _problems(result, scale, known, n_rows, p))
 
 
 def _problems(result, scale, known, n_rows, p):

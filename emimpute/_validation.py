@@ -34,6 +34,26 @@ def _describe(names, indices):
     return f"{kind} {', '.join(labels)}"
 
 
+def convert_object_columns(X):
+    """X with its object-dtype DataFrame columns made float where every value
+    converts (numbers stored as Python objects, with None or pd.NA for
+    missing); a new frame if anything was converted, X itself otherwise.
+    Columns that do not convert are left for :func:`_raise_for_non_numeric`."""
+    if not isinstance(X, pd.DataFrame):
+        return X
+    converted = {}
+    for column in X.columns[X.dtypes == object]:
+        values = X[column]
+        try:
+            numbers_ = pd.to_numeric(values, errors="raise").astype(np.float64)
+        except (TypeError, ValueError):
+            continue
+        if values.map(lambda v: isinstance(v, (bool, np.bool_))).any():
+            continue  # True/False are not measurements: leave them refused
+        converted[column] = numbers_
+    return X.assign(**converted) if converted else X
+
+
 def _raise_for_non_numeric(X, purpose="this imputer models numeric columns only"):
     """TypeError naming the non-numeric columns of a DataFrame or object array."""
     reason = ""
@@ -84,6 +104,7 @@ def validate_numeric(estimator, X, *, reset, copy):
     -------
     ndarray of dtype float64 or float32
     """
+    X = convert_object_columns(X)
     _raise_for_non_numeric(X)
     marker = estimator.missing_values
     sentinel = not is_nan_marker(marker)
@@ -137,6 +158,7 @@ def numeric_matrix(X, purpose):
     """
     if hasattr(X, "tocsr") or hasattr(X, "todense"):
         raise TypeError("sparse input is not supported: pass a dense array")
+    X = convert_object_columns(X)
     _raise_for_non_numeric(X, purpose)
     if isinstance(X, pd.DataFrame):
         names = [str(c) for c in X.columns]
