@@ -42,7 +42,7 @@ def convert_object_columns(X):
     if not isinstance(X, pd.DataFrame):
         return X
     converted = {}
-    for column in X.columns[X.dtypes == object]:
+    for column in X.columns[X.dtypes.map(pd.api.types.is_object_dtype)]:
         values = X[column]
         try:
             numbers_ = pd.to_numeric(values, errors="raise").astype(np.float64)
