@@ -279,8 +279,12 @@ def test_mnar_coef_beyond_a_deterministic_cut_off_is_refused(value):
     imputer = MNARSelectionImputer(mnar_coef={"income": value})
     with pytest.raises(ValueError, match=r"mnar_coef\['income'\] = .* column 'income'"):
         imputer.fit(data)
-    # The limit is per standard deviation of the observed values: in units a
-    # million times smaller, 1e-5 per unit is under 1 per sd, 1e-3 is ~900.
+
+
+def test_the_limit_on_mnar_coef_is_per_standard_deviation():
+    # In units a million times smaller, 1e-5 per unit is under 1 per sd and
+    # 1e-3 is about 900.
+    _, data = incomes(300, seed=5)
     rescaled = data.assign(income=data["income"] * 1e6)
     imputer = MNARSelectionImputer(mnar_features=["income"], mnar_coef=1e-5)
     assert imputer.fit(rescaled).converged_
