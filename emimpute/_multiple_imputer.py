@@ -12,7 +12,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from emimpute._data_augmentation import data_augmentation
 from emimpute._em_imputer import EMImputer
@@ -277,14 +277,24 @@ class MultipleImputer(TransformerMixin, BaseEstimator):
         """y as a 1-d array: floats for a regressor, the labels as given for
         a classifier (whose ``classes_`` are set here)."""
         if y is None:
-            raise ValueError("an estimator needs y: call fit(X, y)")
+            raise ValueError(
+                f"{type(self).__name__} with an estimator requires y to be "
+                "passed, but the target y is None: an estimator needs y, call "
+                "fit(X, y)"
+            )
+        y = column_or_1d(y, warn=True)  # a column vector warns, as in sklearn
+        if y.dtype.kind in "fc" and np.isinf(y).any():
+            raise ValueError(
+                "Input y contains infinity or a value too large for dtype('float64')."
+            )
         if is_classifier(self.estimator):
-            y = np.asarray(y).ravel()
             missing = np.asarray(pd.isna(y), dtype=bool)
             check_classification_targets(y[~missing])
             self.classes_ = np.unique(y[~missing])
+            if len(self.classes_) == 0:
+                raise ValueError("the outcome y has no observed value (no label)")
         else:
-            y = np.asarray(y, dtype=np.float64).ravel()
+            y = y.astype(np.float64)
             missing = np.isnan(y)
         if len(y) != len(X):
             raise ValueError(f"y has {len(y)} values but X has {len(X)} rows")
@@ -750,8 +760,14 @@ def _ols_inference(fitted, X, y, names):
     coef = (
         np.r_[fitted.intercept_, fitted.coef_] if fitted.fit_intercept else fitted.coef_
     )
-    residual = y - design @ coef
     dfcom = len(X) - design.shape[1]
+    if dfcom <= 0 or np.linalg.matrix_rank(design) < design.shape[1]:
+        return (
+            f"the design of LinearRegression has rank below its {design.shape[1]} "
+            f"parameters (n = {len(X)}, or collinear columns): the OLS "
+            "covariance does not exist"
+        )
+    residual = y - design @ coef
     sigma2 = residual @ residual / dfcom
     covariance = sigma2 * np.linalg.inv(design.T @ design)
     return coef, covariance, dfcom, _parameter_names(fitted, names)
@@ -780,7 +796,13 @@ def _logistic_inference(fitted, X, names):
     weight = proba[:, :, None] * (np.eye(proba.shape[1]) - proba[:, None, :])
     information = np.einsum("ia,ijk,ib->jakb", design, weight, design)
     size = coef.size
-    covariance = np.linalg.inv(information.reshape(size, size))
+    try:
+        covariance = np.linalg.inv(information.reshape(size, size))
+    except np.linalg.LinAlgError:
+        return (
+            "the Fisher information of LogisticRegression is singular "
+            "(collinear columns, or n too small): its inverse does not exist"
+        )
     labels = _parameter_names(fitted, names)
     if len(fitted.classes_) > 2:
         labels = [f"{label}:{name}" for label in fitted.classes_[1:] for name in labels]

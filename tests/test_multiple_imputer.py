@@ -16,6 +16,7 @@ from sklearn.model_selection import cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
+from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from emimpute import MultipleImputer
 from emimpute.pooling import pool
@@ -513,3 +514,22 @@ def test_an_empty_column_is_named():
         MultipleImputer(n_imputations=2, estimator=LinearRegression()).fit(
             X[:, :2], np.full(60, np.nan)
         )
+
+
+# tests/test_common.py checks MultipleImputer as a transformer; with an
+# estimator it is a classifier or a regressor, and scikit-learn checks those
+# conventions too (classes_, y validation, column-vector y, one sample).
+@parametrize_with_checks(
+    [
+        MultipleImputer(
+            n_imputations=2, estimator=LogisticRegression(), random_state=0
+        ),
+        MultipleImputer(
+            n_imputations=2, estimator=LogisticRegression(), include_outcome=False,
+            random_state=0,
+        ),
+        MultipleImputer(n_imputations=2, estimator=LinearRegression(), random_state=0),
+    ]
+)  # fmt: skip
+def test_scikit_learn_checks_with_an_estimator(estimator, check):
+    check(estimator)
