@@ -31,6 +31,7 @@ on loading.  Errors print one line to standard error and exit with status 1
 import argparse
 import contextlib
 import csv
+import itertools
 import os
 import sys
 import tempfile
@@ -318,7 +319,7 @@ def _chunk_seeds(imputer, random_state):
     if not (random_state is None or isinstance(random_state, int)):
         random_state = None
     sequence = np.random.SeedSequence(random_state)
-    return (int(sequence.spawn(1)[0].generate_state(1)[0]) for _ in iter(int, 1))
+    return (int(sequence.spawn(1)[0].generate_state(1)[0]) for _ in itertools.count())
 
 
 # --- writing -----------------------------------------------------------------
