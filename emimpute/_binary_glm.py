@@ -122,10 +122,16 @@ def fit_binary_glm(
     coef = np.zeros(design.shape[1]) if start is None else np.array(start, float)
     value = weighted_loglik(coef, design, outcome, weights, link, offset)
     for iteration in range(1, max_iter + 1):
-        index = design @ coef + offset
-        score, curvature = _score_and_curvature(index, outcome, link)
-        gradient = design.T @ (weights * score)
-        information = (design * (weights * curvature)[:, None]).T @ design
+        # Far in a tail (quasi-separated data), the score and curvature can
+        # overflow; a step that is not finite then fails the halving below,
+        # which ends the fit as not converged, so no warning is needed.
+        with np.errstate(over="ignore", invalid="ignore"):
+            index = design @ coef + offset
+            score, curvature = _score_and_curvature(index, outcome, link)
+            gradient = design.T @ (weights * score)
+            information = (design * (weights * curvature)[:, None]).T @ design
+        if not (np.all(np.isfinite(gradient)) and np.all(np.isfinite(information))):
+            return BinaryFit(coef, value, iteration, False)
         try:
             step = np.linalg.solve(information, gradient)
         except np.linalg.LinAlgError:

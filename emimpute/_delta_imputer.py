@@ -33,7 +33,11 @@ class DeltaAdjustedImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator
     Parameters
     ----------
     imputer : estimator, default=None
-        Any imputer that keeps the columns (``EMImputer()`` by default).
+        Any imputer that keeps the columns.  By default
+        ``EMImputer(keep_empty_features=True)``: a column with no observed
+        value in ``fit`` is kept and filled with 0 (then moved by its delta),
+        as :class:`~sklearn.impute.SimpleImputer` does with
+        ``keep_empty_features=True``, so that the output has X's columns.
     delta : float or dict, default=0.0
         One number for every column, or a dict from column (name or
         position) to number; columns not named are left as imputed.
@@ -85,7 +89,8 @@ class DeltaAdjustedImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator
         if not isinstance(self.delta, dict):  # before any work on X
             finite_number(self.delta, "delta")
         X = validate_data(self, X, ensure_all_finite="allow-nan", dtype=np.float64)
-        self.imputer_ = clone(EMImputer() if self.imputer is None else self.imputer)
+        default = EMImputer(keep_empty_features=True)
+        self.imputer_ = clone(default if self.imputer is None else self.imputer)
         self.imputer_.fit(X, y)
         _, _, self.column_std_, _, _ = observed_column_moments(X)
         self.delta_ = self._deltas(X.shape[1])

@@ -397,7 +397,12 @@ def fit_selection_em(
 
     def evaluate(params):
         mean, cov, coef = params
-        return _e_step(Z, mask, groups, mnar, covariates, coef, link, mean, cov, sobol)
+        try:
+            return _e_step(
+                Z, mask, groups, mnar, covariates, coef, link, mean, cov, sobol
+            )
+        except np.linalg.LinAlgError:  # a conditional covariance not PD
+            return None
 
     def run(params, held, max_iter, tol, callback=None):
         """EM (SQUAREM-accelerated) from params, psi held where ``held``."""
