@@ -16,7 +16,7 @@ from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_dat
 
 from emimpute._data_augmentation import data_augmentation
 from emimpute._em_imputer import EMImputer
-from emimpute._normal_em import observed_column_moments
+from emimpute._normal_em import observed_column_moments, standardising_scale
 from emimpute._progress import progress_bar
 from emimpute._validation import feature_names
 from emimpute.pooling import pool
@@ -645,10 +645,13 @@ def _augment_once(start, data, seed, burn_in):
     """One proper imputation by data augmentation from the EM estimate."""
     rng = np.random.RandomState(seed[0])
     prior_scatter, prior_df = None, 0.0
-    if start.ridge > 0:  # the ridge as an inverse-Wishart prior, as in EM
+    # The ridge as an inverse-Wishart prior, as in EM: the one the fit used
+    # (ridge_, which the automatic ridge sets when the MLE does not exist).
+    ridge = getattr(start, "ridge_", start.ridge)
+    if ridge > 0:
         _, _, scale, _, _ = observed_column_moments(data)
-        prior_scatter = start.ridge * np.diag(np.where(scale > 0, scale, 1.0) ** 2)
-        prior_df = start.ridge
+        prior_scatter = ridge * np.diag(standardising_scale(scale) ** 2)
+        prior_df = ridge
     completed, mean, covariance = data_augmentation(
         data, start.mean_, start.covariance_, burn_in, rng, prior_scatter, prior_df
     )
