@@ -259,11 +259,11 @@ class EMImputer(TransformerMixin, BaseEstimator):
         known = {reason: position[cols] for reason, cols in degenerate.items()}
         scale = standardising_scale(column_scale)
 
-        def run(ridge):
+        def run(ridge, min_tol):
             return fit(
                 ridge=ridge,
                 max_iter=self.max_iter,
-                tol=self.tol,
+                tol=max(self.tol, min_tol),
                 accelerate=self.accelerate,
                 callback=iteration_reporter(name, self.verbose),
                 **data,

@@ -234,7 +234,7 @@ class MNARSelectionImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator
         name = type(self).__name__
         seed = check_random_state(self.random_state).randint(2**31 - 1)
 
-        def run(ridge):
+        def run(ridge, min_tol):
             return fit_selection_em(
                 X,
                 mnar,
@@ -243,7 +243,7 @@ class MNARSelectionImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator
                 gamma=self.gamma,
                 ridge=ridge,
                 max_iter=self.max_iter,
-                tol=self.tol,
+                tol=max(self.tol, min_tol),
                 accelerate=self.accelerate,
                 random_state=seed,
                 callback=iteration_reporter(name, self.verbose),
@@ -256,7 +256,6 @@ class MNARSelectionImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator
                 n_rows=X.shape[0],
                 scale=standardising_scale(scale),
                 known=degenerate,
-                until_converged=False,
             )
         except SingularCovarianceError as error:
             raise ValueError(f"{name} could not fit: {error}.") from None
