@@ -50,11 +50,18 @@ class EMImputer(TransformerMixin, BaseEstimator):
         in pandas nullable columns) or a number such as -1.
     ridge : float, default=0.0
         Strength, in pseudo-observations, of a ridge (inverse-Wishart) prior
-        that shrinks correlations towards 0 on the standardised scale, like
-        Amelia's ``empri``.  0 gives the maximum likelihood estimate.  Use a
-        small value (about 0.5-1% of n_samples) for collinear or constant
-        columns or more columns than rows; choose it by cross-validation
-        with :meth:`score`.
+        that shrinks correlations towards 0: each M-step is
+        ``S = (n S_ml + ridge * diag(s**2)) / (n + ridge)``, with n the rows
+        that have an observed cell, ``S_ml`` the complete-data MLE from the
+        E-step and s each column's observed standard deviation (divisor
+        n_obs).  This is not Amelia's ``empri`` (another prior, with other
+        degrees of freedom and another divisor for s).  0 gives the maximum
+        likelihood estimate; where that does not exist (constant or
+        collinear columns, more columns than rows) the smallest proper
+        prior is added and a
+        :class:`~emimpute.exceptions.RegularisationWarning` names the
+        columns.  Choose a larger value by cross-validation with
+        :meth:`score`.
     max_iter : int, default=500
         Maximum number of iterations (a SQUAREM cycle counts as one).
     tol : float, default=1e-6
@@ -88,6 +95,9 @@ class EMImputer(TransformerMixin, BaseEstimator):
     ----------
     mean_ : ndarray of shape (n_features_in_,)
         Estimated mean (NaN for columns with no observed value).
+    ridge_ : float
+        The prior strength used: ``ridge``, or the automatic one where the
+        maximum likelihood estimate does not exist.
     covariance_ : ndarray of shape (n_features_in_, n_features_in_)
         Estimated covariance, divisor n: the MLE when ``ridge=0``.
     loglik_ : float

@@ -77,7 +77,10 @@ class MNARSelectionImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator
     missing_values : float, default=np.nan
         The placeholder of missing cells.
     ridge : float, default=0.0
-        Ridge prior on the covariance (pseudo-observations), as in EMImputer.
+        Ridge prior on the covariance (pseudo-observations), as in
+        EMImputer; where 0 gives no maximum likelihood estimate the smallest
+        proper prior is added, with a
+        :class:`~emimpute.exceptions.RegularisationWarning`.
     max_iter : int, default=500
     tol : float, default=1e-6
         Stop when the relative change of the log-likelihood and the largest

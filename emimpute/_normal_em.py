@@ -232,8 +232,10 @@ def m_step(T1, T2, n, prior_scatter, ridge, center=0.0):
     With ``ridge = 0`` this is the MLE (divisor n).  Otherwise it is the
     posterior mode under a flat prior on the mean and an inverse-Wishart prior
     worth ``ridge`` pseudo-observations shrinking the correlations towards 0 on
-    the standardised scale (Amelia's ``empri``; Honaker, King & Blackwell 2011):
-    S = (n S_ml + ridge * diag(scale**2)) / (n + ridge).
+    the standardised scale: S = (n S_ml + ridge * diag(scale**2)) / (n + ridge).
+    (A prior in the spirit of Amelia's ``empri``, Honaker, King & Blackwell
+    2011, but not the same: Amelia's has other degrees of freedom and another
+    divisor for the scale, so the same number gives other estimates.)
     """
     shift = T1 / n
     covariance = T2 / n - np.outer(shift, shift)
