@@ -204,7 +204,7 @@ def _delta_grid(
                 _pool_callable(analysis, [a[:, :p] for a in adjusted], y, names)
             )
             continue
-        mi._analyse(adjusted, None if mi._with_outcome else np.asarray(y, float))
+        mi._analyse(adjusted, None if mi._with_outcome else y)
         if mi.pooled_ is None:
             raise ValueError(_NO_INFERENCE.format(type(analysis).__name__))
         results.append(mi.pooled_)
@@ -212,11 +212,9 @@ def _delta_grid(
 
 
 def _with_outcome(mi, X, y):
-    """The matrix the imputers saw: X, and y as a last column if imputed."""
-    values = np.asarray(X, dtype=np.float64)
-    if mi._with_outcome:
-        values = np.column_stack([values, np.asarray(y, dtype=np.float64).ravel()])
-    return values
+    """The matrix the imputers saw: X, and y's columns if imputed (a class
+    label as indicators, so string labels work too)."""
+    return mi._imputation_data(np.asarray(X, dtype=np.float64), y)
 
 
 def _position(mi, column):

@@ -152,3 +152,25 @@ def test_empty_or_non_finite_grids_are_refused_before_any_imputation(kind):
         sensitivity_analysis(mean_of_first_column, air, deltas=[0.0, np.nan], **run)
     with pytest.raises(TypeError, match=r"deltas must be a sequence of numbers"):
         sensitivity_analysis(mean_of_first_column, air, deltas=0.5, **run)
+
+
+def test_string_class_labels_give_the_table_of_their_integer_codes():
+    from sklearn.linear_model import LogisticRegression
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 3))
+    codes = (X[:, 0] + rng.normal(size=200) > 0).astype(int)
+    X[rng.random(X.shape) < 0.2] = np.nan
+    tables = [
+        sensitivity_analysis(
+            LogisticRegression(C=np.inf),
+            X,
+            labels,
+            column=1,
+            deltas=[0.0, 0.5],
+            n_imputations=3,
+            random_state=0,
+        )  # fmt: skip
+        for labels in (codes, np.array(["no", "yes"])[codes])
+    ]
+    pd.testing.assert_frame_equal(tables[0], tables[1])
