@@ -252,3 +252,16 @@ def test_transform_with_other_columns_is_refused():
 def test_invalid_parameters(params):
     with pytest.raises(ValueError, match="parameter"):
         EMImputer(**params).fit(frame())
+
+
+def test_object_columns_of_numbers_are_accepted_and_left_unchanged():
+    data = frame()
+    as_objects = data.astype(object).where(data.notna(), None)
+    assert (as_objects.dtypes == object).all()
+    before = as_objects.copy()
+    assert_allclose(fit_and_transform(as_objects), fit_and_transform(data))
+    pd.testing.assert_frame_equal(as_objects, before)
+    mixed = as_objects.copy()
+    mixed.loc[2, "income"] = "n/a"
+    with pytest.raises(TypeError, match="column 'income'"):
+        EMImputer().fit(mixed)
