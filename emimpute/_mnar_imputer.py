@@ -225,12 +225,23 @@ class MNARSelectionImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator
         X = validate_numeric(self, X, reset=True, copy=False)
         count, _, scale, minimum, maximum = observed_column_moments(X)
         degenerate = check_fittable(self, X.shape[0], count, maximum - minimum)
-        empty = np.flatnonzero(count == 0)
-        if len(empty):
-            raise ValueError(
-                f"no observed value in {describe_columns(self, empty)}: drop it "
-                "before fitting a selection model."
+        self._empty_features = count == 0
+        if self._empty_features.any():
+            # Nothing to model: the column is kept and filled with 0, as
+            # SimpleImputer(keep_empty_features=True) does, so that the
+            # output keeps X's columns (the transformer is one-to-one).  In
+            # the fit it is a constant 0, which the automatic ridge handles.
+            columns = describe_columns(self, np.flatnonzero(self._empty_features))
+            warnings.warn(
+                f"Skipping {columns}: no observed value, so nothing to model; "
+                "transform fills it with 0. Drop it before imputing.",
+                UserWarning,
+                stacklevel=2,
             )
+            X = X.copy()
+            X[:, self._empty_features] = 0.0
+            count, _, scale, minimum, maximum = observed_column_moments(X)
+            degenerate = check_fittable(self, X.shape[0], count, maximum - minimum)
         check_scale(feature_names(self), maximum - minimum)
         mnar = self._mnar_positions(np.isnan(X))
         psi = self._fixed_psi(mnar, scale)
@@ -377,6 +388,11 @@ class MNARSelectionImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator
         """
         check_is_fitted(self)
         X = validate_numeric(self, X, reset=False, copy=True)
+        # Columns empty in fit: 0, as in fit.  (Model files, which predate
+        # this, carry no such columns: a loaded model has no attribute.)
+        empty = getattr(self, "_empty_features", None)
+        if empty is not None:
+            X[:, empty] = 0.0
         mask = np.isnan(X)
         gaps = [j for j in self.covariates_ if mask[:, j].any()]
         if gaps:

@@ -67,10 +67,10 @@ ESTIMATORS = {
     "DaskEMImputer": DaskEMImputer,
 }
 # Empty columns: dropped (as SimpleImputer by default) or kept, filled
-# (DeltaAdjustedImputer's default inner imputer, so its output keeps X's
-# columns).  MultipleImputer's transform is checked for finiteness only.
+# with 0 (the selection model, and DeltaAdjustedImputer's default inner
+# imputer, so that their output keeps X's columns).  MultipleImputer's transform is checked for finiteness only.
 DROPS_EMPTY_COLUMNS = {"EMImputer", "DaskEMImputer"}
-KEEPS_EMPTY_COLUMNS = {"DeltaAdjustedImputer"}
+KEEPS_EMPTY_COLUMNS = {"DeltaAdjustedImputer", "MNARSelectionImputer"}
 
 
 def check_defaults(name, X):
@@ -83,10 +83,10 @@ def check_defaults(name, X):
         try:
             out = ESTIMATORS[name]().fit(X).transform(X)
         except ValueError as error:
-            # The selection model needs every column observed somewhere; it
-            # says so.  Nothing else may refuse what IterativeImputer takes.
-            empty = np.isnan(X).all(axis=0).any()
-            if name in DROPS_EMPTY_COLUMNS | KEEPS_EMPTY_COLUMNS or not empty:
+            # Multiple imputation cannot draw what nothing was observed of;
+            # it says so, naming the column (as the issue asks).  Nothing
+            # else may refuse what IterativeImputer takes.
+            if name != "MultipleImputer" or not np.isnan(X).all(axis=0).any():
                 raise
             assert "no observed value" in str(error)
             return

@@ -5,7 +5,7 @@ pandas / Pipeline / GridSearchCV contract, and bad input."""
 import numpy as np
 import pandas as pd
 import pytest
-from numpy.testing import assert_allclose
+from numpy.testing import assert_allclose, assert_array_equal
 from scipy import special
 from sklearn.linear_model import LinearRegression
 from sklearn.model_selection import GridSearchCV, KFold, cross_val_score
@@ -149,8 +149,9 @@ def test_bad_arguments_name_the_column(arguments, message):
 
 def test_bad_data():
     _, data = incomes(300, seed=6)
-    with pytest.raises(ValueError, match="no observed value in column 'empty'"):
-        MNARSelectionImputer().fit(data.assign(empty=np.nan))
+    with pytest.warns(UserWarning, match="Skipping column 'empty'"):
+        filled = MNARSelectionImputer().fit_transform(data.assign(empty=np.nan))
+    assert_array_equal(filled[:, -1], 0.0)  # kept, filled as SimpleImputer
     with pytest.raises(TypeError, match="column 'city'"):
         MNARSelectionImputer().fit(data.assign(city="Paris"))
     before = data.copy()
