@@ -68,7 +68,8 @@ ESTIMATORS = {
 }
 # Empty columns: dropped (as SimpleImputer by default) or kept, filled
 # with 0 (the selection model, and DeltaAdjustedImputer's default inner
-# imputer, so that their output keeps X's columns).  MultipleImputer's transform is checked for finiteness only.
+# imputer, so that their output keeps X's columns).  MultipleImputer's
+# transform is checked for finiteness only.
 DROPS_EMPTY_COLUMNS = {"EMImputer", "DaskEMImputer"}
 KEEPS_EMPTY_COLUMNS = {"DeltaAdjustedImputer", "MNARSelectionImputer"}
 
