@@ -82,14 +82,16 @@ def test_draws_are_reproducible_and_spread_around_the_means(income_fit):
 
 
 @pytest.mark.parametrize("link", ["probit", "logit"])
-def test_psi_fixed_at_zero_is_emimputer(link):
+def test_psi_fixed_at_zero_is_emimputer(link, assert_same_fit):
     _, data = incomes(600, seed=1)
     data.loc[::7, "age"] = np.nan  # a MAR column too
     fixed = MNARSelectionImputer(selection=link, mnar_coef=0.0, tol=1e-10)
     fixed.fit(data)
     mar = EMImputer(tol=1e-10).fit(data)
-    assert_allclose(fixed.mean_, mar.mean_, atol=1e-7)
-    assert_allclose(fixed.covariance_, mar.covariance_, atol=1e-7)
+    assert_same_fit(
+        fixed.mean_, fixed.covariance_, mar.mean_, mar.covariance_,
+        tol=1e-10, scale=data.std(ddof=0).to_numpy(),
+    )  # fmt: skip
     assert list(fixed.mnar_features_) == [0, 1]  # None: every incomplete column
     assert fixed.selection_coef_["psi_fixed"].all()
     assert "fixed (sensitivity analysis)" in fixed.summary()

@@ -108,7 +108,7 @@ def test_pooled_results_equal_pool_applied_by_hand():
     assert list(mi.summary().index) == ["intercept", "x0", "x1"]
 
 
-def test_same_results_whatever_n_jobs_and_across_runs():
+def test_same_results_whatever_n_jobs_and_across_runs(fit_tolerance):
     _, _, X, y = regression_data(200, seed=3)
 
     def fitted(n_jobs, seed=4):
@@ -118,8 +118,13 @@ def test_same_results_whatever_n_jobs_and_across_runs():
         ).fit(X, y)  # fmt: skip
 
     serial, parallel, again = fitted(1), fitted(2), fitted(1)
-    assert_allclose(serial.pooled_.estimate, parallel.pooled_.estimate, rtol=0, atol=0)
-    assert_allclose(serial.transform(X), parallel.transform(X), rtol=0, atol=0)
+    # Same seeds, same draws; but a joblib worker may run BLAS on another
+    # number of threads, so the EM fits (at tol=1e-6) agree only to the
+    # stopping rule (tests/conftest.py), and so do their analyses.
+    close = fit_tolerance(1e-6)
+    assert_allclose(serial.pooled_.estimate, parallel.pooled_.estimate, rtol=close)
+    assert_allclose(serial.transform(X), parallel.transform(X), rtol=close)
+    # In one process the arithmetic is the same: exactly equal.
     assert_allclose(serial.pooled_.estimate, again.pooled_.estimate, rtol=0, atol=0)
     assert not np.allclose(serial.pooled_.estimate, fitted(1, seed=5).pooled_.estimate)
 
