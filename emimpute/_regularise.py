@@ -87,12 +87,10 @@ def small_eigen_columns(covariance, scale, threshold):
     return np.flatnonzero(np.max(np.abs(weak), axis=1) > 0.1)
 
 
-def fit_with_automatic_ridge(
-    fit, *, ridge, n_rows, scale, known=None, until_converged=False
-):
+def fit_with_automatic_ridge(fit, *, ridge, n_rows, scale, known=None):
     """Fit at ``ridge``; if that is 0 and the MLE does not exist, at the
     smallest strength of :data:`LADDER` (times ``n_rows``) whose fit is
-    proper and converges.
+    proper.
 
     Parameters
     ----------
@@ -111,11 +109,6 @@ def fit_with_automatic_ridge(
     known : dict, optional
         Degenerate columns found before fitting (:func:`degenerate_columns`);
         the fit at ``ridge=0`` is then skipped, since it cannot be proper.
-    until_converged : bool, default=False
-        Also go up the ladder when a proper fit did not converge.  Off by
-        default: a stronger prior converges sooner but moves the estimate
-        away from the limit (on mice's boys data, from 1e-6 to 0.7 on the
-        standardised scale), and non-convergence has its own warning.
 
     Returns
     -------
@@ -139,10 +132,12 @@ def fit_with_automatic_ridge(
             weak = small_eigen_columns(result.covariance, scale, SINGULAR_EIGENVALUE)
             if not len(weak):
                 return RidgeFit(result, 0.0, {})
-    # The first strength whose fit is proper (and, if asked, converges; if
-    # none converges, the weakest proper fit is kept, and the estimator
-    # warns that it did not converge).
-    error, fallback = None, None
+    # The first strength whose fit is proper.  A rung that is proper but
+    # does not converge is kept (the estimator warns): a stronger prior would
+    # converge sooner but moves the estimate away from the limit (on mice's
+    # boys data with one-hot dummies, from 1e-6 to 0.7 on the standardised
+    # scale).
+    error = None
     for fraction in LADDER:
         strength = fraction * max(n_rows, 1)
         try:
@@ -150,14 +145,8 @@ def fit_with_automatic_ridge(
         except SingularCovarianceError as caught:
             error = caught
             continue
-        fallback = fallback or (result, strength)
-        if result.converged or not until_converged:
-            break
-    else:
-        if fallback is None:
-            raise error
-        result, strength = fallback
-    return RidgeFit(result, strength, _problems(result, scale, known, n_rows, p))
+        return RidgeFit(result, strength, _problems(result, scale, known, n_rows, p))
+    raise error
 
 
 def _problems(result, scale, known, n_rows, p):
