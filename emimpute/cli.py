@@ -107,12 +107,18 @@ def _csv_options(args):
     return {"sep": args.sep, "decimal": args.decimal, "na_values": na_values}
 
 
-def _read(path, args):
+def _data_path(path):
+    """``path`` as a Path, or a one-line error if it is no data file."""
     path = Path(path)
     if path.is_dir():
         raise CommandError(f"{path} is a folder, not a data file")
     if not path.exists():
         raise CommandError(f"no such file: {path}")
+    return path
+
+
+def _read(path, args):
+    path = _data_path(path)
     try:
         if _is_parquet(path):
             import pyarrow.parquet as pq
@@ -126,11 +132,7 @@ def _read(path, args):
 
 
 def _chunks(path, args):
-    path = Path(path)
-    if path.is_dir():
-        raise CommandError(f"{path} is a folder, not a data file")
-    if not path.exists():
-        raise CommandError(f"no such file: {path}")
+    path = _data_path(path)
     try:
         if _is_parquet(path):
             import pyarrow.parquet as pq
