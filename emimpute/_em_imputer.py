@@ -54,8 +54,8 @@ class EMImputer(TransformerMixin, BaseEstimator):
         ``S = (n S_ml + ridge * diag(s**2)) / (n + ridge)``, with n the rows
         that have an observed cell, ``S_ml`` the complete-data MLE from the
         E-step and s each column's observed standard deviation (divisor
-        n_obs).  This is not Amelia's ``empri`` (another prior, with other
-        degrees of freedom and another divisor for s).  0 gives the maximum
+        n_obs).  This is not Amelia's ``empri``, whose M-step divides by
+        ``n + e + p + 2`` and uses s of divisor n_obs - 1.  0 gives the maximum
         likelihood estimate; where that does not exist (constant or
         collinear columns, more columns than rows) the smallest proper
         prior is added and a

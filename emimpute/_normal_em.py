@@ -234,8 +234,9 @@ def m_step(T1, T2, n, prior_scatter, ridge, center=0.0):
     worth ``ridge`` pseudo-observations shrinking the correlations towards 0 on
     the standardised scale: S = (n S_ml + ridge * diag(scale**2)) / (n + ridge).
     (A prior in the spirit of Amelia's ``empri``, Honaker, King & Blackwell
-    2011, but not the same: Amelia's has other degrees of freedom and another
-    divisor for the scale, so the same number gives other estimates.)
+    2011, but not the same: Amelia 1.8.1's M-step, in its C++ ``emcore``, is
+    (n S_ml + e diag(s**2)) / (n + e + p + 2) with s of divisor n_obs - 1 and
+    e truncated to an integer; tests/test_reference_amelia.py.)
     """
     shift = T1 / n
     covariance = T2 / n - np.outer(shift, shift)
