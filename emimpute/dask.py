@@ -373,7 +373,8 @@ def blockwise_transform(imputer, X):
     >>> import numpy as np
     >>> from emimpute import EMImputer
     >>> from emimpute.dask import blockwise_transform
-    >>> X = np.array([[1.0, 2.0], [2.0, np.nan], [3.0, 5.0], [np.nan, 3.0]])
+    >>> X = np.array([[1.0, 2.0], [2.0, np.nan], [3.0, 5.0], [np.nan, 3.0],
+    ...               [4.0, 4.0], [2.5, 3.5]])
     >>> imputer = EMImputer().fit(X)
     >>> lazy = blockwise_transform(imputer, da.from_array(X, chunks=(2, 2)))
     >>> np.allclose(lazy.compute(), imputer.transform(X))
