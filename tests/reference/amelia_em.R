@@ -56,34 +56,9 @@ out_path <- file.path("tests", "reference", "amelia_em.json")
 tolerance <- 1e-10
 
 # ---------------------------------------------------------------------------
-# A JSON writer with exact doubles.
+# A JSON writer with exact doubles (shared, see exact_json.R).
 
-num <- function(x) {
-  x <- as.numeric(x)
-  out <- ifelse(is.na(x), "null", sprintf("%.17g", x))
-  structure(out, class = "json_number")
-}
-scalar <- function(x) {
-  stopifnot(length(x) == 1L, is.finite(x))
-  structure(sprintf("%.17g", as.numeric(x)), class = "json_scalar")
-}
-to_json <- function(x) {
-  if (inherits(x, "json_scalar")) {
-    return(unclass(x))
-  }
-  if (inherits(x, "json_number")) {
-    return(paste0("[", paste(unclass(x), collapse = ", "), "]"))
-  }
-  if (is.list(x) && !is.null(names(x))) {
-    parts <- mapply(function(key, value) paste0(toJSON(key, auto_unbox = TRUE), ": ", to_json(value)),
-                    names(x), x, USE.NAMES = FALSE)
-    return(paste0("{\n", paste(parts, collapse = ",\n"), "\n}"))
-  }
-  if (is.list(x)) {
-    return(paste0("[", paste(vapply(x, to_json, ""), collapse = ", "), "]"))
-  }
-  as.character(toJSON(x, auto_unbox = length(x) == 1L))
-}
+source(file.path("tests", "reference", "exact_json.R"))  # exact, num, scalar, to_json
 rows_of <- function(m) lapply(seq_len(nrow(m)), function(i) num(m[i, ]))
 
 # ---------------------------------------------------------------------------

@@ -25,32 +25,7 @@ suppressPackageStartupMessages({
 
 out_path <- file.path("tests", "reference", "mice_pool.json")
 
-# A JSON writer with exact doubles: numbers are formatted by sprintf and
-# spliced in verbatim.  Non-finite numbers have no JSON form and are refused.
-exact <- function(x) {
-  if (is.list(x)) {
-    return(lapply(x, exact))
-  }
-  if (is.numeric(x)) {
-    stopifnot(all(is.finite(x)))
-    return(structure(sprintf("%.17g", x), class = "exact_number"))
-  }
-  x
-}
-to_json <- function(x) {
-  if (inherits(x, "exact_number")) {
-    return(paste0("[", paste(unclass(x), collapse = ", "), "]"))
-  }
-  if (is.list(x) && !is.null(names(x))) {
-    parts <- mapply(function(key, value) paste0(toJSON(key, auto_unbox = TRUE), ": ", to_json(value)),
-                    names(x), x, USE.NAMES = FALSE)
-    return(paste0("{\n", paste(parts, collapse = ",\n"), "\n}"))
-  }
-  if (is.list(x)) {
-    return(paste0("[", paste(vapply(x, to_json, ""), collapse = ", "), "]"))
-  }
-  as.character(toJSON(x, auto_unbox = length(x) == 1L))
-}
+source(file.path("tests", "reference", "exact_json.R"))  # exact, num, scalar, to_json
 
 one_case <- function(fit, description) {
   tidy <- summary(fit, type = "tidy", exponentiate = FALSE)

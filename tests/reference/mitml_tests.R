@@ -31,40 +31,7 @@ suppressPackageStartupMessages({
 
 out_path <- file.path("tests", "reference", "mitml_tests.json")
 
-exact <- function(x) {
-  if (is.list(x)) {
-    return(lapply(x, exact))
-  }
-  if (is.numeric(x)) {
-    stopifnot(all(is.finite(x)))
-    return(structure(sprintf("%.17g", x), class = "exact_number"))
-  }
-  x
-}
-scalar <- function(x) {
-  stopifnot(length(x) == 1L, is.finite(x))
-  structure(sprintf("%.17g", x), class = "exact_scalar")
-}
-to_json <- function(x) {
-  if (inherits(x, "exact_scalar")) {
-    return(unclass(x))
-  }
-  if (inherits(x, "exact_number")) {
-    return(paste0("[", paste(unclass(x), collapse = ", "), "]"))
-  }
-  if (is.list(x) && !is.null(names(x))) {
-    parts <- mapply(function(key, value) paste0(toJSON(key, auto_unbox = TRUE), ": ", to_json(value)),
-                    names(x), x, USE.NAMES = FALSE)
-    return(paste0("{\n", paste(parts, collapse = ",\n"), "\n}"))
-  }
-  if (is.list(x)) {
-    return(paste0("[", paste(vapply(x, to_json, ""), collapse = ", "), "]"))
-  }
-  if (is.null(x)) {
-    return("null")
-  }
-  as.character(toJSON(x, auto_unbox = length(x) == 1L))
-}
+source(file.path("tests", "reference", "exact_json.R"))  # exact, num, scalar, to_json
 
 result_of <- function(test) {
   row <- test$test[1, ]
