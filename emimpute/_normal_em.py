@@ -346,7 +346,7 @@ def observed_column_moments(X, chunk_size=None):
     return count, mean, std, minimum, maximum
 
 
-def complete_row_sums(X, center, chunk_size=None):
+def complete_row_sums(X, center, chunk_size=None, unit=1.0):
     """Rows with nothing missing: their number and the sums T1 and T2 of the
     rows and their cross-products about ``center``.  These are the same at
     every E-step, so they are computed once.  Also returns the number of
@@ -366,13 +366,13 @@ def complete_row_sums(X, center, chunk_size=None):
     step = chunk_size or chunk_rows_for(p)
     T1, T2 = np.zeros(p), np.zeros((p, p))
     for start in range(0, len(complete), step):
-        block = X[complete[start : start + step]] - center
+        block = (X[complete[start : start + step]] - center) / unit
         T1 += block.sum(axis=0)
         T2 += block.T @ block
     return len(complete), T1, T2, int(np.count_nonzero(n_missing < p))
 
 
-def _incomplete_layout(X, center, chunk_size):
+def _incomplete_layout(X, center, chunk_size, unit=1.0):
     """The rows of X with some but not all cells missing, centred, copied in
     chunk order (so each E-step reads contiguous blocks), and their plan."""
     mask = np.isnan(X)
@@ -385,7 +385,7 @@ def _incomplete_layout(X, center, chunk_size):
     bounds = np.cumsum([0] + [len(chunk.rows) for chunk in chunks])
     data = np.empty((len(partial), X.shape[1]))
     for chunk, start, stop in zip(chunks, bounds[:-1], bounds[1:], strict=True):
-        data[start:stop] = X[chunk.rows] - center
+        data[start:stop] = (X[chunk.rows] - center) / unit
     return data, chunks, bounds
 
 
@@ -395,7 +395,9 @@ def standardising_scale(scale):
     return np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
 
 
-def prepare_problem(X, ridge=0.0, chunk_size=None, column_moments=None):
+def prepare_problem(
+    X, ridge=0.0, chunk_size=None, column_moments=None, standardise=False
+):
     """Pre-compute what every E-step needs.  ``X`` has NaN at missing cells.
 
     Complete rows enter only through their sums, computed here once.  The
@@ -403,13 +405,20 @@ def prepare_problem(X, ridge=0.0, chunk_size=None, column_moments=None):
     so each E-step reads contiguous blocks instead of gathering rows.
     ``column_moments`` may pass in the observed column means and standard
     deviations if the caller already has them (:func:`observed_column_moments`).
+    With ``standardise=True`` the rows are also divided by the standardising
+    scale as they are copied (no extra copy), so that the problem is that of
+    the standardised data, whose centre is 0 and scale 1.
     """
     if column_moments is None:
         _, center, scale, _, _ = observed_column_moments(X, chunk_size)
     else:
         center, scale = column_moments
-    n_complete, T1, T2, n_rows = complete_row_sums(X, center, chunk_size)
-    data, chunks, bounds = _incomplete_layout(X, center, chunk_size)
+    scale = standardising_scale(scale)
+    unit = scale if standardise else 1.0
+    n_complete, T1, T2, n_rows = complete_row_sums(X, center, chunk_size, unit)
+    data, chunks, bounds = _incomplete_layout(X, center, chunk_size, unit)
+    if standardise:
+        center, scale = np.zeros_like(center), np.ones_like(scale)
     return _Problem(
         data=data,
         chunks=chunks,
@@ -419,8 +428,17 @@ def prepare_problem(X, ridge=0.0, chunk_size=None, column_moments=None):
         complete_cross=T2,
         n_complete=n_complete,
         center=center,
-        scale=standardising_scale(scale),
+        scale=scale,
         ridge=float(ridge),
+    )
+
+
+def observed_counts(X, chunk_size=None):
+    """Observed cells per column, in chunks (no mask of the whole of X)."""
+    step = chunk_size or chunk_rows_for(X.shape[1])
+    return sum(
+        np.count_nonzero(~np.isnan(X[start : start + step]), axis=0)
+        for start in range(0, X.shape[0], step)
     )
 
 
@@ -482,8 +500,24 @@ def fit_normal_em(
     >>> result.mean.round(3)
     array([2.423, 3.423])
     """
-    problem = prepare_problem(X, ridge, chunk_size, column_moments)
-    return run_normal_em(
+    # EM runs on the standardised data, so that columns in very different
+    # units (1e-100 next to 1e100) cost no accuracy: the fit is scale-free.
+    # The ridge prior, the start and the stopping rule are already defined
+    # on that scale, so the iterates are those of the raw-scale EM, mapped.
+    if column_moments is None:
+        _, center, scale, _, _ = observed_column_moments(X, chunk_size)
+        column_moments = (center, scale)
+    center, unit = column_moments[0], standardising_scale(column_moments[1])
+    problem = prepare_problem(X, ridge, chunk_size, column_moments, standardise=True)
+    # log f(x_o) = log f(z_o) - sum over the observed cells of log unit_j.
+    jacobian = -float(observed_counts(X, chunk_size) @ np.log(unit))
+    report = None
+    if callback is not None:
+
+        def report(iteration, loglik, change):
+            callback(iteration, loglik + jacobian, change)
+
+    result = run_normal_em(
         lambda mean, covariance: e_step(problem, mean, covariance),
         n_rows=problem.n_rows,
         center=problem.center,
@@ -492,7 +526,16 @@ def fit_normal_em(
         max_iter=max_iter,
         tol=tol,
         accelerate=accelerate,
-        callback=callback,
+        callback=report,
+    )
+    return EMResult(
+        mean=center + unit * result.mean,
+        covariance=result.covariance * np.outer(unit, unit),
+        loglik=result.loglik + jacobian,
+        loglik_path=result.loglik_path + jacobian,
+        n_iter=result.n_iter,
+        n_em_steps=result.n_em_steps,
+        converged=result.converged,
     )
 
 
