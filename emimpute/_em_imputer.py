@@ -18,10 +18,13 @@ from emimpute._normal_em import (
     standardising_scale,
 )
 from emimpute._progress import iteration_reporter, report_end
-from emimpute._regularise import describe_problems, fit_with_automatic_ridge
+from emimpute._regularise import (
+    degenerate_columns,
+    describe_problems,
+    fit_with_automatic_ridge,
+)
 from emimpute._squarem import SingularCovarianceError
 from emimpute._validation import (
-    check_fittable,
     check_scale,
     feature_names,
     is_nan_marker,
@@ -218,7 +221,7 @@ class EMImputer(TransformerMixin, BaseEstimator):
         self._validate_params()
         X = validate_numeric(self, X, reset=True, copy=False)
         count, center, scale, minimum, maximum = observed_column_moments(X)
-        degenerate = check_fittable(self, X.shape[0], count, maximum - minimum)
+        degenerate = degenerate_columns(count, maximum - minimum)
         self._empty_features = count == 0
         warn_empty_features(self, self._empty_features)
         valid = ~self._empty_features
@@ -250,7 +253,7 @@ class EMImputer(TransformerMixin, BaseEstimator):
         whose observed ranges are ``spread``, standard deviations
         ``column_scale``,
         and whose
-        ``degenerate`` columns (:func:`~emimpute._validation.check_fittable`,
+        ``degenerate`` columns (:func:`~emimpute._regularise.degenerate_columns`,
         positions among all columns) have no variance of their own.  With
         ``ridge=0`` and no maximum likelihood estimate, the smallest proper
         prior is added (:mod:`emimpute._regularise`) and a

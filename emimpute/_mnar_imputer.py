@@ -14,11 +14,14 @@ from sklearn.utils.validation import check_is_fitted
 from emimpute._delta_imputer import finite_number
 from emimpute._normal_em import observed_column_moments, standardising_scale
 from emimpute._progress import iteration_reporter, report_end
-from emimpute._regularise import describe_problems, fit_with_automatic_ridge
+from emimpute._regularise import (
+    degenerate_columns,
+    describe_problems,
+    fit_with_automatic_ridge,
+)
 from emimpute._selection_em import fit_selection_em, impute_selection
 from emimpute._squarem import SingularCovarianceError
 from emimpute._validation import (
-    check_fittable,
     check_scale,
     describe_columns,
     feature_names,
@@ -224,7 +227,7 @@ class MNARSelectionImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator
             finite_number(self.mnar_coef, "mnar_coef")
         X = validate_numeric(self, X, reset=True, copy=False)
         count, _, scale, minimum, maximum = observed_column_moments(X)
-        degenerate = check_fittable(self, X.shape[0], count, maximum - minimum)
+        degenerate = degenerate_columns(count, maximum - minimum)
         self._empty_features = count == 0
         if self._empty_features.any():
             # Nothing to model: the column is kept and filled with 0, as
@@ -241,7 +244,7 @@ class MNARSelectionImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator
             X = X.copy()
             X[:, self._empty_features] = 0.0
             count, _, scale, minimum, maximum = observed_column_moments(X)
-            degenerate = check_fittable(self, X.shape[0], count, maximum - minimum)
+            degenerate = degenerate_columns(count, maximum - minimum)
         check_scale(feature_names(self), maximum - minimum)
         mnar = self._mnar_positions(np.isnan(X))
         psi = self._fixed_psi(mnar, scale)

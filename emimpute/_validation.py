@@ -7,8 +7,6 @@ import numpy as np
 import pandas as pd
 from sklearn.utils.validation import validate_data
 
-from emimpute._regularise import degenerate_columns
-
 
 def is_nan_marker(value):
     """True if ``value`` marks missing cells as NaN (np.nan, float('nan'))."""
@@ -195,19 +193,6 @@ def warn_empty_features(estimator, empty):
             UserWarning,
             stacklevel=3,
         )
-
-
-def check_fittable(estimator, n_samples, n_observed, spread):
-    """Columns whose variance has no estimate of its own (one observed value,
-    or all observed values equal), as ``{reason: positions}``
-    (:func:`emimpute._regularise.degenerate_columns`).
-
-    They do not stop a fit: with ``ridge=0`` it adds the smallest prior that
-    makes the estimate proper and says so (a
-    :class:`~emimpute.exceptions.RegularisationWarning`).
-    """
-    del estimator, n_samples  # kept for the callers' signature
-    return degenerate_columns(n_observed, spread)
 
 
 # Columns whose values spread over a range outside these bounds have

@@ -48,9 +48,9 @@ from emimpute._normal_em import (
     run_normal_em,
     standardising_scale,
 )
+from emimpute._regularise import degenerate_columns
 from emimpute._validation import (
     _raise_for_non_numeric,
-    check_fittable,
     is_nan_marker,
     mark_missing,
     warn_empty_features,
@@ -171,7 +171,7 @@ converged_, indicator_, n_features_in_, feature_names_in_
         )
         spread = maximum - minimum
         spread[count == 0] = np.nan
-        degenerate = check_fittable(self, n_samples, count, spread)
+        degenerate = degenerate_columns(count, spread)
         self._empty_features = count == 0
         warn_empty_features(self, self._empty_features)
         valid = ~self._empty_features
