@@ -250,11 +250,10 @@ class EMImputer(TransformerMixin, BaseEstimator):
         :func:`~emimpute._normal_em.run_normal_em` (any E-step, e.g. the
         blockwise one of :class:`emimpute.dask.DaskEMImputer`), ``data`` its
         data arguments; the estimate covers the ``valid`` (non-empty) columns,
-        whose observed ranges are ``spread``, standard deviations
-        ``column_scale``,
-        and whose
-        ``degenerate`` columns (:func:`~emimpute._regularise.degenerate_columns`,
-        positions among all columns) have no variance of their own.  With
+        whose observed ranges are ``spread`` and standard deviations
+        ``column_scale``; the ``degenerate`` columns
+        (:func:`~emimpute._regularise.degenerate_columns`, positions among all
+        columns) have no variance of their own.  With
         ``ridge=0`` and no maximum likelihood estimate, the smallest proper
         prior is added (:mod:`emimpute._regularise`) and a
         :class:`~emimpute.exceptions.RegularisationWarning` names the columns.
