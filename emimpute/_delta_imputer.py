@@ -9,7 +9,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from emimpute._em_imputer import EMImputer
 from emimpute._normal_em import observed_column_moments
-from emimpute._validation import describe_columns
+from emimpute._validation import describe_columns, finite_number
 
 
 class DeltaAdjustedImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
@@ -153,19 +153,6 @@ class DeltaAdjustedImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator
         tags = super().__sklearn_tags__()
         tags.input_tags.allow_nan = True
         return tags
-
-
-def finite_number(value, where):
-    """``value`` as a float, or a clear error naming ``where``.
-
-    NaN or infinite deltas (and psi values) would silently make NaN or
-    infinite imputations.
-    """
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{where} must be a finite number, got {value!r}.")
-    if not np.isfinite(value):
-        raise ValueError(f"{where} must be a finite number, got {float(value)!r}.")
-    return float(value)
 
 
 def adjust(imputed, missing, delta, kind, column_std):

@@ -11,7 +11,6 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from emimpute._delta_imputer import finite_number
 from emimpute._normal_em import observed_column_moments, standardising_scale
 from emimpute._progress import iteration_reporter, report_end
 from emimpute._regularise import (
@@ -25,6 +24,7 @@ from emimpute._validation import (
     check_scale,
     describe_columns,
     feature_names,
+    finite_number,
     is_nan_marker,
     validate_numeric,
 )

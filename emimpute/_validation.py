@@ -217,3 +217,16 @@ def check_scale(names, spread):
             "representable in float64. Rescale it first (for example divide it "
             "by a power of ten, or use StandardScaler before the imputer)."
         )
+
+
+def finite_number(value, where):
+    """``value`` as a float, or a clear error naming ``where``.
+
+    NaN or infinite deltas (and psi values) would silently make NaN or
+    infinite imputations.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{where} must be a finite number, got {value!r}.")
+    if not np.isfinite(value):
+        raise ValueError(f"{where} must be a finite number, got {float(value)!r}.")
+    return float(value)
