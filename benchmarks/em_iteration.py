@@ -30,7 +30,7 @@ from _report import machine_header, markdown_table, timed
 from problems import normal_data, synthetic
 
 from emimpute import EMImputer, _compiled
-from emimpute._normal_em import e_step, m_step, prepare_problem
+from emimpute.models._normal import e_step, m_step, prepare_problem
 
 # Longer than OpenBLAS's spin after a call (about 0.1 s here).
 BLAS_IDLE = 0.2

@@ -32,10 +32,10 @@ Layout
   the ``dask`` extra), :mod:`emimpute.datasets` (example data).
 """
 
-from emimpute._delta_imputer import DeltaAdjustedImputer
-from emimpute._em_imputer import EMImputer
-from emimpute._mnar_imputer import MNARSelectionImputer
-from emimpute._multiple_imputer import MultipleImputer
+from emimpute.imputers._delta_imputer import DeltaAdjustedImputer
+from emimpute.imputers._em_imputer import EMImputer
+from emimpute.imputers._mnar_imputer import MNARSelectionImputer
+from emimpute.imputers._multiple_imputer import MultipleImputer
 
 __all__ = [
     "DeltaAdjustedImputer",

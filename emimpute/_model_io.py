@@ -24,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from emimpute._em_imputer import EMImputer
-from emimpute._mnar_imputer import MNARSelectionImputer
-from emimpute._selection_em import SelectionEMResult, _Coefficients
+from emimpute.imputers._em_imputer import EMImputer
+from emimpute.imputers._mnar_imputer import MNARSelectionImputer
+from emimpute.models._selection import SelectionEMResult, _Coefficients
 
 FORMAT = "emimpute-model"
 VERSION = 1

@@ -22,7 +22,7 @@ import pandas as pd
 from scipy import optimize, special
 from sklearn.utils import check_random_state
 
-from emimpute._validation import _describe, numeric_matrix
+from emimpute.utils._validation import _describe, numeric_matrix
 
 __all__ = ["ampute"]
 

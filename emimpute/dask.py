@@ -36,9 +36,9 @@ from sklearn.impute import MissingIndicator
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from emimpute._conditional import precision_and_logdet
-from emimpute._em_imputer import EMImputer
-from emimpute._normal_em import (
+from emimpute.gaussian._conditional import precision_and_logdet
+from emimpute.imputers._em_imputer import EMImputer
+from emimpute.models._normal import (
     add_complete_rows,
     block_statistics,
     column_moments_from_sums,
@@ -48,8 +48,8 @@ from emimpute._normal_em import (
     run_normal_em,
     standardising_scale,
 )
-from emimpute._regularise import degenerate_columns
-from emimpute._validation import (
+from emimpute.engine._regularise import degenerate_columns
+from emimpute.utils._validation import (
     _raise_for_non_numeric,
     is_nan_marker,
     mark_missing,

@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from emimpute._normal_em import fit_normal_em
-from emimpute._patterns import little_statistic, pattern_groups
-from emimpute._validation import _describe, numeric_matrix
+from emimpute.models._normal import fit_normal_em
+from emimpute.utils._patterns import little_statistic, pattern_groups
+from emimpute.utils._validation import _describe, numeric_matrix
 
 __all__ = [
     "MCARTestResult",

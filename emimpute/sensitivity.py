@@ -21,12 +21,12 @@ import numpy as np
 import pandas as pd
 from sklearn.base import clone
 
-from emimpute._delta_imputer import adjust
-from emimpute._em_imputer import EMImputer
-from emimpute._mnar_imputer import MNARSelectionImputer
-from emimpute._multiple_imputer import MultipleImputer
-from emimpute._normal_em import observed_column_moments
-from emimpute._validation import feature_names, finite_number
+from emimpute.imputers._delta_imputer import adjust
+from emimpute.imputers._em_imputer import EMImputer
+from emimpute.imputers._mnar_imputer import MNARSelectionImputer
+from emimpute.imputers._multiple_imputer import MultipleImputer
+from emimpute.models._normal import observed_column_moments
+from emimpute.utils._validation import feature_names, finite_number
 from emimpute.pooling import pool
 
 __all__ = ["TippingPoint", "sensitivity_analysis", "tipping_point"]

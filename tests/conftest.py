@@ -9,8 +9,8 @@ differ by rounding, and the stopping rule turns that into a difference of the
 size of the tolerance, not of the rounding.  The fits stop at the first
 iteration whose largest parameter change on the standardised scale (means
 over column SDs, covariances over products of SDs; ``_relative_change`` in
-``emimpute/_normal_em.py``) and relative change of the objective are both
-below ``tol`` (``emimpute/_squarem.py``).  EM converges linearly, at the rate
+``emimpute/models/_normal.py``) and relative change of the objective are both
+below ``tol`` (``emimpute/engine/_squarem.py``).  EM converges linearly, at the rate
 r of the largest fraction of missing information (Dempster, Laird & Rubin
 1977, sec. 3; Little & Rubin 2002, sec. 8.4.3), so from a last step of size
 below ``tol`` the distance to the fixed point is below ``tol * r / (1 - r)``;
@@ -36,9 +36,9 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
-import emimpute._batched_cholesky
-import emimpute._compiled
-import emimpute._conditional
+import emimpute.gaussian._batched_cholesky
+import emimpute.gaussian._compiled
+import emimpute.gaussian._conditional
 
 #: Default rate of convergence assumed of a fit (largest fraction of missing
 #: information); pass ``rate`` for data with more.
@@ -105,14 +105,14 @@ def assert_same_fit():
 
 
 # ---------------------------------------------------------------------------
-# Kernel paths.  EMIMPUTE_KERNEL (read by emimpute._compiled at import) picks
+# Kernel paths.  EMIMPUTE_KERNEL (read by emimpute.gaussian._compiled at import) picks
 # the compiled copy ("generic", "avx2") or switches the extension off
 # ("numpy"), so the whole suite can be run on each; see README, "Tests".
 
 
 def compiled_switched_off():
     """True when EMIMPUTE_KERNEL=numpy asks for no compiled code."""
-    return os.environ.get(emimpute._compiled.KERNEL_ENV, "").strip().lower() == "numpy"
+    return os.environ.get(emimpute.gaussian._compiled.KERNEL_ENV, "").strip().lower() == "numpy"
 
 
 @pytest.fixture(params=["compiled", "numpy"])
@@ -121,7 +121,7 @@ def kernel(request, monkeypatch):
     fallback when the package was built without a C compiler).  Under
     EMIMPUTE_KERNEL=numpy the compiled case is skipped."""
     if request.param == "numpy":
-        monkeypatch.setattr(emimpute._compiled, "complete_rows", None)
+        monkeypatch.setattr(emimpute.gaussian._compiled, "complete_rows", None)
     elif compiled_switched_off():
         pytest.skip("EMIMPUTE_KERNEL=numpy: the compiled E-step is switched off")
     return request.param
@@ -130,7 +130,7 @@ def kernel(request, monkeypatch):
 @pytest.fixture
 def numpy_kernel(monkeypatch):
     """Use the NumPy E-step (for tests of its internal paths)."""
-    monkeypatch.setattr(emimpute._compiled, "complete_rows", None)
+    monkeypatch.setattr(emimpute.gaussian._compiled, "complete_rows", None)
 
 
 @pytest.fixture(params=["vectorised", "lapack"])
@@ -139,7 +139,7 @@ def batch_path(request, monkeypatch):
     the vectorised batch-last loops (used for large groups of rows) and
     NumPy's stacked LAPACK calls (used below ``SMALL_BATCH`` rows)."""
     threshold = 0 if request.param == "vectorised" else 10**9
-    for module in (emimpute._batched_cholesky, emimpute._conditional):
+    for module in (emimpute.gaussian._batched_cholesky, emimpute.gaussian._conditional):
         monkeypatch.setattr(module, "SMALL_BATCH", threshold)
     return request.param
 
@@ -149,5 +149,5 @@ def pattern_sharing(request, monkeypatch):
     """Run a test with K_mm factorised once per row, and once per distinct
     missingness pattern shared by the rows of a chunk."""
     ratio = 0.0 if request.param == "per-row" else 1.0
-    monkeypatch.setattr(emimpute._conditional, "SHARED_PATTERN_RATIO", ratio)
+    monkeypatch.setattr(emimpute.gaussian._conditional, "SHARED_PATTERN_RATIO", ratio)
     return request.param

@@ -93,7 +93,7 @@ def test_full_dummies_impute_as_the_proper_fit_without_one_per_block():
         proper = EMImputer(tol=1e-8).fit(reduced)
     assert proper.ridge_ == 0.0 < regularised.ridge_
     # The regularised fit stops at a tolerance of 1e-7 (its prior's rounding
-    # floor, emimpute._regularise.NOISE), the proper one at 1e-8; with tv 70%
+    # floor, emimpute.engine._regularise.NOISE), the proper one at 1e-8; with tv 70%
     # missing EM's rate is about 0.99, so each is within about 1e-7 / (1 -
     # 0.99) = 1e-5 of its limit on the standardised scale.
     np.testing.assert_allclose(

@@ -47,7 +47,7 @@ singular for more than 3 of the last 20 iterations) changes only the divisor;
 the fixture records that it never acted here (no non-monotone or singular
 iteration).
 
-emimpute's ridge r (``emimpute._normal_em.m_step``) is
+emimpute's ridge r (``emimpute.models._normal.m_step``) is
 S = (n S_ml + r diag(s^2)) / (n + r) with s the observed SD with divisor
 n_obs: r pseudo-observations in both.  A complete column's variance is then
 exactly its ML variance whatever r, so on a complete column ridge = e gives
@@ -82,7 +82,7 @@ import pytest
 from numpy.testing import assert_allclose
 
 from emimpute import EMImputer
-from emimpute._normal_em import e_step, prepare_problem
+from emimpute.models._normal import e_step, prepare_problem
 
 REFERENCE = Path(__file__).parent / "reference"
 AMELIA = json.loads((REFERENCE / "amelia_em.json").read_text())

@@ -11,20 +11,20 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
-from emimpute._conditional import ConditionalMoments, conditional_moments
-from emimpute._normal_em import (
+from emimpute.gaussian._conditional import ConditionalMoments, conditional_moments
+from emimpute.models._normal import (
     fit_normal_em,
     observed_column_moments,
     standardising_scale,
 )
-from emimpute._progress import iteration_reporter, report_end
-from emimpute._regularise import (
+from emimpute.utils._progress import iteration_reporter, report_end
+from emimpute.engine._regularise import (
     degenerate_columns,
     describe_problems,
     fit_with_automatic_ridge,
 )
-from emimpute._squarem import SingularCovarianceError
-from emimpute._validation import (
+from emimpute.engine._squarem import SingularCovarianceError
+from emimpute.utils._validation import (
     check_scale,
     feature_names,
     is_nan_marker,
@@ -246,16 +246,16 @@ class EMImputer(TransformerMixin, BaseEstimator):
     ):
         """Run an EM kernel with this estimator's settings; store the result.
 
-        ``fit`` is :func:`~emimpute._normal_em.fit_normal_em` (in memory) or
-        :func:`~emimpute._normal_em.run_normal_em` (any E-step, e.g. the
+        ``fit`` is :func:`~emimpute.models._normal.fit_normal_em` (in memory) or
+        :func:`~emimpute.models._normal.run_normal_em` (any E-step, e.g. the
         blockwise one of :class:`emimpute.dask.DaskEMImputer`), ``data`` its
         data arguments; the estimate covers the ``valid`` (non-empty) columns,
         whose observed ranges are ``spread`` and standard deviations
         ``column_scale``; the ``degenerate`` columns
-        (:func:`~emimpute._regularise.degenerate_columns`, positions among all
+        (:func:`~emimpute.engine._regularise.degenerate_columns`, positions among all
         columns) have no variance of their own.  With
         ``ridge=0`` and no maximum likelihood estimate, the smallest proper
-        prior is added (:mod:`emimpute._regularise`) and a
+        prior is added (:mod:`emimpute.engine._regularise`) and a
         :class:`~emimpute.exceptions.RegularisationWarning` names the columns.
         """
         name = type(self).__name__

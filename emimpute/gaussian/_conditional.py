@@ -11,7 +11,7 @@ precision K = inv(S) (Little & Rubin 2002, sec. 11.2, rewritten through K):
 
 One ``d @ K`` product serves every row; what remains per row is a small k x k
 factorisation, done for all rows with the same k at once (batch-last stacks,
-see :mod:`emimpute._batched_cholesky`).  Rows are processed in chunks so that
+see :mod:`emimpute.gaussian._batched_cholesky`).  Rows are processed in chunks so that
 memory stays a small multiple of one chunk, whatever n is.
 """
 
@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from emimpute import _compiled
-from emimpute._batched_cholesky import (
+from emimpute.gaussian import _compiled
+from emimpute.gaussian._batched_cholesky import (
     SMALL_BATCH,
     batched_cholesky_inverse,
     gram_lower_rows,

@@ -7,8 +7,8 @@ import pytest
 from numpy.testing import assert_allclose
 from scipy import optimize, special, stats
 
-from emimpute._normal_em import fit_normal_em
-from emimpute._selection_em import fit_selection_em
+from emimpute.models._normal import fit_normal_em
+from emimpute.models._selection import fit_selection_em
 
 COV = np.array([[1.0, 0.5, 0.3], [0.5, 1.0, 0.4], [0.3, 0.4, 1.0]])
 MEAN = np.array([1.0, 0.0, -1.0])
@@ -189,9 +189,9 @@ def test_several_mnar_columns_with_two_and_three_missing_per_row(assert_same_fit
 
 def test_logit_log_likelihood_is_exact_for_one_missing_value():
     """Reference: per missing row, log P(missing) from the one-dimensional
-    rule of :mod:`emimpute._selection` (itself checked against adaptive
+    rule of :mod:`emimpute.models._selection_cell` (itself checked against adaptive
     quadrature), plus the normal density of the observed cells."""
-    from emimpute._selection import logit_missing_moments
+    from emimpute.models._selection_cell import logit_missing_moments
 
     _, X = selected(800, "logit", seed=6, mcar_x1=0.0)
     result = fit_selection_em(X, [0], link="logit", psi={0: 1.5}, tol=1e-8)

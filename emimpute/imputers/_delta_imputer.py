@@ -7,9 +7,9 @@ from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin, 
 from sklearn.utils._param_validation import HasMethods, StrOptions
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from emimpute._em_imputer import EMImputer
-from emimpute._normal_em import observed_column_moments
-from emimpute._validation import describe_columns, finite_number
+from emimpute.imputers._em_imputer import EMImputer
+from emimpute.models._normal import observed_column_moments
+from emimpute.utils._validation import describe_columns, finite_number
 
 
 class DeltaAdjustedImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):

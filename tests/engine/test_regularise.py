@@ -1,4 +1,4 @@
-"""The automatic ridge kernel (emimpute._regularise), called directly."""
+"""The automatic ridge kernel (emimpute.engine._regularise), called directly."""
 
 from types import SimpleNamespace
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_array_equal
 
-from emimpute._regularise import (
+from emimpute.engine._regularise import (
     LADDER,
     NOISE,
     degenerate_columns,
@@ -14,7 +14,7 @@ from emimpute._regularise import (
     fit_with_automatic_ridge,
     small_eigen_columns,
 )
-from emimpute._squarem import SingularCovarianceError
+from emimpute.engine._squarem import SingularCovarianceError
 
 
 def test_degenerate_columns_before_fitting():

@@ -1,6 +1,6 @@
 /* Compiled E-step of the multivariate normal for rows with k missing cells.
  *
- * The same arithmetic as emimpute/_conditional.py (Little & Rubin 2002,
+ * The same arithmetic as emimpute/gaussian/_conditional.py (Little & Rubin 2002,
  * sec. 11.2, written through the precision matrix K = inv(S)), for rows that
  * all have k missing cells.  For one row with observed cells o, missing m,
  * d = x - mu with d_m = 0:
@@ -522,7 +522,7 @@ static PyMethodDef methods[] = {
 
 static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "_fast_estep",
-    "Compiled E-step of the multivariate normal (see emimpute/_fast_estep.c).", -1,
+    "Compiled E-step of the multivariate normal (see emimpute/gaussian/_fast_estep.c).", -1,
     methods, NULL, NULL, NULL, NULL,
 };
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
-from emimpute._batched_cholesky import batched_cholesky_inverse
+from emimpute.gaussian._batched_cholesky import batched_cholesky_inverse
 
 
 def random_spd_stack(k, n, seed):

@@ -17,15 +17,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from emimpute import _compiled
-from emimpute._conditional import (
+from emimpute.gaussian import _compiled
+from emimpute.gaussian._conditional import (
     LOG_2PI,
     chunk_moments,
     chunk_rows_for,
     plan_chunks,
     precision_and_logdet,
 )
-from emimpute._squarem import (
+from emimpute.engine._squarem import (
     from_log_cholesky,
     iterate,
     log_cholesky,
@@ -79,7 +79,7 @@ def e_step(problem, mean, covariance):
     (Little & Rubin 2002, eq. 11.4-11.5), both taken about ``problem.center``
     (so that large column means cause no cancellation in the M-step), or
     ``None`` if ``covariance`` is not positive definite.  Uses the compiled
-    kernel when it was built (:mod:`emimpute._compiled`), the NumPy one
+    kernel when it was built (:mod:`emimpute.gaussian._compiled`), the NumPy one
     otherwise; both give the same numbers.
     """
     try:
@@ -305,7 +305,7 @@ def column_squares(block, mean):
     mean, so no cancellation, unlike a sum of squares)."""
     deviation = np.asarray(block, dtype=np.float64) - mean
     # Squares of values beyond 1e154 overflow to inf; the caller refuses such
-    # columns by their range (emimpute._validation.check_scale), quietly.
+    # columns by their range (emimpute.utils._validation.check_scale), quietly.
     with np.errstate(over="ignore"):
         return np.where(np.isnan(deviation), 0.0, deviation**2).sum(axis=0)
 

@@ -11,16 +11,16 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from emimpute._normal_em import observed_column_moments, standardising_scale
-from emimpute._progress import iteration_reporter, report_end
-from emimpute._regularise import (
+from emimpute.models._normal import observed_column_moments, standardising_scale
+from emimpute.utils._progress import iteration_reporter, report_end
+from emimpute.engine._regularise import (
     degenerate_columns,
     describe_problems,
     fit_with_automatic_ridge,
 )
-from emimpute._selection_em import fit_selection_em, impute_selection
-from emimpute._squarem import SingularCovarianceError
-from emimpute._validation import (
+from emimpute.models._selection import fit_selection_em, impute_selection
+from emimpute.engine._squarem import SingularCovarianceError
+from emimpute.utils._validation import (
     check_scale,
     describe_columns,
     feature_names,
@@ -34,7 +34,7 @@ from emimpute.exceptions import RegularisationWarning
 # observed values.  At 100, P(missing) goes from Phi(-5) to Phi(5) within a
 # tenth of a standard deviation: a cut-off for every practical purpose.
 # Above about 1000 the Gauss-Hermite nodes (at most MAX_NODES in
-# emimpute._selection) no longer resolve the step: measured on 300 rows,
+# emimpute.models._selection_cell) no longer resolve the step: measured on 300 rows,
 # psi = 2400 per sd did not converge in 500 iterations (39 s), psi = 8e7 ran
 # 140 s to a wrong mean and 1e300 overflowed.
 PSI_LIMIT = 100.0
@@ -128,7 +128,7 @@ class MNARSelectionImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator
     probabilities: exactly (Gauss-Hermite quadrature, error about 1e-10) for
     a row with one MNAR cell missing, on a product grid for two, with fixed
     scrambled Sobol points for more.  The M-step updates the normal part and
-    each weighted probit/logit regression (see ``emimpute/_selection_em.py``).
+    each weighted probit/logit regression (see ``emimpute/models/_selection.py``).
     With one incomplete column and the probit link this is Heckman's (1979)
     selection model, and the fit is its maximum likelihood estimate.  Its
     likelihood can have several modes in psi: the fit starts from the best

@@ -11,7 +11,7 @@ then the normal part is exactly EMImputer's), psi_j the MNAR coefficient.
 Columns without a model are missing at random.
 
 E-step.  Given its observed cells, a row's missing cells are N(c, C) from
-the data model (:mod:`emimpute._conditional`).  Of them, the MNAR ones, y,
+the data model (:mod:`emimpute.gaussian._conditional`).  Of them, the MNAR ones, y,
 are reweighted by the chance of being missing:
 
     f(y | x_o, missing) ~ N(y; c_J, C_JJ) prod_j F(alpha_j + psi_j y_j + ...),
@@ -19,7 +19,7 @@ are reweighted by the chance of being missing:
 and the other missing cells are normal given (x_o, y).  The expectation
 over y uses nodes: Gauss-Hermite for one MNAR cell per row (exact to about
 1e-10, the node count growing with the steepness psi s, see
-:mod:`emimpute._selection`), a product Gauss-Hermite grid for two, and a
+:mod:`emimpute.models._selection_cell`), a product Gauss-Hermite grid for two, and a
 scrambled Sobol sample (fixed for the fit, so the fit is deterministic given
 ``random_state``) for more; each node carries a posterior weight (the
 "method of weights", Ibrahim 1990; Ibrahim, Lipsitz & Chen 1999).
@@ -27,7 +27,7 @@ scrambled Sobol sample (fixed for the fit, so the fit is deterministic given
 M-step.  The normal part from the weighted expected sufficient statistics;
 each selection model by a weighted binary regression of "is missing" on
 (1, x_j, x_c) over the rows, a missing x_j entering as its weighted nodes
-(:func:`emimpute._binary_glm.fit_binary_glm`), psi_j held fixed through an
+(:func:`emimpute.models._binary_glm.fit_binary_glm`), psi_j held fixed through an
 offset when given.
 
 Starting values.  The likelihood of a selection model can have more than
@@ -57,22 +57,22 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special, stats
 
-from emimpute._binary_glm import fit_binary_glm, log_probabilities
-from emimpute._conditional import (
+from emimpute.models._binary_glm import fit_binary_glm, log_probabilities
+from emimpute.gaussian._conditional import (
     LOG_2PI,
     Chunk,
     chunk_moments,
     conditional_moments,
     precision_and_logdet,
 )
-from emimpute._normal_em import (
+from emimpute.models._normal import (
     fit_normal_em,
     log_prior,
     m_step,
     observed_column_moments,
 )
-from emimpute._selection import gauss_hermite, gauss_hermite_size
-from emimpute._squarem import from_log_cholesky, iterate, log_cholesky
+from emimpute.models._selection_cell import gauss_hermite, gauss_hermite_size
+from emimpute.engine._squarem import from_log_cholesky, iterate, log_cholesky
 
 # Nodes per dimension of the product Gauss-Hermite grid for two MNAR cells.
 GRID_NODES_2D = 24
@@ -353,7 +353,7 @@ def fit_selection_em(
         Whether the missingness models include the never-missing columns.
     ridge : float, default=0.0
         Ridge prior on the covariance, as in
-        :func:`emimpute._normal_em.fit_normal_em`.
+        :func:`emimpute.models._normal.fit_normal_em`.
     max_iter, tol : int and float
         Stop when the relative change of the log-likelihood and the largest
         change of the parameters (standardised scale) are below ``tol``.
@@ -361,7 +361,7 @@ def fit_selection_em(
         SQUAREM (Varadhan & Roland 2008) on the unconstrained parameters
         (means, log-Cholesky factor, selection coefficients), falling back
         to the plain EM step whenever an extrapolation lowers the
-        log-likelihood, as in :func:`emimpute._normal_em.fit_normal_em`.
+        log-likelihood, as in :func:`emimpute.models._normal.fit_normal_em`.
     random_state : numpy.random.RandomState, optional
         Seeds the Sobol nodes used for rows with three or more MNAR cells.
     callback : callable, optional

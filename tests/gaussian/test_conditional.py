@@ -14,8 +14,8 @@ from hypothesis.extra import numpy as hnp
 from numpy.testing import assert_allclose, assert_array_equal
 from scipy import stats
 
-import emimpute._conditional as conditional
-from emimpute._conditional import conditional_moments, plan_chunks
+import emimpute.gaussian._conditional as conditional
+from emimpute.gaussian._conditional import conditional_moments, plan_chunks
 
 # ---------------------------------------------------------------------------
 # Reference and data

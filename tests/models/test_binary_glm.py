@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from scipy import optimize, special
 
-from emimpute._binary_glm import fit_binary_glm, weighted_loglik
+from emimpute.models._binary_glm import fit_binary_glm, weighted_loglik
 
 
 def simulated(n, link, seed):

@@ -1,4 +1,4 @@
-"""Threaded driver of the compiled E-step (``emimpute/_fast_estep.c``).
+"""Threaded driver of the compiled E-step (``emimpute/gaussian/_fast_estep.c``).
 
 The C function fills the missing cells of rows that all have k missing cells
 with their conditional means and accumulates the sums the M-step needs (the
@@ -9,7 +9,7 @@ accumulators, which are added up at the end.
 
 When the package was installed without a C compiler the extension is absent,
 :data:`complete_rows` is None, and the callers use the NumPy kernel of
-:mod:`emimpute._conditional` instead, which gives the same numbers.
+:mod:`emimpute.gaussian._conditional` instead, which gives the same numbers.
 
 The extension holds two copies of the kernel, one for any x86-64 CPU
 ("generic") and one for CPUs with AVX2 and FMA ("avx2"), and runs the
@@ -35,7 +35,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 try:
-    from emimpute import _fast_estep
+    from emimpute.gaussian import _fast_estep
 except ImportError:  # pragma: no cover - depends on the build
     _fast_estep = None
 
@@ -66,14 +66,14 @@ def _choose_kernel(choice):
     if _fast_estep is None:
         raise RuntimeError(
             f"{KERNEL_ENV}={choice} asks for the compiled E-step, but "
-            "emimpute._fast_estep was not built (reinstall with a C compiler), "
+            "emimpute.gaussian._fast_estep was not built (reinstall with a C compiler), "
             f"or set {KERNEL_ENV}=numpy"
         )
     if choice != "auto":
         runnable = dict(_fast_estep.kernel_paths())
         if choice not in runnable:
             raise RuntimeError(
-                f"{KERNEL_ENV}={choice}: this build of emimpute._fast_estep has "
+                f"{KERNEL_ENV}={choice}: this build of emimpute.gaussian._fast_estep has "
                 f"no {choice!r} kernel (it has: {', '.join(runnable)})"
             )
         if not runnable[choice]:
@@ -129,7 +129,7 @@ def complete_blocks(
     blocks : list of (ndarray of shape (n_b, p), ndarray of shape (k_b, n_b))
         Each block's rows (float64, C-contiguous, overwritten with the
         completed rows) and their missing columns (int64, batch-last, as in
-        :class:`emimpute._conditional.Chunk`); every row of a block has k_b
+        :class:`emimpute.gaussian._conditional.Chunk`); every row of a block has k_b
         missing cells, 0 < k_b < p.
     mean, precision : ndarrays of shape (p,) and (p, p)
     want_cov_sum, want_cross : bool

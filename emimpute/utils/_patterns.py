@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from emimpute._conditional import conditional_moments
+from emimpute.gaussian._conditional import conditional_moments
 
 
 @dataclass(frozen=True)

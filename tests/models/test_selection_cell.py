@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from scipy import integrate, special, stats
 
-from emimpute._selection import (
+from emimpute.models._selection_cell import (
     gauss_hermite_size,
     logit_missing_moments,
     probit_missing_moments,
@@ -104,7 +104,7 @@ def test_quadrature_grows_with_the_steepness_of_the_logistic_curve():
 def test_large_rules_stay_finite():
     """NumPy's hermgauss overflows above about 350 points; the rule used here
     does not, and still integrates 1 and t^2 exactly."""
-    from emimpute._selection import gauss_hermite
+    from emimpute.models._selection_cell import gauss_hermite
 
     for n in (400, 1000):
         t, log_w = gauss_hermite(n)

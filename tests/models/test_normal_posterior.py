@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose
 
-from emimpute._data_augmentation import data_augmentation, parameter_draw
+from emimpute.models._normal_posterior import data_augmentation, parameter_draw
 
 
 def test_parameter_draws_follow_the_posterior():

@@ -105,7 +105,7 @@ def test_dataframe_in_original_units_matches_array_fit():
     assert_allclose(from_frame.mean_, from_array.mean_)
     assert list(from_frame.feature_names_in_) == ["F", "PP"]
     # The MLE on this data, found independently by direct maximisation
-    # (tests/test_normal_em.py); here only the units and the divisor n.
+    # (tests/models/test_normal.py); here only the units and the divisor n.
     assert from_frame.mean_[0] == pytest.approx(85.311, abs=1e-3)
     assert from_frame.covariance_[0, 0] == pytest.approx(49.80, abs=1e-2)
 

@@ -24,18 +24,18 @@ import pytest
 from numpy.testing import assert_allclose
 from scipy import stats
 
-from emimpute import _compiled
-from emimpute._conditional import (
+from emimpute.gaussian import _compiled
+from emimpute.gaussian._conditional import (
     conditional_moments,
     plan_chunks,
     precision_and_logdet,
 )
-from emimpute._normal_em import e_step, prepare_problem
+from emimpute.models._normal import e_step, prepare_problem
 
 
 def test_the_extension_is_built():
     assert _compiled._fast_estep is not None, (
-        "emimpute._fast_estep was not compiled: install a C compiler and "
+        "emimpute.gaussian._fast_estep was not compiled: install a C compiler and "
         "reinstall, or the fit runs on the (slower) NumPy kernel"
     )
 
@@ -257,7 +257,7 @@ def test_columns_in_extreme_units(unit, compiled_path):
 
 
 def kernel_paths_in_new_processes(values):
-    """For each value, import emimpute._compiled with EMIMPUTE_KERNEL=value
+    """For each value, import emimpute.gaussian._compiled with EMIMPUTE_KERNEL=value
     (None: unset) in a new interpreter, since the variable is read at import;
     the interpreters run at once.  Returns their (returncode, stdout, stderr).
     The package's ``__init__`` (scikit-learn, pandas: seconds) is skipped by
@@ -265,9 +265,9 @@ def kernel_paths_in_new_processes(values):
     code = (
         "import sys, types\n"
         "package = types.ModuleType('emimpute')\n"
-        f"package.__path__ = [{os.path.dirname(_compiled.__file__)!r}]\n"
+        f"package.__path__ = [{os.path.dirname(os.path.dirname(_compiled.__file__))!r}]\n"
         "sys.modules['emimpute'] = package\n"
-        "from emimpute import _compiled\n"
+        "from emimpute.gaussian import _compiled\n"
         "print(_compiled.kernel_path())\n"
     )
     processes = []
