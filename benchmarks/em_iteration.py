@@ -90,7 +90,7 @@ def iteration_cost(n, p, rate, repeats, seed=0, n_patterns=None):
         time.sleep(BLAS_IDLE)
         times["e"].append(timed(e_step, problem, mean, covariance)[0])
         times["m"].append(
-            timed(m_step, stats[0], stats[1], problem.n_rows, prior, 0)[0]
+            timed(m_step, stats.row_sum, stats.cross, problem.n_rows, prior, 0)[0]
         )
         times["numpy"].append(timed(numpy_e_step)[0])
     t = {key: np.array(value) for key, value in times.items()}

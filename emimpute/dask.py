@@ -24,6 +24,8 @@ import numbers
 import numpy as np
 import pandas as pd
 
+from emimpute.engine._model import sum_statistics
+
 try:
     import dask
     import dask.array as da
@@ -36,6 +38,7 @@ from sklearn.impute import MissingIndicator
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
+from emimpute.engine._regularise import degenerate_columns
 from emimpute.gaussian._conditional import precision_and_logdet
 from emimpute.imputers._em_imputer import EMImputer
 from emimpute.models._normal import (
@@ -48,7 +51,6 @@ from emimpute.models._normal import (
     run_normal_em,
     standardising_scale,
 )
-from emimpute.engine._regularise import degenerate_columns
 from emimpute.utils._validation import (
     _raise_for_non_numeric,
     is_nan_marker,
@@ -202,7 +204,7 @@ converged_, indicator_, n_features_in_, feature_names_in_
                 )
                 incomplete = _reduce(
                     [dask.delayed(_e_step_pass)(block, shared) for block in blocks],
-                    _add,
+                    _add_statistics,
                 )
             except np.linalg.LinAlgError:
                 return None
@@ -544,6 +546,11 @@ def _combine_first_pass(*parts):
 def _add(*parts):
     """Element-wise sum of tuples of arrays and numbers."""
     return tuple(sum(values[1:], values[0]) for values in zip(*parts, strict=True))
+
+
+def _add_statistics(*parts):
+    """Sum of E-step statistics of blocks (they add over rows)."""
+    return sum_statistics(parts)
 
 
 def _reduce(parts, combine):

@@ -10,7 +10,7 @@ size of the tolerance, not of the rounding.  The fits stop at the first
 iteration whose largest parameter change on the standardised scale (means
 over column SDs, covariances over products of SDs; ``_relative_change`` in
 ``emimpute/models/_normal.py``) and relative change of the objective are both
-below ``tol`` (``emimpute/engine/_squarem.py``).  EM converges linearly, at the rate
+below ``tol`` (``emimpute/engine/_driver.py``).  EM converges linearly, at the rate
 r of the largest fraction of missing information (Dempster, Laird & Rubin
 1977, sec. 3; Little & Rubin 2002, sec. 8.4.3), so from a last step of size
 below ``tol`` the distance to the fixed point is below ``tol * r / (1 - r)``;
@@ -112,7 +112,8 @@ def assert_same_fit():
 
 def compiled_switched_off():
     """True when EMIMPUTE_KERNEL=numpy asks for no compiled code."""
-    return os.environ.get(emimpute.gaussian._compiled.KERNEL_ENV, "").strip().lower() == "numpy"
+    value = os.environ.get(emimpute.gaussian._compiled.KERNEL_ENV, "")
+    return value.strip().lower() == "numpy"
 
 
 @pytest.fixture(params=["compiled", "numpy"])

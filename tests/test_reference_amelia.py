@@ -138,7 +138,8 @@ def amelia_prior_em(X, empri, *, truncate=True, tol=AMELIA_EM_TOL, max_iter=10_0
     mean, covariance = problem.center, np.diag(s**2)
     outer = np.outer(s, s)
     for n_iter in range(1, max_iter + 1):
-        T1, T2, _ = e_step(problem, mean, covariance)
+        stats = e_step(problem, mean, covariance)
+        T1, T2 = stats.row_sum, stats.cross
         shift = T1 / n
         scatter = T2 - n * np.outer(shift, shift)  # n S_ml
         if e > 0:

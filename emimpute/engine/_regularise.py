@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from emimpute.engine._squarem import SingularCovarianceError
+from emimpute.engine._model import SingularCovarianceError
 
 # Prior strengths tried, in pseudo-observations per row of data.  The first
 # (1e-8 n) moves each correlation by a relative 1e-8, and bounds the
@@ -98,7 +98,7 @@ def fit_with_automatic_ridge(fit, *, ridge, n_rows, scale, known=None):
         ``fit(ridge, min_tol) -> result`` with ``covariance`` and ``converged``
         attributes, fitted with a tolerance of at least ``min_tol`` (see
         :data:`NOISE`); raises
-        :class:`~emimpute.engine._squarem.SingularCovarianceError` when the
+        :class:`~emimpute.engine._model.SingularCovarianceError` when the
         covariance becomes singular.
     ridge : float
         The user's prior strength; when positive it is used as given.

@@ -66,14 +66,16 @@ def _choose_kernel(choice):
     if _fast_estep is None:
         raise RuntimeError(
             f"{KERNEL_ENV}={choice} asks for the compiled E-step, but "
-            "emimpute.gaussian._fast_estep was not built (reinstall with a C compiler), "
+            "emimpute.gaussian._fast_estep was not built (reinstall with a C "
+            "compiler), "
             f"or set {KERNEL_ENV}=numpy"
         )
     if choice != "auto":
         runnable = dict(_fast_estep.kernel_paths())
         if choice not in runnable:
             raise RuntimeError(
-                f"{KERNEL_ENV}={choice}: this build of emimpute.gaussian._fast_estep has "
+                f"{KERNEL_ENV}={choice}: this build of "
+                f"emimpute.gaussian._fast_estep has "
                 f"no {choice!r} kernel (it has: {', '.join(runnable)})"
             )
         if not runnable[choice]:

@@ -11,6 +11,13 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
+from emimpute.engine._model import SingularCovarianceError
+from emimpute.engine._regularise import (
+    degenerate_columns,
+    describe_problems,
+    fit_with_automatic_ridge,
+)
+from emimpute.exceptions import RegularisationWarning
 from emimpute.gaussian._conditional import ConditionalMoments, conditional_moments
 from emimpute.models._normal import (
     fit_normal_em,
@@ -18,12 +25,6 @@ from emimpute.models._normal import (
     standardising_scale,
 )
 from emimpute.utils._progress import iteration_reporter, report_end
-from emimpute.engine._regularise import (
-    degenerate_columns,
-    describe_problems,
-    fit_with_automatic_ridge,
-)
-from emimpute.engine._squarem import SingularCovarianceError
 from emimpute.utils._validation import (
     check_scale,
     feature_names,
@@ -31,7 +32,6 @@ from emimpute.utils._validation import (
     validate_numeric,
     warn_empty_features,
 )
-from emimpute.exceptions import RegularisationWarning
 
 
 class EMImputer(TransformerMixin, BaseEstimator):

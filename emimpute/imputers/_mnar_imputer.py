@@ -11,15 +11,16 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from emimpute.models._normal import observed_column_moments, standardising_scale
-from emimpute.utils._progress import iteration_reporter, report_end
+from emimpute.engine._model import SingularCovarianceError
 from emimpute.engine._regularise import (
     degenerate_columns,
     describe_problems,
     fit_with_automatic_ridge,
 )
+from emimpute.exceptions import RegularisationWarning
+from emimpute.models._normal import observed_column_moments, standardising_scale
 from emimpute.models._selection import fit_selection_em, impute_selection
-from emimpute.engine._squarem import SingularCovarianceError
+from emimpute.utils._progress import iteration_reporter, report_end
 from emimpute.utils._validation import (
     check_scale,
     describe_columns,
@@ -28,7 +29,6 @@ from emimpute.utils._validation import (
     is_nan_marker,
     validate_numeric,
 )
-from emimpute.exceptions import RegularisationWarning
 
 # Largest |psi| allowed in mnar_coef, per standard deviation of the column's
 # observed values.  At 100, P(missing) goes from Phi(-5) to Phi(5) within a

@@ -17,6 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from emimpute.engine._driver import run_em
+from emimpute.engine._model import EMModel, Statistics
+from emimpute.engine._squarem import from_log_cholesky, log_cholesky
 from emimpute.gaussian import _compiled
 from emimpute.gaussian._conditional import (
     LOG_2PI,
@@ -24,11 +27,6 @@ from emimpute.gaussian._conditional import (
     chunk_rows_for,
     plan_chunks,
     precision_and_logdet,
-)
-from emimpute.engine._squarem import (
-    from_log_cholesky,
-    iterate,
-    log_cholesky,
 )
 
 
@@ -49,6 +47,24 @@ class EMResult:
     n_iter: int
     n_em_steps: int
     converged: bool
+
+
+@dataclass(frozen=True)
+class NormalParams:
+    """Mean and covariance of N(mu, S)."""
+
+    mean: np.ndarray
+    covariance: np.ndarray
+
+
+@dataclass(frozen=True)
+class NormalStatistics(Statistics):
+    """E-step sums about a fixed center: ``row_sum`` (T1, the sum of the
+    completed rows), ``cross`` (T2, their cross-products plus the
+    conditional covariances) and ``loglik``; they add over row blocks."""
+
+    row_sum: np.ndarray
+    cross: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -74,9 +90,10 @@ class _Problem:
 def e_step(problem, mean, covariance):
     """Expected sufficient statistics and observed-data log-likelihood.
 
-    Returns ``(T1, T2, loglik)`` with T1 the sum of completed rows and T2 the
-    sum of completed cross-products plus the conditional covariances
-    (Little & Rubin 2002, eq. 11.4-11.5), both taken about ``problem.center``
+    Returns :class:`NormalStatistics`: T1 (``row_sum``) the sum of completed
+    rows and T2 (``cross``) the sum of completed cross-products plus the
+    conditional covariances (Little & Rubin 2002, eq. 11.4-11.5), both taken
+    about ``problem.center``
     (so that large column means cause no cancellation in the M-step), or
     ``None`` if ``covariance`` is not positive definite.  Uses the compiled
     kernel when it was built (:mod:`emimpute.gaussian._compiled`), the NumPy one
@@ -88,7 +105,7 @@ def e_step(problem, mean, covariance):
         return None
     shift = mean - problem.center
     try:
-        T1, T2, loglik = _incomplete_sums(
+        incomplete = _incomplete_sums(
             problem.data,
             problem.chunks,
             problem.bounds,
@@ -100,7 +117,7 @@ def e_step(problem, mean, covariance):
     except np.linalg.LinAlgError:
         return None
     return add_complete_rows(
-        (T1, T2, loglik),
+        incomplete,
         (problem.n_complete, problem.complete_sum, problem.complete_cross),
         shift,
         precision,
@@ -111,17 +128,16 @@ def e_step(problem, mean, covariance):
 def add_complete_rows(incomplete, complete, shift, precision, logdet_cov):
     """The E-step over all rows from its parts.
 
-    ``incomplete`` is ``(T1, T2, loglik)`` over the incomplete rows (see
+    ``incomplete`` is the :class:`NormalStatistics` of the incomplete rows (see
     :func:`block_statistics`), ``complete`` is ``(n_complete, T1, T2)`` of
     the rows with nothing missing (:func:`complete_row_sums`), which enter
     through their fixed sums: the sum of d' K d is tr(K * sum d d').
     """
-    T1, T2, loglik = incomplete
     n_complete, complete_sum, complete_cross = complete
-    loglik = loglik + _normal_loglik(
+    loglik = _normal_loglik(
         n_complete, shift, precision, logdet_cov, complete_sum, complete_cross
     )
-    return T1 + complete_sum, T2 + complete_cross, loglik
+    return incomplete + NormalStatistics(float(loglik), complete_sum, complete_cross)
 
 
 def _scatter_about(shift, T1, T2, n):
@@ -140,7 +156,8 @@ def _normal_loglik(n, shift, precision, logdet_cov, T1, T2):
 
 
 def _incomplete_sums(data, chunks, bounds, shift, precision, logdet_cov, n_threads):
-    """(T1, T2, loglik) over the incomplete rows ``data`` laid out in ``chunks``.
+    """:class:`NormalStatistics` of the incomplete rows ``data`` laid out in
+    ``chunks``.
 
     Raises ``numpy.linalg.LinAlgError`` if some K_mm is not positive definite.
     """
@@ -156,7 +173,7 @@ def _incomplete_sums(data, chunks, bounds, shift, precision, logdet_cov, n_threa
         T2 += moments.completed.T @ moments.completed
         cov_sum += moments.cov_sum
         loglik += moments.loglik.sum()
-    return T1, T2 + cov_sum.reshape(p, p), loglik
+    return NormalStatistics(float(loglik), T1, T2 + cov_sum.reshape(p, p))
 
 
 def _incomplete_sums_compiled(
@@ -187,7 +204,7 @@ def _incomplete_sums_compiled(
         - 0.5 * logdet_mm
         + 0.5 * n_missing * (1.0 + LOG_2PI)
     )
-    return row_sum, T2, loglik
+    return NormalStatistics(float(loglik), row_sum, T2)
 
 
 def block_statistics(X, center, mean, precision, logdet_cov, n_threads=None):
@@ -212,7 +229,7 @@ def block_statistics(X, center, mean, precision, logdet_cov, n_threads=None):
 
     Returns
     -------
-    T1, T2, loglik : ndarray (p,), ndarray (p, p), float
+    NormalStatistics
         As :func:`e_step`, over the incomplete rows of X only.
 
     Raises
@@ -539,6 +556,86 @@ def fit_normal_em(
     )
 
 
+class NormalModel(EMModel):
+    """The multivariate normal as an :class:`~emimpute.engine._model.EMModel`.
+
+    Parameters
+    ----------
+    evaluate : callable
+        ``evaluate(mean, covariance)`` returns the :class:`NormalStatistics`
+        of all rows about ``center`` (or None when the covariance is not
+        positive definite): :func:`e_step` on a prepared problem in memory,
+        a sum of :func:`block_statistics` over blocks in a distributed fit.
+    n_rows : int
+        Rows that carry information (not entirely missing).
+    center, scale : ndarrays of shape (p,)
+        Observed column means and standardising scales
+        (:func:`standardising_scale`): the origin of the sums, the start,
+        the prior's scale and the scale of the stopping rule.
+    ridge : float
+        Prior strength in pseudo-observations (:func:`m_step`).
+    """
+
+    singular_message = (
+        "the covariance estimate became singular, so the likelihood has no "
+        "finite maximum (constant or collinear columns, more columns than rows, "
+        "or too few rows observing pairs of columns together); use a ridge "
+        "prior (ridge > 0, for example 1% of n_samples)"
+    )
+
+    def __init__(self, evaluate, *, n_rows, center, scale, ridge=0.0):
+        self.evaluate = evaluate
+        self.n_rows = n_rows
+        self.center = center
+        self.scale = scale
+        self.ridge = float(ridge)
+        self.prior_scatter = np.diag(scale**2)
+
+    @classmethod
+    def in_memory(cls, problem):
+        """The model of a prepared problem (:func:`prepare_problem`)."""
+        return cls(
+            lambda mean, covariance: e_step(problem, mean, covariance),
+            n_rows=problem.n_rows,
+            center=problem.center,
+            scale=problem.scale,
+            ridge=problem.ridge,
+        )
+
+    def start(self):
+        # The observed means and variances with zero correlations, so that
+        # the first E-step fills every missing cell with its column mean.
+        return NormalParams(self.center, np.diag(self.scale**2))
+
+    def e_step(self, params):
+        return self.evaluate(params.mean, params.covariance)
+
+    def m_step(self, params, stats):
+        mean, covariance = m_step(
+            stats.row_sum,
+            stats.cross,
+            self.n_rows,
+            self.prior_scatter,
+            self.ridge,
+            self.center,
+        )
+        return NormalParams(mean, covariance)
+
+    def log_prior(self, params):
+        return log_prior(params.covariance, self.prior_scatter, self.ridge)
+
+    def to_vector(self, params):
+        return _to_vector(self.center, self.scale, params.mean, params.covariance)
+
+    def from_vector(self, vector, like):
+        return NormalParams(*_from_vector(self.center, self.scale, vector))
+
+    def change(self, old, new):
+        return _relative_change(
+            self.scale, (old.mean, old.covariance), (new.mean, new.covariance)
+        )
+
+
 def run_normal_em(
     evaluate,
     *,
@@ -553,66 +650,38 @@ def run_normal_em(
 ):
     """The EM iterations of :func:`fit_normal_em`, for any E-step.
 
-    ``evaluate(mean, covariance)`` returns the ``(T1, T2, loglik)`` of
-    :func:`e_step` (sums about ``center``) or None when the covariance is not
-    positive definite.  In memory that is :func:`e_step`; a distributed fit
-    adds up :func:`block_statistics` over the blocks of its data instead.
-    Everything else (start, M-step, prior, acceleration, stopping rule) is
-    shared, so both give the same estimates.
+    ``evaluate(mean, covariance)`` returns the :class:`NormalStatistics` of
+    :func:`e_step` (sums about ``center``) or None when the covariance is
+    not positive definite.  In memory that is :func:`e_step`; a distributed
+    fit adds up :func:`block_statistics` over the blocks of its data
+    instead.  Everything else (start, M-step, prior, acceleration, stopping
+    rule) is :class:`NormalModel` on the one driver, so both give the same
+    estimates.
 
     Parameters
     ----------
     evaluate : callable
-    n_rows : int
-        Rows that carry information (not entirely missing).
-    center, scale : ndarrays of shape (p,)
-        Observed column means and standardising scales
-        (:func:`standardising_scale`).
-    ridge, max_iter, tol, accelerate, callback
+    n_rows, center, scale, ridge
+        As in :class:`NormalModel`.
+    max_iter, tol, accelerate, callback
         As in :func:`fit_normal_em`.
 
     Returns
     -------
     EMResult
     """
-    prior_scatter = np.diag(scale**2)
-
-    def objective(params, stats):
-        return stats[2] + log_prior(params[1], prior_scatter, ridge)
-
-    def em_map(params, stats):
-        return m_step(stats[0], stats[1], n_rows, prior_scatter, ridge, center)
-
-    # Start from the observed means and variances with zero correlations, so
-    # that the first E-step fills every missing cell with its column mean.
-    run = iterate(
-        (center, np.diag(scale**2)),
-        evaluate=lambda params: evaluate(*params),
-        em_map=em_map,
-        objective=objective,
-        to_vector=lambda params: _to_vector(center, scale, *params),
-        from_vector=lambda vector, _: _from_vector(center, scale, vector),
-        change=lambda old, new: _relative_change(scale, old, new),
-        max_iter=max_iter,
-        tol=tol,
-        accelerate=accelerate,
-        callback=callback,
-        singular_message=_SINGULAR,
+    model = NormalModel(
+        evaluate, n_rows=n_rows, center=center, scale=scale, ridge=ridge
+    )
+    run = run_em(
+        model, max_iter=max_iter, tol=tol, accelerate=accelerate, callback=callback
     )
     return EMResult(
-        mean=run.params[0],
-        covariance=run.params[1],
-        loglik=float(run.stats[2]),
-        loglik_path=np.asarray(run.path),
+        mean=run.params.mean,
+        covariance=run.params.covariance,
+        loglik=run.loglik,
+        loglik_path=run.path,
         n_iter=run.n_iter,
         n_em_steps=run.n_steps,
         converged=run.converged,
     )
-
-
-_SINGULAR = (
-    "the covariance estimate became singular, so the likelihood has no finite "
-    "maximum (constant or collinear columns, more columns than rows, or too "
-    "few rows observing pairs of columns together); use a ridge prior "
-    "(ridge > 0, for example 1% of n_samples)"
-)

@@ -5,7 +5,8 @@ two-step Gibbs sampler of Tanner & Wong (1987) as in Schafer (1997,
 sec. 5.4) and R's ``norm::da.norm``:
 
 * I-step: draw each row's missing cells from N(c, C) given its observed
-  cells and the current (mu, S) (:func:`emimpute.gaussian._conditional.conditional_moments`);
+  cells and the current (mu, S)
+  (:func:`emimpute.gaussian._conditional.conditional_moments`);
 * P-step: draw (mu, S) from their posterior given the completed data,
   S ~ inverse-Wishart(n - 1 + prior_df, A + prior_scatter), with A the
   completed data's scatter matrix about its mean, then

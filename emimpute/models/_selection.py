@@ -52,12 +52,14 @@ Little, R. J. A. & Rubin, D. B. (2002). *Statistical Analysis with Missing
 Data*, 2nd ed., ch. 15.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import special, stats
 
-from emimpute.models._binary_glm import fit_binary_glm, log_probabilities
+from emimpute.engine._driver import best_start, run_em
+from emimpute.engine._model import EMModel, Statistics
+from emimpute.engine._squarem import from_log_cholesky, log_cholesky
 from emimpute.gaussian._conditional import (
     LOG_2PI,
     Chunk,
@@ -65,6 +67,7 @@ from emimpute.gaussian._conditional import (
     conditional_moments,
     precision_and_logdet,
 )
+from emimpute.models._binary_glm import fit_binary_glm, log_probabilities
 from emimpute.models._normal import (
     fit_normal_em,
     log_prior,
@@ -72,7 +75,6 @@ from emimpute.models._normal import (
     observed_column_moments,
 )
 from emimpute.models._selection_cell import gauss_hermite, gauss_hermite_size
-from emimpute.engine._squarem import from_log_cholesky, iterate, log_cholesky
 
 # Nodes per dimension of the product Gauss-Hermite grid for two MNAR cells.
 GRID_NODES_2D = 24
@@ -169,13 +171,114 @@ class _Coefficients:
     gamma: np.ndarray  # (n_models, n_covariates)
 
 
+@dataclass(frozen=True)
+class SelectionParams:
+    """Normal data model and selection coefficients (standardised scale)."""
+
+    mean: np.ndarray
+    covariance: np.ndarray
+    coef: _Coefficients
+
+
+@dataclass(frozen=True)
+class SelectionStatistics(Statistics):
+    """Expected sums for the normal part (``row_sum``, ``cross``) and, per
+    selection model, its pseudo-rows ``(values, rows, weights, outcome)``:
+    the x_j values entering it, the row each comes from (for its
+    covariates), their weights and whether x_j is missing.  Blocks add by
+    concatenating their pseudo-rows."""
+
+    row_sum: np.ndarray
+    cross: np.ndarray
+    pseudo: tuple
+
+    def __add__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        pseudo = tuple(
+            tuple(np.concatenate([a, b]) for a, b in zip(mine, theirs, strict=True))
+            for mine, theirs in zip(self.pseudo, other.pseudo, strict=True)
+        )
+        return SelectionStatistics(
+            self.loglik + other.loglik,
+            self.row_sum + other.row_sum,
+            self.cross + other.cross,
+            pseudo,
+        )
+
+
+class SelectionModel(EMModel):
+    """The normal data model times the selection models, on standardised
+    data ``Z``, with the MNAR coefficients psi held where ``held``."""
+
+    singular_message = (
+        "the covariance estimate became singular; use a ridge prior (ridge > 0)"
+    )
+
+    def __init__(self, Z, mask, groups, mnar, covariates, *, link, held, ridge, sobol):
+        self.Z, self.mask, self.groups = Z, mask, groups
+        self.mnar, self.covariates = mnar, covariates
+        self.link, self.held, self.ridge, self.sobol = link, held, ridge, sobol
+        self.prior = np.eye(Z.shape[1])
+
+    def holding(self, held):
+        """The same model with psi held where ``held``."""
+        return SelectionModel(
+            self.Z,
+            self.mask,
+            self.groups,
+            self.mnar,
+            self.covariates,
+            link=self.link,
+            held=held,
+            ridge=self.ridge,
+            sobol=self.sobol,
+        )
+
+    def start(self):
+        raise NotImplementedError("fit_selection_em chooses the starts")
+
+    def e_step(self, params):
+        try:
+            return _e_step(
+                self.Z,
+                self.mask,
+                self.groups,
+                self.mnar,
+                self.covariates,
+                params.coef,
+                self.link,
+                params.mean,
+                params.covariance,
+                self.sobol,
+            )
+        except np.linalg.LinAlgError:  # a conditional covariance not PD
+            return None
+
+    def m_step(self, params, stats):
+        mean, cov = m_step(
+            stats.row_sum, stats.cross, self.Z.shape[0], self.prior, self.ridge
+        )
+        coef = _fit_models(
+            self.Z, self.covariates, stats.pseudo, params.coef, self.held, self.link
+        )
+        return SelectionParams(mean, cov, coef)
+
+    def log_prior(self, params):
+        return log_prior(params.covariance, self.prior, self.ridge)
+
+    def to_vector(self, params):
+        return _to_vector(params, self.held)
+
+    def from_vector(self, vector, like):
+        return _from_vector(vector, like, self.held)
+
+
 def _e_step(Z, mask, groups, mnar, covariates, coef, link, mean, cov, sobol):
     """Expected statistics, pseudo-rows for the selection fits, log-likelihood.
 
     Returns ``None`` if the covariance is not positive definite, else
-    ``(T1, T2, loglik, pseudo)`` with ``pseudo[i] = (values, rows, weights,
-    outcome)``: the x_j values entering model i, the row each comes from (for
-    its covariates), their weights and whether x_j is missing.
+    :class:`SelectionStatistics`.
     """
     try:
         precision, logdet_cov = precision_and_logdet(cov)
@@ -231,8 +334,8 @@ def _e_step(Z, mask, groups, mnar, covariates, coef, link, mean, cov, sobol):
         T2 += block.T @ block
         flat = (cols[:, :, None] * p + cols[:, None, :]).ravel()
         T2 += np.bincount(flat, weights=post_cov.ravel(), minlength=p * p).reshape(p, p)
-    pseudo = [tuple(np.concatenate(part) for part in parts) for parts in pseudo]
-    return T1, T2, float(loglik), pseudo
+    pseudo = tuple(tuple(np.concatenate(part) for part in parts) for parts in pseudo)
+    return SelectionStatistics(float(loglik), T1, T2, pseudo)
 
 
 def _mnar_first(group, c, C):
@@ -393,69 +496,46 @@ def fit_selection_em(
         sobol[dim] = stats.norm.ppf(engine.random(SOBOL_POINTS))
     # Start: the MAR fit, and each model fitted at psi as given (0 or fixed).
     start = fit_normal_em(Z, ridge=ridge, tol=min(tol, 1e-6))
-    prior = np.eye(p)
-
-    def evaluate(params):
-        mean, cov, coef = params
-        try:
-            return _e_step(
-                Z, mask, groups, mnar, covariates, coef, link, mean, cov, sobol
-            )
-        except np.linalg.LinAlgError:  # a conditional covariance not PD
-            return None
-
-    def run(params, held, max_iter, tol, callback=None):
-        """EM (SQUAREM-accelerated) from params, psi held where ``held``."""
-
-        def em_map(params, stats_):
-            T1, T2, _, pseudo = stats_
-            new_mean, new_cov = m_step(T1, T2, n, prior, ridge)
-            models = _fit_models(Z, covariates, pseudo, params[2], held, link)
-            return new_mean, new_cov, models
-
-        return iterate(
-            params,
-            evaluate=evaluate,
-            em_map=em_map,
-            objective=lambda params, stats_: (
-                stats_[2] + log_prior(params[1], prior, ridge)
-            ),
-            to_vector=lambda params: _to_vector(params, held),
-            from_vector=lambda vector, like: _from_vector(vector, like, held),
-            change=lambda old, new: np.max(
-                np.abs(_to_vector(new, held) - _to_vector(old, held))
-            ),
-            max_iter=max_iter,
-            tol=tol,
-            accelerate=accelerate,
-            callback=callback,
-            singular_message=_SINGULAR,
-        )
-
-    params = (start.mean, start.covariance, coef)
-    first = evaluate(params)
+    model = SelectionModel(Z, mask, groups, mnar, covariates, link=link,
+                           held=fixed, ridge=ridge, sobol=sobol)  # fmt: skip
     all_held = np.ones_like(fixed)
-    coef = _fit_models(Z, covariates, first[3], coef, all_held, link, newton_steps=100)
-    params = (start.mean, start.covariance, coef)
+    params = SelectionParams(start.mean, start.covariance, coef)
+    first = model.e_step(params)
+    coef = _fit_models(
+        Z, covariates, first.pseudo, coef, all_held, link, newton_steps=100
+    )
+    params = SelectionParams(start.mean, start.covariance, coef)
     if not fixed.all():
         # The likelihood of selection models can have several modes in psi
         # (Heckman's among them): start from the best of short fits with
         # psi held at a few values (per standard deviation of the column).
-        best = None
-        for value in PSI_STARTS:
-            held_coef = _Coefficients(
-                coef.intercept.copy(),
-                np.where(fixed, coef.psi, value),
-                coef.gamma.copy(),
+        held_model = model.holding(all_held)
+        candidates = [
+            (
+                held_model,
+                replace(
+                    params,
+                    coef=_Coefficients(
+                        coef.intercept.copy(),
+                        np.where(fixed, coef.psi, value),
+                        coef.gamma.copy(),
+                    ),
+                ),
             )
-            candidate = run(
-                (params[0], params[1], held_coef), all_held, START_ITER, START_TOL
-            )
-            if best is None or candidate.value > best.value:
-                best = candidate
-        params = best.params
-    fit = run(params, fixed, max_iter, tol, callback)
-    mean, cov, coef = fit.params
+            for value in PSI_STARTS
+        ]
+        params = best_start(
+            candidates, max_iter=START_ITER, tol=START_TOL, accelerate=accelerate
+        ).params
+    fit = run_em(
+        model,
+        params,
+        max_iter=max_iter,
+        tol=tol,
+        accelerate=accelerate,
+        callback=callback,
+    )
+    mean, cov, coef = fit.params.mean, fit.params.covariance, fit.params.coef
     # Back to the data's units.  index = a + psi z_j + g' z_c with
     # z = (x - center) / scale.
     c_scale = scale[covariates]
@@ -477,26 +557,23 @@ def fit_selection_em(
         center=center,
         scale=scale,
         standardised=(mean, cov, coef),
-        loglik=float(fit.stats[2] - n_observed_log_scale(mask, scale)),
+        loglik=fit.loglik - n_observed_log_scale(mask, scale),
         loglik_path=np.asarray(fit.path) - n_observed_log_scale(mask, scale),
         n_iter=fit.n_iter,
         converged=fit.converged,
     )
 
 
-_SINGULAR = "the covariance estimate became singular; use a ridge prior (ridge > 0)"
-
-
 def _to_vector(params, fixed):
     """Parameters as one unconstrained vector (standardised scale)."""
-    mean, cov, coef = params
+    mean, cov, coef = params.mean, params.covariance, params.coef
     return np.concatenate(
         [mean, log_cholesky(cov), coef.intercept, coef.psi[~fixed], coef.gamma.ravel()]
     )
 
 
 def _from_vector(vector, like, fixed):
-    mean, _, coef = like
+    mean, coef = like.mean, like.coef
     p = len(mean)
     n_chol = p * (p + 1) // 2
     rest = vector[p + n_chol :]
@@ -507,7 +584,7 @@ def _from_vector(vector, like, fixed):
     new = _Coefficients(
         rest[:m].copy(), psi, rest[m + n_free :].reshape(coef.gamma.shape).copy()
     )
-    return vector[:p].copy(), from_log_cholesky(vector[p:], p), new
+    return SelectionParams(vector[:p].copy(), from_log_cholesky(vector[p:], p), new)
 
 
 def n_observed_log_scale(mask, scale):

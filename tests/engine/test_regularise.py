@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from numpy.testing import assert_array_equal
 
+from emimpute.engine._model import SingularCovarianceError
 from emimpute.engine._regularise import (
     LADDER,
     NOISE,
@@ -14,7 +15,6 @@ from emimpute.engine._regularise import (
     fit_with_automatic_ridge,
     small_eigen_columns,
 )
-from emimpute.engine._squarem import SingularCovarianceError
 
 
 def test_degenerate_columns_before_fitting():

@@ -13,9 +13,9 @@ from scipy import optimize, stats
 
 import emimpute.gaussian._batched_cholesky
 import emimpute.gaussian._conditional
-from emimpute.models._normal import fit_normal_em
-from emimpute.engine._squarem import SingularCovarianceError
 from emimpute.datasets import load_blood_sugar
+from emimpute.engine._model import SingularCovarianceError
+from emimpute.models._normal import fit_normal_em
 
 # ---------------------------------------------------------------------------
 # Independent reference: observed-data likelihood and its direct maximisation
@@ -449,7 +449,10 @@ def test_both_factorisation_paths_give_the_same_fit(
     X[rng.random(X.shape) < 0.4] = np.nan
     fits = []
     for threshold in (0, 10**9):
-        for module in (emimpute.gaussian._batched_cholesky, emimpute.gaussian._conditional):
+        for module in (
+            emimpute.gaussian._batched_cholesky,
+            emimpute.gaussian._conditional,
+        ):
             monkeypatch.setattr(module, "SMALL_BATCH", threshold)
         fits.append(fit_normal_em(X, tol=1e-10))
     # Two fits that differ in summation order (which also differs between
@@ -470,7 +473,9 @@ def test_sharing_factorisations_between_rows_gives_the_same_fit(
     X[patterns[rng.integers(0, 5, size=600)]] = np.nan
     fits = []
     for ratio in (0.0, 1.0):
-        monkeypatch.setattr(emimpute.gaussian._conditional, "SHARED_PATTERN_RATIO", ratio)
+        monkeypatch.setattr(
+            emimpute.gaussian._conditional, "SHARED_PATTERN_RATIO", ratio
+        )
         fits.append(fit_normal_em(X, tol=1e-10))
     # Two fits that differ in summation order (which also differs between
     # CPUs, BLAS kernels and thread counts): the stopping rule's tolerance.

@@ -1,0 +1,113 @@
+"""The interface every EM model implements, and the statistics they share.
+
+A model is one object that knows its prepared data and answers a handful of
+questions; :func:`emimpute.engine._driver.run_em` does everything else
+(SQUAREM, the safe fall-back, the stopping rule, the log-likelihood path),
+as scikit-learn's ``BaseMixture`` owns the loop and asks its subclasses for
+``_e_step`` and ``_m_step``.
+
+- ``start()``: starting parameters.
+- ``e_step(params)``: expected sufficient statistics at ``params``, as a
+  :class:`Statistics` dataclass that carries the observed-data
+  log-likelihood and **adds over blocks of rows**: the statistics of a data
+  set are the sum of those of its row blocks, which is what lets chunked and
+  Dask fits run any model (``block_statistics``).
+- ``m_step(params, stats)``: the next parameters (the prior included).
+- ``log_prior(params)``: the log prior density (0 without a prior), so the
+  objective is ``stats.loglik + log_prior(params)``.
+- ``to_vector(params)`` / ``from_vector(vector, like)``: parameters to and
+  from an unconstrained vector on the standardised scale (SQUAREM
+  extrapolates there, and the stopping rule measures changes there).
+
+Parameters and statistics are small dataclasses, never tuples read by
+position.
+"""
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, fields, replace
+
+import numpy as np
+
+
+class SingularCovarianceError(ValueError):
+    """The covariance estimate became singular (no finite likelihood)."""
+
+
+@dataclass(frozen=True)
+class Statistics:
+    """E-step statistics: the observed-data log-likelihood plus, in
+    subclasses, arrays of sums over rows.
+
+    ``a + b`` adds every field, so statistics of row blocks add up to those
+    of the whole data set.  A field that is None in both stays None.
+    """
+
+    loglik: float
+
+    def __add__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        summed = {}
+        for field in fields(self):
+            a, b = getattr(self, field.name), getattr(other, field.name)
+            summed[field.name] = None if a is None and b is None else a + b
+        return replace(self, **summed)
+
+
+def sum_statistics(parts):
+    """The sum of an iterable of :class:`Statistics` (at least one)."""
+    parts = iter(parts)
+    total = next(parts)
+    for part in parts:
+        total = total + part
+    return total
+
+
+class EMModel(ABC):
+    """An EM model on prepared data.
+
+    Subclasses keep what every E-step needs (the data laid out once, the
+    standardisation, the prior) and implement the abstract methods below.
+    ``singular_message`` says, in the words of the model, why an E-step can
+    fail (:class:`SingularCovarianceError`).
+    """
+
+    singular_message = "the covariance estimate became singular"
+
+    @abstractmethod
+    def start(self):
+        """Starting parameters."""
+
+    @abstractmethod
+    def e_step(self, params):
+        """:class:`Statistics` at ``params``, or None when ``params`` give no
+        finite likelihood (a covariance that is not positive definite)."""
+
+    @abstractmethod
+    def m_step(self, params, stats):
+        """The parameters that maximise the expected complete-data
+        log-likelihood (plus log prior) given ``stats``."""
+
+    @abstractmethod
+    def to_vector(self, params):
+        """``params`` as an unconstrained 1-d array on the standardised
+        scale."""
+
+    @abstractmethod
+    def from_vector(self, vector, like):
+        """Inverse of :meth:`to_vector`; ``like`` supplies whatever the
+        vector leaves out (parameters held fixed)."""
+
+    def log_prior(self, params):
+        """Log prior density at ``params`` (up to a constant); 0 by
+        default (maximum likelihood)."""
+        return 0.0
+
+    def objective(self, params, stats):
+        """The value EM increases: log-likelihood plus log prior."""
+        return stats.loglik + self.log_prior(params)
+
+    def change(self, old, new):
+        """The largest change of the parameters on the standardised scale,
+        compared with the tolerance."""
+        return float(np.max(np.abs(self.to_vector(new) - self.to_vector(old))))
