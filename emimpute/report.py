@@ -24,14 +24,14 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
+from emimpute.diagnostics import MCARTestResult
 from emimpute.imputers._delta_imputer import DeltaAdjustedImputer
 from emimpute.imputers._em_imputer import EMImputer
 from emimpute.imputers._mnar_imputer import MNARSelectionImputer
 from emimpute.imputers._multiple_imputer import MultipleImputer
-from emimpute.utils._validation import feature_names
-from emimpute.diagnostics import MCARTestResult
 from emimpute.pooling import PooledResult
 from emimpute.sensitivity import TippingPoint
+from emimpute.utils._validation import feature_names
 
 __all__ = ["markdown_table", "record", "report"]
 

@@ -26,8 +26,8 @@ from emimpute.imputers._em_imputer import EMImputer
 from emimpute.imputers._mnar_imputer import MNARSelectionImputer
 from emimpute.imputers._multiple_imputer import MultipleImputer
 from emimpute.models._normal import observed_column_moments
-from emimpute.utils._validation import feature_names, finite_number
 from emimpute.pooling import pool
+from emimpute.utils._validation import feature_names, finite_number
 
 __all__ = ["TippingPoint", "sensitivity_analysis", "tipping_point"]
 

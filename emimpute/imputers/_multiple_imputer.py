@@ -14,12 +14,12 @@ from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
-from emimpute.models._normal_posterior import data_augmentation
 from emimpute.imputers._em_imputer import EMImputer
 from emimpute.models._normal import observed_column_moments, standardising_scale
+from emimpute.models._normal_posterior import data_augmentation
+from emimpute.pooling import pool
 from emimpute.utils._progress import progress_bar
 from emimpute.utils._validation import feature_names
-from emimpute.pooling import pool
 
 # Bootstrap resamples in which a column has no observed value are redrawn,
 # up to this many times.
