@@ -123,7 +123,36 @@ def ampute(
     True
     """
     values, names = numeric_matrix(X, "amputation needs numeric columns")
-    n, p = values.shape
+    _check_arguments(values, names, prop, mechanism)
+    missing = _patterns(patterns, names)
+    freq = _frequencies(freq, len(missing))
+    kinds = _kinds(kind, len(missing))
+    score_weights = _weights(weights, missing, mechanism, names)
+    row_prop = prop if by_cases else _row_proportion(prop, freq, missing)
+    rng = check_random_state(random_state)
+    assignment = rng.choice(len(missing), size=values.shape[0], p=freq)
+    standardised = (values - values.mean(axis=0)) / _safe_std(values)
+    mask = np.zeros(values.shape, dtype=bool)
+    for j in range(len(missing)):
+        rows = np.flatnonzero(assignment == j)
+        if len(rows) == 0:
+            continue
+        if mechanism == "MCAR":
+            chance = np.full(len(rows), row_prop)
+        else:
+            score = standardised[rows] @ score_weights[j]
+            shape = KINDS[kinds[j]](_standardise(score))
+            chance = special.expit(shape + _shift(shape, row_prop))
+        hit = rows[rng.random_sample(len(rows)) < chance]
+        mask[np.ix_(hit, np.flatnonzero(missing[j]))] = True
+    amputed = np.where(mask, np.nan, values)
+    if isinstance(X, pd.DataFrame):
+        amputed = pd.DataFrame(amputed, index=X.index, columns=X.columns)
+    return (amputed, mask) if return_mask else amputed
+
+
+def _check_arguments(values, names, prop, mechanism):
+    """Complete data of at least 2 rows, a known mechanism, 0 < prop < 1."""
     incomplete = np.flatnonzero(np.isnan(values).any(axis=0))
     if len(incomplete):
         raise ValueError(
@@ -136,42 +165,21 @@ def ampute(
         raise ValueError(
             f"prop must be a number strictly between 0 and 1, got {prop!r}"
         )
-    if n < 2:
+    if values.shape[0] < 2:
         raise ValueError("ampute needs at least 2 rows")
-    missing = _patterns(patterns, names)
-    n_patterns = len(missing)
-    freq = _frequencies(freq, n_patterns)
-    kinds = _kinds(kind, n_patterns)
-    scores_weights = _weights(weights, missing, mechanism, names)
-    row_prop = prop
-    if not by_cases:
-        row_prop = prop * p / float(freq @ missing.sum(axis=1))
-        if row_prop >= 1:
-            raise ValueError(
-                f"prop={prop} of cells needs more than every row to be "
-                "incomplete with these patterns: lower prop, or use patterns "
-                "that remove more cells"
-            )
-    rng = check_random_state(random_state)
-    assignment = rng.choice(n_patterns, size=n, p=freq)
-    standardised = (values - values.mean(axis=0)) / _safe_std(values)
-    mask = np.zeros((n, p), dtype=bool)
-    for j in range(n_patterns):
-        rows = np.flatnonzero(assignment == j)
-        if len(rows) == 0:
-            continue
-        if mechanism == "MCAR":
-            chance = np.full(len(rows), row_prop)
-        else:
-            score = standardised[rows] @ scores_weights[j]
-            shape = KINDS[kinds[j]](_standardise(score))
-            chance = special.expit(shape + _shift(shape, row_prop))
-        hit = rows[rng.random_sample(len(rows)) < chance]
-        mask[np.ix_(hit, np.flatnonzero(missing[j]))] = True
-    amputed = np.where(mask, np.nan, values)
-    if isinstance(X, pd.DataFrame):
-        amputed = pd.DataFrame(amputed, index=X.index, columns=X.columns)
-    return (amputed, mask) if return_mask else amputed
+
+
+def _row_proportion(prop, freq, missing):
+    """The proportion of incomplete rows that makes ``prop`` of the cells
+    missing (``by_cases=False``): prop * p / (mean cells a pattern removes)."""
+    row_prop = prop * missing.shape[1] / float(freq @ missing.sum(axis=1))
+    if row_prop >= 1:
+        raise ValueError(
+            f"prop={prop} of cells needs more than every row to be "
+            "incomplete with these patterns: lower prop, or use patterns "
+            "that remove more cells"
+        )
+    return row_prop
 
 
 def _patterns(patterns, names):
