@@ -18,6 +18,11 @@ as scikit-learn's ``BaseMixture`` owns the loop and asks its subclasses for
 - ``to_vector(params)`` / ``from_vector(vector, like)``: parameters to and
   from an unconstrained vector on the standardised scale (SQUAREM
   extrapolates there, and the stopping rule measures changes there).
+- ``statistics_of(X, params)`` (models whose statistics add): the
+  statistics of any rows X, in the data's units, in the model's
+  coordinates; summed over the row blocks of the data they equal
+  ``e_step(params)``.  A distributed fit evaluates it where each block
+  lives.
 
 Parameters and statistics are small dataclasses, never tuples read by
 position.
@@ -97,6 +102,14 @@ class EMModel(ABC):
     def from_vector(self, vector, like):
         """Inverse of :meth:`to_vector`; ``like`` supplies whatever the
         vector leaves out (parameters held fixed)."""
+
+    def statistics_of(self, X, params):
+        """:class:`Statistics` of the rows of X (data units, NaN at missing
+        cells) at ``params``, or None as :meth:`e_step`.  Models whose
+        statistics do not add over rows leave it unimplemented."""
+        raise NotImplementedError(
+            f"{type(self).__name__} has no statistics of a block of rows"
+        )
 
     def log_prior(self, params):
         """Log prior density at ``params`` (up to a constant); 0 by

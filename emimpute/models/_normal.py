@@ -81,6 +81,8 @@ class _Problem:
     center: np.ndarray  # observed column means and standard deviations:
     scale: np.ndarray  # the standardised scale of the prior and the tolerances
     ridge: float
+    origin: np.ndarray | float = 0.0  # the problem's data are (X - origin) / unit
+    unit: np.ndarray | float = 1.0
 
 
 # ---------------------------------------------------------------------------
@@ -434,9 +436,13 @@ def prepare_problem(
     unit = scale if standardise else 1.0
     n_complete, T1, T2, n_rows = complete_row_sums(X, center, chunk_size, unit)
     data, chunks, bounds = _incomplete_layout(X, center, chunk_size, unit)
+    origin = 0.0
     if standardise:
+        origin = center
         center, scale = np.zeros_like(center), np.ones_like(scale)
     return _Problem(
+        origin=origin,
+        unit=unit,
         data=data,
         chunks=chunks,
         bounds=bounds,
@@ -534,25 +540,21 @@ def fit_normal_em(
         def report(iteration, loglik, change):
             callback(iteration, loglik + jacobian, change)
 
-    result = run_normal_em(
-        lambda mean, covariance: e_step(problem, mean, covariance),
-        n_rows=problem.n_rows,
-        center=problem.center,
-        scale=problem.scale,
-        ridge=ridge,
+    run = run_em(
+        NormalModel.in_memory(problem),
         max_iter=max_iter,
         tol=tol,
         accelerate=accelerate,
         callback=report,
     )
     return EMResult(
-        mean=center + unit * result.mean,
-        covariance=result.covariance * np.outer(unit, unit),
-        loglik=result.loglik + jacobian,
-        loglik_path=result.loglik_path + jacobian,
-        n_iter=result.n_iter,
-        n_em_steps=result.n_em_steps,
-        converged=result.converged,
+        mean=center + unit * run.params.mean,
+        covariance=run.params.covariance * np.outer(unit, unit),
+        loglik=run.loglik + jacobian,
+        loglik_path=run.path + jacobian,
+        n_iter=run.n_iter,
+        n_em_steps=run.n_steps,
+        converged=run.converged,
     )
 
 
@@ -583,13 +585,16 @@ class NormalModel(EMModel):
         "prior (ridge > 0, for example 1% of n_samples)"
     )
 
-    def __init__(self, evaluate, *, n_rows, center, scale, ridge=0.0):
+    def __init__(
+        self, evaluate, *, n_rows, center, scale, ridge=0.0, origin=0.0, unit=1.0
+    ):
         self.evaluate = evaluate
         self.n_rows = n_rows
         self.center = center
         self.scale = scale
         self.ridge = float(ridge)
         self.prior_scatter = np.diag(scale**2)
+        self.origin, self.unit = origin, unit
 
     @classmethod
     def in_memory(cls, problem):
@@ -600,6 +605,26 @@ class NormalModel(EMModel):
             center=problem.center,
             scale=problem.scale,
             ridge=problem.ridge,
+            origin=problem.origin,
+            unit=problem.unit,
+        )
+
+    def statistics_of(self, X, params):
+        """The E-step statistics of the rows of X (data units, NaN at
+        missing cells) in this model's coordinates: the statistics of a data
+        set are the sum of those of its row blocks."""
+        Z = (np.asarray(X, dtype=np.float64) - self.origin) / self.unit
+        try:
+            precision, logdet_cov = precision_and_logdet(params.covariance)
+            incomplete = block_statistics(
+                Z, self.center, params.mean, precision, logdet_cov
+            )
+        except np.linalg.LinAlgError:
+            return None
+        n_complete, T1, T2, _ = complete_row_sums(Z, self.center)
+        shift = params.mean - self.center
+        return add_complete_rows(
+            incomplete, (n_complete, T1, T2), shift, precision, logdet_cov
         )
 
     def start(self):
