@@ -202,49 +202,17 @@ def pool(
         raise ValueError(f"df_method must be one of {DF_METHODS}, got {df_method!r}")
     dfcom = _check_dfcom(dfcom)
     alpha = _check_alpha(alpha)
-    Q = np.asarray(estimates, dtype=float)
-    U = np.asarray(variances, dtype=float)
-    if Q.ndim == 1:
-        Q = Q[:, None]
-        U = U.reshape(len(U), 1) if U.ndim == 1 else U
-    if Q.ndim != 2:
-        raise ValueError(f"estimates must be (m, k) or (m,), got shape {Q.shape}")
+    Q, U = _pool_inputs(estimates, variances)
     m, k = Q.shape
-    if m < 2:
-        raise ValueError(f"pooling needs at least 2 imputations, got m = {m}")
     full = U.ndim == 3
-    if U.shape not in ((m, k), (m, k, k)):
-        raise ValueError(
-            f"variances must have shape {(m, k)} or {(m, k, k)} to match "
-            f"estimates {Q.shape}, got {U.shape}"
-        )
-    if not (np.all(np.isfinite(Q)) and np.all(np.isfinite(U))):
-        raise ValueError("estimates and variances must be finite")
-    if np.any((np.diagonal(U, axis1=1, axis2=2) if full else U) < 0):
-        raise ValueError("variances must be non-negative")
     names = _check_names(names, k)
     within = U.mean(axis=0)
     ubar = np.diagonal(within).copy() if full else within
     qbar = Q.mean(axis=0)
     between = np.cov(Q, rowvar=False, ddof=1).reshape(k, k)
     b = np.diagonal(between).copy()
+    t, lam, riv, df, fmi = _total_variance(m, ubar, b, dfcom, rule, df_method)
     with np.errstate(divide="ignore", invalid="ignore"):
-        riv = (1 + 1 / m) * b / ubar
-        if rule == "rubin1987":
-            t = ubar + (1 + 1 / m) * b
-            lam = np.where(t > 0, (1 + 1 / m) * b / t, 0.0)
-            if df_method == "rubin1987" or (df_method == "auto" and np.isinf(dfcom)):
-                df = _rubin_df(m, lam)
-            else:
-                if np.isinf(dfcom):
-                    raise ValueError("df_method='barnard-rubin' needs a finite dfcom")
-                df = barnard_rubin_df(m, lam, dfcom)
-            fmi = (riv + 2 / (df + 3)) / (riv + 1)
-        else:
-            t = ubar + b / m
-            lam = np.where(t > 0, (1 + 1 / m) * b / t, 0.0)
-            df = np.where(b > 0, (m - 1) * (1 + ubar / (b / m)) ** 2, np.inf)
-            fmi = np.full(k, np.nan)  # not defined for synthetic data
         std_error = np.sqrt(t)
         statistic = qbar / std_error
     p_value = 2 * stats.t.sf(np.abs(statistic), df)
@@ -271,6 +239,53 @@ def pool(
         covariance_within=within if full else None,
         covariance_between=between if full else None,
     )
+
+
+def _pool_inputs(estimates, variances):
+    """Estimates as (m, k) and variances as (m, k) or (m, k, k), checked."""
+    Q = np.asarray(estimates, dtype=float)
+    U = np.asarray(variances, dtype=float)
+    if Q.ndim == 1:
+        Q = Q[:, None]
+        U = U.reshape(len(U), 1) if U.ndim == 1 else U
+    if Q.ndim != 2:
+        raise ValueError(f"estimates must be (m, k) or (m,), got shape {Q.shape}")
+    m, k = Q.shape
+    if m < 2:
+        raise ValueError(f"pooling needs at least 2 imputations, got m = {m}")
+    if U.shape not in ((m, k), (m, k, k)):
+        raise ValueError(
+            f"variances must have shape {(m, k)} or {(m, k, k)} to match "
+            f"estimates {Q.shape}, got {U.shape}"
+        )
+    if not (np.all(np.isfinite(Q)) and np.all(np.isfinite(U))):
+        raise ValueError("estimates and variances must be finite")
+    if np.any((np.diagonal(U, axis1=1, axis2=2) if U.ndim == 3 else U) < 0):
+        raise ValueError("variances must be non-negative")
+    return Q, U
+
+
+def _total_variance(m, ubar, b, dfcom, rule, df_method):
+    """(t, lambda, riv, df, fmi) per parameter from the within variance
+    ``ubar`` and the between variance ``b`` (formulas in :func:`pool`)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        riv = (1 + 1 / m) * b / ubar
+        if rule == "reiter2003":
+            t = ubar + b / m
+            lam = np.where(t > 0, (1 + 1 / m) * b / t, 0.0)
+            df = np.where(b > 0, (m - 1) * (1 + ubar / (b / m)) ** 2, np.inf)
+            fmi = np.full(len(b), np.nan)  # not defined for synthetic data
+            return t, lam, riv, df, fmi
+        t = ubar + (1 + 1 / m) * b
+        lam = np.where(t > 0, (1 + 1 / m) * b / t, 0.0)
+        if df_method == "rubin1987" or (df_method == "auto" and np.isinf(dfcom)):
+            df = _rubin_df(m, lam)
+        else:
+            if np.isinf(dfcom):
+                raise ValueError("df_method='barnard-rubin' needs a finite dfcom")
+            df = barnard_rubin_df(m, lam, dfcom)
+        fmi = (riv + 2 / (df + 3)) / (riv + 1)
+    return t, lam, riv, df, fmi
 
 
 @dataclass(frozen=True)
