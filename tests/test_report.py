@@ -101,3 +101,22 @@ def test_record_of_an_unfitted_estimator_says_so(estimator):
 def test_record_of_something_else_names_what_it_accepts():
     with pytest.raises(TypeError, match="no record for list.*EMImputer"):
         record([1, 2])
+
+
+def test_any_fitted_estimator_with_its_own_record_is_recorded():
+    # A new model writes its paragraph in its own file: record() needs no edit.
+    from sklearn.base import BaseEstimator
+
+    class NewModel(BaseEstimator):
+        def fit(self, X, y=None):
+            self.n_features_in_ = 1
+            return self
+
+        def _record(self):
+            return "**NewModel** (its own paragraph)"
+
+    assert record(NewModel().fit(None)) == "**NewModel** (its own paragraph)"
+    # A delta-adjusted new model: the wrapper's record embeds the model's.
+    delta = DeltaAdjustedImputer(NewModel(), delta=0.0)
+    delta.imputer_, delta.delta_, delta.n_features_in_ = NewModel().fit(None), [0.0], 1
+    assert record(delta).endswith("**NewModel** (its own paragraph)")

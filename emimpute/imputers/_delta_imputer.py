@@ -9,7 +9,18 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from emimpute.imputers._em_imputer import EMImputer
 from emimpute.models._normal import observed_column_moments
-from emimpute.utils._validation import describe_columns, finite_number
+from emimpute.utils._validation import (
+    describe_columns,
+    feature_names,
+    finite_number,
+)
+
+# How each kind moves an imputed cell, in the words of the record.
+_KIND_WORDS = {
+    "shift": "added to",
+    "scale": "multiplying",
+    "sd": "standard deviations added to",
+}
 
 
 class DeltaAdjustedImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
@@ -148,6 +159,28 @@ class DeltaAdjustedImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator
                 "dropped empty columns)"
             )
         return adjust(imputed, missing, self.delta_, self.kind, self.column_std_)
+
+    def _record(self):
+        """This imputer's paragraph in :func:`emimpute.report.record`."""
+        from emimpute.report import record
+
+        names = feature_names(self)
+        how = _KIND_WORDS[self.kind]
+        neutral = 1.0 if self.kind == "scale" else 0.0
+        moved = [f"{names[j]}: {self.delta_[j]:g}" for j in range(len(names))
+                 if self.delta_[j] != neutral]  # fmt: skip
+        return "\n".join(
+            [
+                "**DeltaAdjustedImputer** (pattern-mixture departure from MAR): "
+                f"delta {how} the imputed cells, once, after imputation "
+                f"({'; '.join(moved) if moved else 'no column moved: MAR'}). "
+                "Observed cells unchanged.",
+                "",
+                "Wrapped imputer:",
+                "",
+                record(self.imputer_),
+            ]
+        )
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -469,6 +469,30 @@ class MultipleImputer(TransformerMixin, BaseEstimator):
             raise ValueError(f"no pooled inference: {self._no_inference}")
         return self.pooled_.summary()
 
+    def _record(self):
+        """This estimator's paragraph in :func:`emimpute.report.record`."""
+        from emimpute.report import record
+
+        if self.method == "bootstrap":
+            how = " (imputer refitted on a bootstrap resample)"
+        else:
+            how = f" ({self.burn_in} iterations per chain)"
+        lines = [
+            f"**MultipleImputer**: {self.n_imputations} imputations, parameters "
+            f"drawn by {self.method}{how}; random_state = {self.random_state!r}.",
+            "",
+            "Imputation model of each data set:",
+            "",
+            record(self.imputers_[0]),
+        ]
+        if self.estimator is not None:
+            outcome = ", outcome included in the imputation model"
+            lines += ["", f"Analysis: {self.estimator!r}, fitted on each data set"
+                      + (outcome if self.include_outcome else "") + "."]  # fmt: skip
+        if self.pooled_ is not None:
+            lines += ["", record(self.pooled_)]
+        return "\n".join(lines)
+
     # ------------------------------------------------------------ transform
 
     def multiple_transform(self, X):
