@@ -1,13 +1,13 @@
 """MultipleImputer: proper multiple imputation and pooled inference (meta-estimator)."""
 
 import copy
+import functools
 import numbers
 
 import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, TransformerMixin, clone, is_classifier
-from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
@@ -15,6 +15,13 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
 
 from emimpute.imputers._em_imputer import EMImputer
+from emimpute.imputers._inference import (
+    ADVICE,
+    BUILT_IN,
+    builtin_inference,
+    inference_output,
+)
+from emimpute.imputers._registry import registered_imputers
 from emimpute.models._normal import observed_column_moments, standardising_scale
 from emimpute.models._normal_posterior import data_augmentation
 from emimpute.pooling import pool
@@ -24,19 +31,6 @@ from emimpute.utils._validation import feature_names
 # Bootstrap resamples in which a column has no observed value are redrawn,
 # up to this many times.
 MAX_REDRAWS = 100
-
-# Where MultipleImputer has built-in standard errors, and why nowhere else.
-BUILT_IN = (
-    "Built-in standard errors exist for LinearRegression (OLS: sigma^2 "
-    "(X'X)^-1, dfcom = n - k) and unpenalised LogisticRegression "
-    "(LogisticRegression(C=np.inf): the inverse Fisher information, two or "
-    "more classes), whose complete-data covariances have closed forms."
-)
-ADVICE = (
-    "pass inference=f with f(X, y) -> (estimates, variances[, dfcom]) for each "
-    "completed data set (for example from a statsmodels fit); predict, "
-    "predict_proba and cross-validation do not need it"
-)
 
 
 class MultipleImputer(TransformerMixin, BaseEstimator):
@@ -69,8 +63,10 @@ class MultipleImputer(TransformerMixin, BaseEstimator):
     method : {"bootstrap", "data-augmentation"}, default="bootstrap"
         How each imputation draws the parameters.  "bootstrap": fit the
         imputer on a bootstrap resample (any imputer that can draw).
-        "data-augmentation" (EMImputer only): the Bayesian posterior, by
-        ``burn_in`` iterations of the data-augmentation sampler (Schafer
+        "data-augmentation" (imputers whose model can draw its parameters:
+        EMImputer, and every registered imputer with a ``_draw_parameters``
+        method): the Bayesian posterior, by ``burn_in`` iterations of the
+        model's data-augmentation sampler (for the normal model Schafer
         1997, sec. 5.4; R ``norm::da.norm``) started at the EM estimate, one
         independent chain per imputation.
     burn_in : int, default=50
@@ -230,38 +226,16 @@ class MultipleImputer(TransformerMixin, BaseEstimator):
         """
         self._validate_params()
         X = validate_data(self, X, ensure_all_finite="allow-nan", dtype=np.float64)
-        base = EMImputer() if self.imputer is None else self.imputer
-        if base.get_params(deep=False).get("imputer", False) is None:
-            base = clone(base).set_params(imputer=EMImputer())  # a wrapper's default
-        if _drawing_key(base, "sample_posterior") is None:
-            raise ValueError(
-                f"{type(base).__name__} cannot draw imputations (it has no "
-                "sample_posterior parameter): use an imputer that can, such as "
-                "EMImputer, MNARSelectionImputer or IterativeImputer."
-            )
+        base = self._base_imputer()
         self._with_outcome, self._outcome_width = False, 0
         if self.estimator is not None:
             y = self._check_outcome(X, y)
             self._with_outcome = self.include_outcome
         data = self._imputation_data(X, y)
         self._refuse_empty_columns(data)
-        seeds = check_random_state(self.random_state).randint(
-            np.iinfo(np.int32).max, size=(self.n_imputations, 2)
-        )
-        if self.method == "bootstrap":
-            labels = self._column_labels()
-            jobs = (
-                delayed(_impute_once)(base, data, seed, self._columns, labels)
-                for seed in seeds
-            )
-        else:
-            start = self._em_start(base, data)
-            jobs = (
-                delayed(_augment_once)(start, data, seed, self.burn_in)
-                for seed in seeds
-            )
         step = progress_bar(type(self).__name__, self.n_imputations, self.verbose)
         results = []
+        jobs = self._imputation_jobs(base, data)
         for result in Parallel(n_jobs=self.n_jobs, return_as="generator")(jobs):
             results.append(result)  # in order, whatever n_jobs
             step()
@@ -272,6 +246,35 @@ class MultipleImputer(TransformerMixin, BaseEstimator):
         if self.estimator is not None:
             self._analyse([draws for _, draws in results], y)
         return self
+
+    def _base_imputer(self):
+        """The imputer each imputation clones, checked to be able to draw."""
+        base = EMImputer() if self.imputer is None else self.imputer
+        if base.get_params(deep=False).get("imputer", False) is None:
+            base = clone(base).set_params(imputer=EMImputer())  # a wrapper's default
+        if _drawing_key(base, "sample_posterior") is None:
+            raise ValueError(
+                f"{type(base).__name__} cannot draw imputations (it has no "
+                "sample_posterior parameter): use an imputer that can, such as "
+                "EMImputer, MNARSelectionImputer or IterativeImputer."
+            )
+        return base
+
+    def _imputation_jobs(self, base, data):
+        """One delayed job per imputation, each with its own two seeds."""
+        seeds = check_random_state(self.random_state).randint(
+            np.iinfo(np.int32).max, size=(self.n_imputations, 2)
+        )
+        if self.method == "bootstrap":
+            labels = self._column_labels()
+            return (
+                delayed(_impute_once)(base, data, seed, self._columns, labels)
+                for seed in seeds
+            )
+        start = self._augmentation_start(base, data)
+        return (
+            delayed(_augment_once)(start, data, seed, self.burn_in) for seed in seeds
+        )
 
     def _check_outcome(self, X, y):
         """y as a 1-d array: floats for a regressor, the labels as given for
@@ -415,21 +418,27 @@ class MultipleImputer(TransformerMixin, BaseEstimator):
         data = _frame(self._imputation_data(X, y), self._columns)
         return [np.asarray(imp.transform(data), dtype=float) for imp in self.imputers_]
 
-    def _em_start(self, base, data):
-        """The EM fit that every data-augmentation chain starts from."""
-        if not isinstance(base, EMImputer):
+    def _augmentation_start(self, base, data):
+        """The fit that every data-augmentation chain starts from (its
+        estimate: burn-in is then short)."""
+        if not _can_draw_parameters(base):
+            able = [
+                entry.estimator.__name__
+                for entry in registered_imputers()
+                if _can_draw_parameters(entry.estimator)
+            ] or ["EMImputer"]
             raise ValueError(
-                "method='data-augmentation' needs an EMImputer (it draws from the "
-                f"normal model's posterior); got {type(base).__name__}. Use "
-                "method='bootstrap' for other imputers."
+                "method='data-augmentation' needs an imputer that can draw its "
+                f"parameters from their posterior ({', '.join(able)}); "
+                f"{type(base).__name__} cannot. Use method='bootstrap' for "
+                "other imputers."
             )
-        fitted = clone(base).set_params(add_indicator=False)
-        fitted.fit(_frame(data, self._columns))
-        if fitted._empty_features.any():
-            raise ValueError(
-                "method='data-augmentation' needs an observed value in every column"
-            )
-        return fitted
+        fitted = clone(base)
+        if "add_indicator" in fitted.get_params(deep=False):
+            fitted.set_params(add_indicator=False)
+        # Every column has an observed value (_refuse_empty_columns), so the
+        # chains draw every column.
+        return fitted.fit(_frame(data, self._columns))
 
     def _pool(self, fits):
         """Rubin's rules over the estimators' coefficients, or None (the
@@ -438,9 +447,9 @@ class MultipleImputer(TransformerMixin, BaseEstimator):
         rows = []
         for (X_l, y_l), fitted in zip(fits, self.estimators_, strict=True):
             if self.inference is not None:
-                rows.append(_inference_output(self.inference(X_l, y_l), rows))
+                rows.append(inference_output(self.inference(X_l, y_l), rows))
                 continue
-            out = _builtin_inference(fitted, X_l, y_l, names)
+            out = builtin_inference(fitted, X_l, y_l, names)
             if isinstance(out, str):
                 self._no_inference = f"{out}. {BUILT_IN} Otherwise {ADVICE}."
                 return None
@@ -665,9 +674,30 @@ def _drawing_key(estimator, name):
     return min(found, key=len) if found else None
 
 
+def _can_draw_parameters(estimator):
+    """Whether an imputer (instance or class) offers data augmentation: its
+    ``_draw_parameters`` hook (see :mod:`emimpute.imputers._registry`)."""
+    if callable(getattr(estimator, "_draw_parameters", None)):
+        return True
+    # Until EMImputer carries the hook itself (the shared estimator base).
+    cls = estimator if isinstance(estimator, type) else type(estimator)
+    return issubclass(cls, EMImputer)
+
+
 def _augment_once(start, data, seed, burn_in):
-    """One proper imputation by data augmentation from the EM estimate."""
+    """One proper imputation by data augmentation from the fitted ``start``:
+    ``burn_in`` steps of the model's own sampler (``_draw_parameters``)."""
     rng = np.random.RandomState(seed[0])
+    draw = getattr(start, "_draw_parameters", None)
+    if draw is None:
+        draw = functools.partial(_normal_draw_parameters, start)
+    imputer, completed = draw(data, n_steps=burn_in, rng=rng)
+    imputer.set_params(sample_posterior=True, random_state=int(seed[1]))
+    return imputer, completed
+
+
+def _normal_draw_parameters(start, data, *, n_steps, rng):
+    """EMImputer's data augmentation, until EMImputer has the hook."""
     prior_scatter, prior_df = None, 0.0
     # The ridge as an inverse-Wishart prior, as in EM: the one the fit used
     # (ridge_, which the automatic ridge sets when the MLE does not exist).
@@ -677,160 +707,8 @@ def _augment_once(start, data, seed, burn_in):
         prior_scatter = ridge * np.diag(standardising_scale(scale) ** 2)
         prior_df = ridge
     completed, mean, covariance = data_augmentation(
-        data, start.mean_, start.covariance_, burn_in, rng, prior_scatter, prior_df
+        data, start.mean_, start.covariance_, n_steps, rng, prior_scatter, prior_df
     )
     imputer = copy.deepcopy(start)
     imputer.mean_, imputer.covariance_ = mean, covariance
-    imputer.set_params(sample_posterior=True, random_state=int(seed[1]))
     return imputer, completed
-
-
-INFERENCE_SHAPES = (
-    "inference(X, y) must return (estimates, variances) or (estimates, "
-    "variances, dfcom): estimates a scalar or k values, variances a scalar, "
-    "k squared standard errors or a k x k covariance, dfcom a number or None"
-)
-
-
-def _inference_output(out, previous):
-    """A user's ``inference`` result as (estimates, variances, dfcom, None),
-    scalars taken as one parameter; a clear error for any other shape."""
-    if not isinstance(out, (tuple, list)) or len(out) not in (2, 3):
-        raise ValueError(f"{INFERENCE_SHAPES}; got {_describe_value(out)}")
-    try:
-        estimates = np.atleast_1d(np.asarray(out[0], dtype=np.float64))
-        variances = np.asarray(out[1], dtype=np.float64)
-    except (TypeError, ValueError) as error:
-        raise ValueError(f"{INFERENCE_SHAPES}; got non-numbers: {error}") from None
-    k = estimates.size
-    if variances.ndim == 0:
-        variances = variances.reshape(1)
-    shapes_ok = estimates.ndim == 1 and variances.shape in ((k,), (k, k))
-    if not shapes_ok:
-        raise ValueError(
-            f"{INFERENCE_SHAPES}; got estimates of shape {estimates.shape} and "
-            f"variances of shape {variances.shape}"
-        )
-    if previous and (
-        estimates.shape != previous[0][0].shape
-        or variances.shape != previous[0][1].shape
-    ):
-        raise ValueError(
-            "inference(X, y) returned estimates or variances of shapes "
-            f"{estimates.shape}, {variances.shape} on one completed data set and "
-            f"{previous[0][0].shape}, {previous[0][1].shape} on another"
-        )
-    dfcom = out[2] if len(out) == 3 else None
-    return estimates, variances, dfcom, None
-
-
-def _describe_value(out):
-    if isinstance(out, (tuple, list)):
-        return f"a {type(out).__name__} of {len(out)} items"
-    return f"a {type(out).__name__}"
-
-
-def _unpenalised(model):
-    """No penalty: ``C=np.inf`` (scikit-learn >= 1.8) or ``penalty=None``."""
-    return model.penalty is None or np.isinf(model.C)
-
-
-def _builtin_inference(fitted, X, y, names):
-    """(estimates, covariance, dfcom, parameter names) for OLS and
-    unpenalised logistic fits; otherwise the reason there is none (a str)."""
-    kind = type(fitted).__name__
-    if type(fitted) is LinearRegression:
-        if np.ndim(fitted.coef_) != 1:
-            return "LinearRegression fitted several outputs; pooling takes one"
-        if fitted.positive:
-            # At an active constraint the estimate sits on the boundary and
-            # sigma^2 (X'X)^-1 is not its sampling variance.
-            return "LinearRegression(positive=True) is a constrained fit"
-        return _ols_inference(fitted, X, y, names)
-    if type(fitted) is LogisticRegression:
-        if not _unpenalised(fitted):
-            return (
-                f"LogisticRegression(C={fitted.C!r}) is penalised (the default "
-                "is an L2 penalty, C=1.0): a penalised estimate is shrunk "
-                "towards 0 and has no classical standard error, so pooled "
-                "intervals would not cover. For inference use "
-                "LogisticRegression(C=np.inf), unpenalised"
-            )
-        if fitted.class_weight is not None:
-            return (
-                "LogisticRegression with class_weight maximises a weighted "
-                "likelihood whose inverse information is not its covariance"
-            )
-        if (
-            getattr(fitted, "multi_class", "auto") == "ovr"
-            and fitted.coef_.shape[0] > 1
-        ):
-            return (
-                "a one-vs-rest LogisticRegression is not the multinomial "
-                "likelihood that the information matrix belongs to"
-            )
-        return _logistic_inference(fitted, X, names)
-    return f"{kind} has no built-in standard errors"
-
-
-def _design(fitted, X):
-    return np.column_stack([np.ones(len(X)), X]) if fitted.fit_intercept else X
-
-
-def _parameter_names(fitted, names):
-    return ["intercept", *names] if fitted.fit_intercept else list(names)
-
-
-def _ols_inference(fitted, X, y, names):
-    """OLS: sigma^2 (X'X)^-1 with sigma^2 on n - k degrees of freedom."""
-    design = _design(fitted, X)
-    coef = (
-        np.r_[fitted.intercept_, fitted.coef_] if fitted.fit_intercept else fitted.coef_
-    )
-    dfcom = len(X) - design.shape[1]
-    if dfcom <= 0 or np.linalg.matrix_rank(design) < design.shape[1]:
-        return (
-            f"the design of LinearRegression has rank below its {design.shape[1]} "
-            f"parameters (n = {len(X)}, or collinear columns): the OLS "
-            "covariance does not exist"
-        )
-    residual = y - design @ coef
-    sigma2 = residual @ residual / dfcom
-    covariance = sigma2 * np.linalg.inv(design.T @ design)
-    return coef, covariance, dfcom, _parameter_names(fitted, names)
-
-
-def _logistic_inference(fitted, X, names):
-    """Unpenalised logistic regression: the baseline-category coefficients
-    (log-odds of each class against ``classes_[0]``) and the inverse Fisher
-    information.
-
-    For K classes with probabilities pi_ik and design rows d_i, the
-    information of the baseline-category parameters beta_1..beta_K-1 has
-    blocks sum_i pi_ij (delta_jk - pi_ik) d_i d_i' (Agresti 2013,
-    Categorical Data Analysis, sec. 8.1.5); for two classes it is
-    D' diag(pi (1 - pi)) D.  The probabilities do not depend on how the
-    over-parameterised multinomial coefficients are centred, so
-    ``predict_proba`` gives them.
-    """
-    design = _design(fitted, X)
-    coef = fitted.coef_
-    if fitted.fit_intercept:
-        coef = np.column_stack([fitted.intercept_, coef])
-    if len(fitted.classes_) > 2:
-        coef = coef[1:] - coef[0]  # baseline category: classes_[0]
-    proba = fitted.predict_proba(X)[:, 1:]  # (n, K - 1)
-    weight = proba[:, :, None] * (np.eye(proba.shape[1]) - proba[:, None, :])
-    information = np.einsum("ia,ijk,ib->jakb", design, weight, design)
-    size = coef.size
-    try:
-        covariance = np.linalg.inv(information.reshape(size, size))
-    except np.linalg.LinAlgError:
-        return (
-            "the Fisher information of LogisticRegression is singular "
-            "(collinear columns, or n too small): its inverse does not exist"
-        )
-    labels = _parameter_names(fitted, names)
-    if len(fitted.classes_) > 2:
-        labels = [f"{label}:{name}" for label in fitted.classes_[1:] for name in labels]
-    return coef.ravel(), covariance, len(X) - size, labels
