@@ -122,7 +122,14 @@ def default_threads():
 
 
 def complete_blocks(
-    blocks, mean, precision, *, want_cov_sum=True, want_cross=False, n_threads=None
+    blocks,
+    mean,
+    precision,
+    *,
+    want_cov_sum=True,
+    want_cross=False,
+    n_threads=None,
+    distances=None,
 ):
     """Impute every block in place and return the sums the M-step needs.
 
@@ -141,6 +148,10 @@ def complete_blocks(
         against these ones at the next E-step).
     n_threads : int, optional
         By default :func:`default_threads`, fewer for few rows.
+    distances : list of ndarrays of shape (n_b,), optional
+        One float64 array per block, filled with each row's observed-part
+        Mahalanobis distance d_o' inv(S_oo) d_o (the multivariate t's
+        weights need it per row).  None (the normal model) skips that work.
 
     Returns
     -------
@@ -174,9 +185,10 @@ def complete_blocks(
         cov_sum = np.zeros(p * p) if want_cov_sum else None
         cross = np.zeros(p * p) if want_cross else None
         logdet = 0.0
-        for rows, missing in blocks:
+        for index, (rows, missing) in enumerate(blocks):
             start = len(rows) * part // n_threads
             stop = len(rows) * (part + 1) // n_threads
+            d2 = None if distances is None else distances[index][start:stop]
             logdet += complete_rows(
                 rows[start:stop],
                 missing,
@@ -186,6 +198,7 @@ def complete_blocks(
                 cov_sum,
                 row_sum,
                 cross,
+                d2,
             )
         return row_sum, cov_sum, logdet, cross
 
@@ -201,6 +214,44 @@ def complete_blocks(
     cov_sum = _symmetric(results, 1, p) if want_cov_sum else None
     cross = _symmetric(results, 3, p) if want_cross else None
     return row_sum, cov_sum, float(logdet_sum), cross
+
+
+def weighted_sums(data, weights, n_threads=None):
+    """Sums of weighted rows and weighted cross-products, threaded.
+
+    Parameters
+    ----------
+    data : ndarray of shape (n, p), float64, C-contiguous
+    weights : ndarray of shape (n,), float64
+    n_threads : int, optional
+        By default :func:`default_threads`, fewer for few rows.
+
+    Returns
+    -------
+    row_sum : ndarray of shape (p,)
+        sum_r w_r x_r.
+    cross : ndarray of shape (p, p)
+        sum_r w_r x_r x_r'.
+    """
+    n, p = data.shape
+    weights = np.ascontiguousarray(weights, dtype=np.float64)
+    if n_threads is None:
+        n_threads = default_threads()
+    n_threads = int(max(1, min(n_threads, n // MIN_ROWS_PER_THREAD)))
+
+    def run(part):
+        start, stop = n * part // n_threads, n * (part + 1) // n_threads
+        row_sum, cross = np.zeros(p), np.zeros(p * p)
+        _fast_estep.weighted_sums(data[start:stop], weights[start:stop], row_sum, cross)
+        return row_sum, cross
+
+    if n_threads == 1:
+        results = [run(0)]
+    else:
+        with ThreadPoolExecutor(n_threads) as pool:
+            results = list(pool.map(run, range(n_threads)))
+    row_sum = np.sum([result[0] for result in results], axis=0)
+    return row_sum, _symmetric(results, 1, p)
 
 
 def _symmetric(results, index, p):

@@ -147,6 +147,10 @@ class ChunkMoments:
     cov_sum: np.ndarray  # (p*p,) sum over rows of C scattered on its (m, m) block
     variance: np.ndarray  # (n_chunk, p) diag(C) at missing cells, 0 elsewhere
     factor: np.ndarray = None  # (k, k, n_chunk) W with C = W' W, if asked for
+    # (n_chunk,) observed-part Mahalanobis distances d_o' inv(S_oo) d_o and
+    # log det K_mm per row (the multivariate t needs them row by row)
+    distance: np.ndarray = None
+    logdet_mm: np.ndarray = None
 
 
 def chunk_moments(
@@ -225,7 +229,15 @@ def chunk_moments(
         loglik = np.zeros(len(block))
     else:
         loglik = -0.5 * (n_observed * LOG_2PI + logdet_cov + logdet_mm + quad)
-    return ChunkMoments(block, loglik, cov_sum, variance, W if want_factor else None)
+    return ChunkMoments(
+        block,
+        loglik,
+        cov_sum,
+        variance,
+        W if want_factor else None,
+        np.maximum(quad, 0.0),  # rounding can leave a tiny negative
+        logdet_mm,
+    )
 
 
 def _scatter_conditional_covariances(W, missing, flat_index, p):

@@ -20,7 +20,15 @@
  * division chain of a Cholesky is hidden.  Common k get a specialised copy
  * with k a compile-time constant, so the tiny loops unroll.
  *
- * The function releases the GIL; the caller runs one call per thread on
+ * Optionally (the multivariate t, Liu & Rubin 1995) each row's observed-part
+ * Mahalanobis distance is written out:
+ *
+ *   d_o' inv(S_oo) d_o = d' K d - g' C g   (the minimum over x_m of the
+ *                                            quadratic form is at x_m = c)
+ *
+ * and weighted_sums() adds up sum w x and sum w x x' of completed rows.
+ *
+ * The functions release the GIL; the caller runs one call per thread on
  * disjoint rows, each with its own accumulators.
  */
 #define PY_SSIZE_T_CLEAN
@@ -48,6 +56,7 @@ typedef struct {
     double *cov_sum;       /* (p, p) lower triangle accumulated, or NULL */
     double *row_sum;       /* (p,) sum of completed rows accumulated, or NULL */
     double *cross;         /* (p, p) lower triangle of sum x x' accumulated, or NULL */
+    double *d2;            /* (n,) observed-part Mahalanobis distances written, or NULL */
 } Rows;
 
 /* acc[i, j] += sum over the group's rows of x[i] x[j], j <= i.  A full group
@@ -80,22 +89,194 @@ add_cross_products(double *restrict acc, const double *restrict x, Py_ssize_t p,
     }
 }
 
+/* acc[i, j] += sum over the group's rows of w x[i] x[j], j <= i, and
+   row_sum += sum w x: add_cross_products with each row scaled by its weight
+   on one side (a separate function, so the normal path is untouched). */
+static ALWAYS_INLINE void
+add_weighted_products(double *restrict acc, double *restrict row_sum,
+                      const double *restrict x, const double *restrict w,
+                      Py_ssize_t p, Py_ssize_t n_rows)
+{
+    for (Py_ssize_t r = 0; r < n_rows; r++) {
+        const double *xr = x + r * p;
+        for (Py_ssize_t j = 0; j < p; j++) row_sum[j] += w[r] * xr[j];
+    }
+    if (n_rows == LANES) {
+        const double *x0 = x, *x1 = x + p, *x2 = x + 2 * p, *x3 = x + 3 * p;
+        const double *x4 = x + 4 * p, *x5 = x + 5 * p, *x6 = x + 6 * p, *x7 = x + 7 * p;
+        for (Py_ssize_t i = 0; i < p; i++) {
+            const double a0 = w[0] * x0[i], a1 = w[1] * x1[i], a2 = w[2] * x2[i];
+            const double a3 = w[3] * x3[i], a4 = w[4] * x4[i], a5 = w[5] * x5[i];
+            const double a6 = w[6] * x6[i], a7 = w[7] * x7[i];
+            double *restrict acc_i = acc + i * p;
+            for (Py_ssize_t j = 0; j <= i; j++)
+                acc_i[j] += ((a0 * x0[j] + a1 * x1[j]) + (a2 * x2[j] + a3 * x3[j])) +
+                            ((a4 * x4[j] + a5 * x5[j]) + (a6 * x6[j] + a7 * x7[j]));
+        }
+        return;
+    }
+    for (Py_ssize_t r = 0; r < n_rows; r++) {
+        const double *xr = x + r * p;
+        for (Py_ssize_t i = 0; i < p; i++) {
+            const double a = w[r] * xr[i];
+            double *restrict acc_i = acc + i * p;
+            for (Py_ssize_t j = 0; j <= i; j++) acc_i[j] += a * xr[j];
+        }
+    }
+}
+
+/* quad[l] = d' K d for the LANES rows stored D[j][lane]:
+   sum_i d_i (K_ii d_i + 2 sum_{j<i} K_ij d_j).  The lanes are held in two
+   vectors of four (GCC/clang vector extension, lowered to what the target
+   has), so the compiler cannot vectorise the loop over j instead; two i at
+   a time give four independent chains of multiply-adds. */
+#if defined(__GNUC__) || defined(__clang__)
+typedef double half_t __attribute__((vector_size(4 * sizeof(double))));
+#define LOAD_HALF(v, ptr) memcpy(&(v), (ptr), sizeof(half_t))
+
+static ALWAYS_INLINE void
+quadratic_forms(double *restrict quad, const double *restrict D,
+                const double *restrict K, Py_ssize_t p)
+{
+    half_t q_lo = {0.0}, q_hi = {0.0};
+    Py_ssize_t i0 = 0;
+    for (; i0 + 2 <= p; i0 += 2) {
+        half_t a0_lo = {0.0}, a0_hi = {0.0}, a1_lo = {0.0}, a1_hi = {0.0};
+        half_t v_lo, v_hi;
+        const double *K0 = K + i0 * p, *K1 = K0 + p;
+        for (Py_ssize_t j = 0; j < i0; j++) {
+            LOAD_HALF(v_lo, D + j * LANES);
+            LOAD_HALF(v_hi, D + j * LANES + 4);
+            a0_lo += K0[j] * v_lo;
+            a0_hi += K0[j] * v_hi;
+            a1_lo += K1[j] * v_lo;
+            a1_hi += K1[j] * v_hi;
+        }
+        half_t d0_lo, d0_hi, d1_lo, d1_hi;
+        LOAD_HALF(d0_lo, D + i0 * LANES);
+        LOAD_HALF(d0_hi, D + i0 * LANES + 4);
+        LOAD_HALF(d1_lo, D + (i0 + 1) * LANES);
+        LOAD_HALF(d1_hi, D + (i0 + 1) * LANES + 4);
+        a1_lo += K1[i0] * d0_lo;
+        a1_hi += K1[i0] * d0_hi;
+        q_lo += d0_lo * (K0[i0] * d0_lo + 2.0 * a0_lo) +
+                d1_lo * (K1[i0 + 1] * d1_lo + 2.0 * a1_lo);
+        q_hi += d0_hi * (K0[i0] * d0_hi + 2.0 * a0_hi) +
+                d1_hi * (K1[i0 + 1] * d1_hi + 2.0 * a1_hi);
+    }
+    if (i0 < p) { /* the last row of K when p is odd */
+        const double *K_i = K + i0 * p;
+        half_t a_lo = {0.0}, a_hi = {0.0}, v_lo, v_hi;
+        for (Py_ssize_t j = 0; j < i0; j++) {
+            LOAD_HALF(v_lo, D + j * LANES);
+            LOAD_HALF(v_hi, D + j * LANES + 4);
+            a_lo += K_i[j] * v_lo;
+            a_hi += K_i[j] * v_hi;
+        }
+        LOAD_HALF(v_lo, D + i0 * LANES);
+        LOAD_HALF(v_hi, D + i0 * LANES + 4);
+        q_lo += v_lo * (K_i[i0] * v_lo + 2.0 * a_lo);
+        q_hi += v_hi * (K_i[i0] * v_hi + 2.0 * a_hi);
+    }
+    memcpy(quad, &q_lo, sizeof q_lo);
+    memcpy(quad + 4, &q_hi, sizeof q_hi);
+}
+
+/* The same with the lanes in four vectors of two, for targets without
+   256-bit registers (GCC splits a 256-bit vector there badly). */
+typedef double pair_t __attribute__((vector_size(2 * sizeof(double))));
+
+static ALWAYS_INLINE void
+quadratic_forms_narrow(double *restrict quad, const double *restrict D,
+                       const double *restrict K, Py_ssize_t p)
+{
+    pair_t q[4] = {{0.0}};
+    Py_ssize_t i0 = 0;
+    for (; i0 + 2 <= p; i0 += 2) {
+        const double *K0 = K + i0 * p, *K1 = K0 + p;
+        pair_t a0[4] = {{0.0}}, a1[4] = {{0.0}}, v[4], d0[4], d1[4];
+        for (Py_ssize_t j = 0; j < i0; j++) {
+            memcpy(v, D + j * LANES, sizeof v);
+            for (int h = 0; h < 4; h++) {
+                a0[h] += K0[j] * v[h];
+                a1[h] += K1[j] * v[h];
+            }
+        }
+        memcpy(d0, D + i0 * LANES, sizeof d0);
+        memcpy(d1, D + (i0 + 1) * LANES, sizeof d1);
+        for (int h = 0; h < 4; h++)
+            q[h] += d0[h] * (K0[i0] * d0[h] + 2.0 * a0[h]) +
+                    d1[h] * (K1[i0 + 1] * d1[h] + 2.0 * (a1[h] + K1[i0] * d0[h]));
+    }
+    if (i0 < p) { /* the last row of K when p is odd */
+        const double *K_i = K + i0 * p;
+        pair_t a[4] = {{0.0}}, v[4];
+        for (Py_ssize_t j = 0; j < i0; j++) {
+            memcpy(v, D + j * LANES, sizeof v);
+            for (int h = 0; h < 4; h++) a[h] += K_i[j] * v[h];
+        }
+        memcpy(v, D + i0 * LANES, sizeof v);
+        for (int h = 0; h < 4; h++) q[h] += v[h] * (K_i[i0] * v[h] + 2.0 * a[h]);
+    }
+    memcpy(quad, q, sizeof q);
+}
+#else
+/* Without vector extensions: plain loops over the lanes. */
+static ALWAYS_INLINE void
+quadratic_forms(double *restrict quad, const double *restrict D,
+                const double *restrict K, Py_ssize_t p)
+{
+    for (Py_ssize_t l = 0; l < LANES; l++) quad[l] = 0.0;
+    for (Py_ssize_t i = 0; i < p; i++) {
+        const double *K_i = K + i * p, *D_i = D + i * LANES;
+        double acc[LANES] = {0.0};
+        for (Py_ssize_t j = 0; j < i; j++)
+            for (Py_ssize_t l = 0; l < LANES; l++) acc[l] += K_i[j] * D[j * LANES + l];
+        for (Py_ssize_t l = 0; l < LANES; l++)
+            quad[l] += D_i[l] * (K_i[i] * D_i[l] + 2.0 * acc[l]);
+    }
+}
+#define quadratic_forms_narrow quadratic_forms
+#endif
+
+/* Sums of weighted rows and weighted cross-products (lower triangle), into
+   the caller's zeroed-or-accumulating arrays, via private accumulators (see
+   complete_rows_k).  Returns 0, or -1 if the workspace cannot be allocated. */
+static ALWAYS_INLINE int
+weighted_sums_impl(const double *data, const double *w, Py_ssize_t n, Py_ssize_t p,
+                   double *row_sum_out, double *cross_out)
+{
+    double *work = calloc(p * p + p, sizeof(double));
+    if (work == NULL) return -1;
+    double *cross = work, *row_sum = work + p * p;
+    for (Py_ssize_t r0 = 0; r0 < n; r0 += LANES) {
+        const Py_ssize_t active = n - r0 < LANES ? n - r0 : LANES;
+        add_weighted_products(cross, row_sum, data + r0 * p, w + r0, p, active);
+    }
+    for (Py_ssize_t i = 0; i < p * p; i++) cross_out[i] += cross[i];
+    for (Py_ssize_t j = 0; j < p; j++) row_sum_out[j] += row_sum[j];
+    free(work);
+    return 0;
+}
+
 /* Returns the sum over rows of log det K_mm, NaN if some K_mm is not positive
    definite (numerically), or -INFINITY if the workspace cannot be allocated. */
 static ALWAYS_INLINE double
-complete_rows_k(const Rows *t, const Py_ssize_t k)
+complete_rows_k(const Rows *t, const Py_ssize_t k, const int wide)
 {
     const Py_ssize_t B = LANES, p = t->p, n = t->n;
     /* Sums go to this call's own zeroed accumulators first, added to the
        caller's at the end: accumulators of different threads that happen to
        share a cache line would otherwise be written alternately by both. */
-    double *work = calloc(2 * p * p + 2 * p + (2 * k * k + 5 * k + 2) * B, sizeof(double));
+    double *work = calloc(2 * p * p + 2 * p + (2 * k * k + 6 * k + 3 + p) * B, sizeof(double));
     if (work == NULL) return -INFINITY;
     double *cov_sum = work, *cross = cov_sum + p * p, *row_sum = cross + p * p;
     double *d = row_sum + p, *L = d + p, *Li = L + k * k * B, *g = Li + k * k * B;
     double *inv = g + k * B, *y = inv + k * B, *z = y + k * B, *det = z + k * B;
-    double *log_det = det + B;
-    int64_t *m = (int64_t *)(log_det + B); /* [a][lane] missing columns */
+    double *log_det = det + B, *quad = log_det + B; /* quad: d' K d per lane */
+    int64_t *m = (int64_t *)(quad + B); /* [a][lane] missing columns */
+    /* [j][lane] deviations d (d_m = 0), kept only when distances are asked for. */
+    double *D = t->d2 == NULL ? NULL : (double *)(m + k * B);
     double logdet = 0.0;
 
     for (Py_ssize_t r0 = 0; r0 < n; r0 += B) {
@@ -126,6 +307,15 @@ complete_rows_k(const Rows *t, const Py_ssize_t k)
                 for (Py_ssize_t b = 0; b <= a; b++)
                     L[(a * k + b) * B + l] = K_row[m[b * B + l]];
             }
+            if (D != NULL)
+                for (Py_ssize_t j = 0; j < p; j++) D[j * B + l] = d[j];
+        }
+
+        if (D != NULL) {
+            if (wide)
+                quadratic_forms(quad, D, t->K, p);
+            else
+                quadratic_forms_narrow(quad, D, t->K, p);
         }
 
         /* Cholesky K_mm = L L', row by row (Cholesky-Banachiewicz), in place. */
@@ -203,6 +393,15 @@ complete_rows_k(const Rows *t, const Py_ssize_t k)
             }
             for (Py_ssize_t l = 0; l < B; l++) z[b * B + l] = s[l];
         }
+        if (t->d2 != NULL) {
+            /* d_o' inv(S_oo) d_o = d' K d - g' C g, with z = C g; rounding
+               can leave a tiny negative where the distance is 0. */
+            for (Py_ssize_t l = 0; l < active; l++) {
+                double q = quad[l];
+                for (Py_ssize_t a = 0; a < k; a++) q -= g[a * B + l] * z[a * B + l];
+                t->d2[r0 + l] = q > 0.0 ? q : 0.0;
+            }
+        }
         for (Py_ssize_t l = 0; l < active; l++) {
             double *x = t->data + (r0 + l) * p;
             for (Py_ssize_t b = 0; b < k; b++) {
@@ -258,38 +457,51 @@ complete_rows_k(const Rows *t, const Py_ssize_t k)
 
 typedef double (*kernel_fn)(const Rows *);
 
-/* KERNELS(NAME, ATTR) defines NAME_1 ... NAME_12 (k a compile-time constant,
+/* KERNELS(NAME, ATTR, W) defines NAME_1 ... NAME_12 (k a compile-time constant,
    so the tiny loops unroll), NAME_any (any k) and the table NAME[k], whose
-   entry 0 is NAME_any. */
-#define KERNEL_K(NAME, ATTR, KK) \
-    ATTR static double NAME##_##KK(const Rows *t) { return complete_rows_k(t, KK); }
-#define KERNELS(NAME, ATTR) \
-    KERNEL_K(NAME, ATTR, 1) KERNEL_K(NAME, ATTR, 2) KERNEL_K(NAME, ATTR, 3) \
-    KERNEL_K(NAME, ATTR, 4) KERNEL_K(NAME, ATTR, 5) KERNEL_K(NAME, ATTR, 6) \
-    KERNEL_K(NAME, ATTR, 7) KERNEL_K(NAME, ATTR, 8) KERNEL_K(NAME, ATTR, 9) \
-    KERNEL_K(NAME, ATTR, 10) KERNEL_K(NAME, ATTR, 11) KERNEL_K(NAME, ATTR, 12) \
-    ATTR static double NAME##_any(const Rows *t) { return complete_rows_k(t, t->k); } \
+   entry 0 is NAME_any; W says whether the target has 256-bit vectors (which
+   quadratic form code to use). */
+#define KERNEL_K(NAME, ATTR, W, KK) \
+    ATTR static double NAME##_##KK(const Rows *t) { return complete_rows_k(t, KK, W); }
+#define KERNELS(NAME, ATTR, W) \
+    KERNEL_K(NAME, ATTR, W, 1) KERNEL_K(NAME, ATTR, W, 2) KERNEL_K(NAME, ATTR, W, 3) \
+    KERNEL_K(NAME, ATTR, W, 4) KERNEL_K(NAME, ATTR, W, 5) KERNEL_K(NAME, ATTR, W, 6) \
+    KERNEL_K(NAME, ATTR, W, 7) KERNEL_K(NAME, ATTR, W, 8) KERNEL_K(NAME, ATTR, W, 9) \
+    KERNEL_K(NAME, ATTR, W, 10) KERNEL_K(NAME, ATTR, W, 11) KERNEL_K(NAME, ATTR, W, 12) \
+    ATTR static double NAME##_any(const Rows *t) { return complete_rows_k(t, t->k, W); } \
     static const kernel_fn NAME[] = { \
         NAME##_any, NAME##_1, NAME##_2, NAME##_3, NAME##_4, NAME##_5, NAME##_6, \
         NAME##_7, NAME##_8, NAME##_9, NAME##_10, NAME##_11, NAME##_12};
 #define MAX_SPECIALISED_K 12
 
-KERNELS(generic_kernels, )
+KERNELS(generic_kernels, , 0)
 #if HAVE_AVX2_PATH
-KERNELS(avx2_kernels, AVX2_TARGET)
+KERNELS(avx2_kernels, AVX2_TARGET, 1)
+#endif
+
+typedef int (*weighted_fn)(const double *, const double *, Py_ssize_t, Py_ssize_t,
+                           double *, double *);
+#define WEIGHTED(NAME, ATTR) \
+    ATTR static int NAME(const double *data, const double *w, Py_ssize_t n, \
+                         Py_ssize_t p, double *row_sum, double *cross) \
+    { return weighted_sums_impl(data, w, n, p, row_sum, cross); }
+WEIGHTED(generic_weighted, )
+#if HAVE_AVX2_PATH
+WEIGHTED(avx2_weighted, AVX2_TARGET)
 #endif
 
 typedef struct {
     const char *name;
     const kernel_fn *kernels;
+    weighted_fn weighted;
 } KernelPath;
 
 /* In order of preference. */
 static const KernelPath kernel_paths[] = {
 #if HAVE_AVX2_PATH
-    {"avx2", avx2_kernels},
+    {"avx2", avx2_kernels, avx2_weighted},
 #endif
-    {"generic", generic_kernels},
+    {"generic", generic_kernels, generic_weighted},
 };
 #define N_KERNEL_PATHS ((Py_ssize_t)(sizeof(kernel_paths) / sizeof(kernel_paths[0])))
 
@@ -347,7 +559,7 @@ get_buffer(PyObject *obj, Py_buffer *view, const char *name, int writable,
 
 PyDoc_STRVAR(complete_rows_doc,
 "complete_rows(data, missing, first_row, mean, precision, cov_sum, row_sum,\n"
-"              cross=None)\n"
+"              cross=None, d2=None)\n"
 "\n"
 "Fill the missing cells of ``data`` (n, p), rows that all have k missing\n"
 "cells, with their conditional means under N(mean, inv(precision)).\n"
@@ -356,19 +568,21 @@ PyDoc_STRVAR(complete_rows_doc,
 "``cov_sum`` (p*p float64 or None) accumulates the lower triangle of the sum\n"
 "of conditional covariances, ``row_sum`` (p float64 or None) the sum of the\n"
 "completed rows, ``cross`` (p*p float64 or None) the lower triangle of the\n"
-"sum of their outer products.  Returns the sum of log det K_mm, NaN if some K_mm is not\n"
+"sum of their outer products; ``d2`` (n float64 or None) receives each row's\n"
+"observed-part Mahalanobis distance d_o' inv(S_oo) d_o.\n"
+"Returns the sum of log det K_mm, NaN if some K_mm is not\n"
 "numerically positive definite.  All arrays C-contiguous.");
 
 static PyObject *
 py_complete_rows(PyObject *self, PyObject *args)
 {
     PyObject *data_obj, *missing_obj, *mean_obj, *K_obj, *cov_obj, *sum_obj;
-    PyObject *cross_obj = Py_None;
+    PyObject *cross_obj = Py_None, *d2_obj = Py_None;
     Py_buffer data = {0}, missing = {0}, mean = {0}, K = {0}, cov = {0}, sums = {0};
-    Py_buffer cross = {0};
+    Py_buffer cross = {0}, d2 = {0};
     Py_ssize_t first_row;
-    if (!PyArg_ParseTuple(args, "OOnOOOO|O", &data_obj, &missing_obj, &first_row,
-                          &mean_obj, &K_obj, &cov_obj, &sum_obj, &cross_obj))
+    if (!PyArg_ParseTuple(args, "OOnOOOO|OO", &data_obj, &missing_obj, &first_row,
+                          &mean_obj, &K_obj, &cov_obj, &sum_obj, &cross_obj, &d2_obj))
         return NULL;
     PyObject *result = NULL;
     Rows t = {0};
@@ -399,6 +613,10 @@ py_complete_rows(PyObject *self, PyObject *args)
         goto done;
     }
     t.n = data.len / (p * (Py_ssize_t)sizeof(double));
+    if (d2_obj != Py_None) {
+        if (get_buffer(d2_obj, &d2, "d2", 1, "d", sizeof(double), t.n) < 0) goto done;
+        t.d2 = d2.buf;
+    }
     if (missing.ndim != 2) {
         PyErr_SetString(PyExc_ValueError, "missing: expected a 2-d array");
         goto done;
@@ -445,6 +663,50 @@ done:
     if (mean.obj != NULL) PyBuffer_Release(&mean);
     if (K.obj != NULL) PyBuffer_Release(&K);
     if (cov.obj != NULL) PyBuffer_Release(&cov);
+    if (sums.obj != NULL) PyBuffer_Release(&sums);
+    if (cross.obj != NULL) PyBuffer_Release(&cross);
+    if (d2.obj != NULL) PyBuffer_Release(&d2);
+    return result;
+}
+
+PyDoc_STRVAR(weighted_sums_doc,
+"weighted_sums(data, weights, row_sum, cross)\n"
+"\n"
+"Add sum_r w_r x_r to ``row_sum`` (p float64) and the lower triangle of\n"
+"sum_r w_r x_r x_r' to ``cross`` (p*p float64), x_r the rows of ``data``\n"
+"(n, p) and w_r the n float64 ``weights``.  All arrays C-contiguous.");
+
+static PyObject *
+py_weighted_sums(PyObject *self, PyObject *args)
+{
+    PyObject *data_obj, *w_obj, *sum_obj, *cross_obj;
+    Py_buffer data = {0}, w = {0}, sums = {0}, cross = {0};
+    if (!PyArg_ParseTuple(args, "OOOO", &data_obj, &w_obj, &sum_obj, &cross_obj))
+        return NULL;
+    PyObject *result = NULL;
+    if (get_buffer(sum_obj, &sums, "row_sum", 1, "d", sizeof(double), 1) < 0) goto done;
+    const Py_ssize_t p = sums.len / (Py_ssize_t)sizeof(double);
+    if (get_buffer(cross_obj, &cross, "cross", 1, "d", sizeof(double), p * p) < 0 ||
+        get_buffer(data_obj, &data, "data", 0, "d", sizeof(double), 0) < 0)
+        goto done;
+    if (data.len % (p * (Py_ssize_t)sizeof(double)) != 0) {
+        PyErr_SetString(PyExc_ValueError, "data: length is not a multiple of p");
+        goto done;
+    }
+    const Py_ssize_t n = data.len / (p * (Py_ssize_t)sizeof(double));
+    if (get_buffer(w_obj, &w, "weights", 0, "d", sizeof(double), n) < 0) goto done;
+    const weighted_fn weighted = current_path->weighted;
+    int status = 0;
+    Py_BEGIN_ALLOW_THREADS
+    status = weighted(data.buf, w.buf, n, p, sums.buf, cross.buf);
+    Py_END_ALLOW_THREADS
+    if (status < 0)
+        PyErr_NoMemory();
+    else
+        result = Py_NewRef(Py_None);
+done:
+    if (data.obj != NULL) PyBuffer_Release(&data);
+    if (w.obj != NULL) PyBuffer_Release(&w);
     if (sums.obj != NULL) PyBuffer_Release(&sums);
     if (cross.obj != NULL) PyBuffer_Release(&cross);
     return result;
@@ -514,6 +776,7 @@ py_set_kernel_path(PyObject *self, PyObject *arg)
 
 static PyMethodDef methods[] = {
     {"complete_rows", py_complete_rows, METH_VARARGS, complete_rows_doc},
+    {"weighted_sums", py_weighted_sums, METH_VARARGS, weighted_sums_doc},
     {"kernel_paths", py_kernel_paths, METH_NOARGS, kernel_paths_doc},
     {"get_kernel_path", py_get_kernel_path, METH_NOARGS, get_kernel_path_doc},
     {"set_kernel_path", py_set_kernel_path, METH_O, set_kernel_path_doc},
