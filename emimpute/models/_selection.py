@@ -11,30 +11,35 @@ then the normal part is exactly EMImputer's), psi_j the MNAR coefficient.
 Columns without a model are missing at random.
 
 E-step.  Given its observed cells, a row's missing cells are N(c, C) from
-the data model (:mod:`emimpute.gaussian._conditional`).  Of them, the MNAR ones, y,
-are reweighted by the chance of being missing:
+the data model (:mod:`emimpute.gaussian._conditional`).  Of them, the MNAR
+ones, y, are reweighted by the chance of being missing:
 
     f(y | x_o, missing) ~ N(y; c_J, C_JJ) prod_j F(alpha_j + psi_j y_j + ...),
 
 and the other missing cells are normal given (x_o, y).  The expectation
 over y uses nodes: Gauss-Hermite for one MNAR cell per row (exact to about
 1e-10, the node count growing with the steepness psi s, see
-:mod:`emimpute.models._selection_cell`), a product Gauss-Hermite grid for two, and a
-scrambled Sobol sample (fixed for the fit, so the fit is deterministic given
-``random_state``) for more; each node carries a posterior weight (the
-"method of weights", Ibrahim 1990; Ibrahim, Lipsitz & Chen 1999).
+:mod:`emimpute.models._selection_cell`), a product Gauss-Hermite grid for
+two, and a scrambled Sobol sample (fixed for the fit, so the fit is
+deterministic given ``random_state``) for more; each node carries a
+posterior weight (the "method of weights", Ibrahim 1990; Ibrahim, Lipsitz &
+Chen 1999).  The node count depends on the parameters only (not on the
+rows), so the statistics of a data set are the sum of those of its row
+blocks.
 
 M-step.  The normal part from the weighted expected sufficient statistics;
 each selection model by a weighted binary regression of "is missing" on
-(1, x_j, x_c) over the rows, a missing x_j entering as its weighted nodes
-(:func:`emimpute.models._binary_glm.fit_binary_glm`), psi_j held fixed through an
-offset when given.
+(1, x_j, x_c) over its pseudo-rows (:class:`PseudoRows`: the observed
+cells, and the weighted nodes of the missing ones;
+:func:`emimpute.models._binary_glm.fit_binary_glm`), psi_j held fixed
+through an offset when given.
 
 Starting values.  The likelihood of a selection model can have more than
 one mode in psi (on Mroz's wage data, Heckman's model has one near psi = 0.1
 and a higher one near 1.2).  The fit first runs a few EM iterations with
 each free psi held at -1, 0 and 1 (per standard deviation of its column),
-then frees psi from the best of them.
+then frees psi from the best of them
+(:func:`emimpute.engine._driver.best_start`).
 
 Everything is computed on the standardised scale (observed column means and
 standard deviations) and converted back at the end.
@@ -52,6 +57,8 @@ Little, R. J. A. & Rubin, D. B. (2002). *Statistical Analysis with Missing
 Data*, 2nd ed., ch. 15.
 """
 
+import copy
+import numbers
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -73,6 +80,7 @@ from emimpute.models._normal import (
     log_prior,
     m_step,
     observed_column_moments,
+    standardising_scale,
 )
 from emimpute.models._selection_cell import gauss_hermite, gauss_hermite_size
 
@@ -84,6 +92,95 @@ SOBOL_POINTS = 512
 # each refined by a short fit with psi held, the best one then freed.
 PSI_STARTS = (-1.0, 0.0, 1.0)
 START_ITER, START_TOL = 5, 1e-4
+# Newton steps of the selection models' first fit, at the MAR start.
+START_NEWTON_STEPS = 100
+# Candidates per row for sampling-importance-resampling (draws).
+CANDIDATES = 256
+
+
+# ---------------------------------------------------------------------------
+# Parameters, statistics, result
+
+
+@dataclass(frozen=True)
+class SelectionCoefficients:
+    """Selection coefficients on the standardised scale, one entry (row of
+    ``gamma``) per missingness model."""
+
+    intercept: np.ndarray  # (n_models,)
+    psi: np.ndarray  # (n_models,)
+    gamma: np.ndarray  # (n_models, n_covariates)
+
+
+# The name emimpute/_model_io.py imports; remove once it imports
+# SelectionCoefficients.
+_Coefficients = SelectionCoefficients
+
+
+@dataclass(frozen=True)
+class SelectionParams:
+    """Normal data model and selection coefficients (standardised scale)."""
+
+    mean: np.ndarray
+    covariance: np.ndarray
+    coef: SelectionCoefficients
+
+    def __iter__(self):
+        # Transitional: emimpute/_model_io.py still unpacks
+        # ``mean, cov, coef = result.standardised``; remove once it reads
+        # the fields by name.
+        return iter((self.mean, self.covariance, self.coef))
+
+
+@dataclass(frozen=True)
+class PseudoRows:
+    """The data of one selection model's binary regression: each value of
+    x_j entering it (an observed cell, or a node of a missing one), the
+    covariates of its row, its weight and whether x_j is missing.  Row
+    blocks add by concatenation (the regression sums over pseudo-rows, in
+    any order)."""
+
+    values: np.ndarray  # (m,)
+    covariates: np.ndarray  # (m, n_covariates)
+    weights: np.ndarray  # (m,)
+    missing: np.ndarray  # (m,) bool
+
+    def __add__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return PseudoRows.concatenate([self, other])
+
+    @classmethod
+    def concatenate(cls, parts):
+        """The pseudo-rows of all ``parts`` (a non-empty sequence), in order."""
+        return cls(
+            np.concatenate([part.values for part in parts]),
+            np.concatenate([part.covariates for part in parts]),
+            np.concatenate([part.weights for part in parts]),
+            np.concatenate([part.missing for part in parts]),
+        )
+
+
+@dataclass(frozen=True)
+class SelectionStatistics(Statistics):
+    """Expected sums for the normal part (``row_sum``, ``cross``, about 0 on
+    the standardised scale) and, per selection model, its
+    :class:`PseudoRows`.  Blocks add: the sums add, the pseudo-rows
+    concatenate."""
+
+    row_sum: np.ndarray
+    cross: np.ndarray
+    pseudo: tuple  # of PseudoRows, one per selection model
+
+    def __add__(self, other):
+        if type(other) is not type(self):
+            return NotImplemented
+        return SelectionStatistics(
+            self.loglik + other.loglik,
+            self.row_sum + other.row_sum,
+            self.cross + other.cross,
+            tuple(a + b for a, b in zip(self.pseudo, other.pseudo, strict=True)),
+        )
 
 
 @dataclass(frozen=True)
@@ -92,7 +189,11 @@ class SelectionEMResult:
 
     ``intercept[i]``, ``psi[i]`` and ``gamma[i]`` belong to the missingness
     model of column ``mnar[i]``; ``gamma`` has one column per covariate, in
-    the order of ``covariates`` (column indices).
+    the order of ``covariates`` (column indices).  ``standardised`` holds
+    the same fit on the standardised scale (``center``, ``scale``), where
+    imputation works; ``node_seed`` seeded the Sobol nodes of rows with
+    three or more MNAR cells (imputation reuses it, so that it integrates
+    with the fit's nodes).
     """
 
     mean: np.ndarray
@@ -106,14 +207,28 @@ class SelectionEMResult:
     link: str
     center: np.ndarray  # the standardisation (observed means and sds)
     scale: np.ndarray
-    standardised: tuple  # (mean, covariance, _Coefficients) on that scale
+    standardised: SelectionParams
     loglik: float
     loglik_path: np.ndarray
     n_iter: int
     converged: bool
+    node_seed: int | None = None
+
+    def __post_init__(self):
+        # Transitional: emimpute/_model_io.py builds ``standardised`` as a
+        # tuple (mean, covariance, coefficients); remove once it builds
+        # SelectionParams.
+        if isinstance(self.standardised, tuple):
+            object.__setattr__(
+                self, "standardised", SelectionParams(*self.standardised)
+            )
 
 
-@dataclass
+# ---------------------------------------------------------------------------
+# Rows laid out for the E-step
+
+
+@dataclass(frozen=True)
 class _Group:
     """Incomplete rows with k missing cells of which k_J have a model."""
 
@@ -123,21 +238,35 @@ class _Group:
     models: np.ndarray  # (n, k_J) index into `mnar` of those cells' models
 
 
+@dataclass(frozen=True)
+class _Rows:
+    """A block of standardised rows and its layout, computed once."""
+
+    Z: np.ndarray  # (n, p), NaN at missing cells
+    mask: np.ndarray  # (n, p)
+    groups: list  # of _Group, over the incomplete rows
+
+
+def _lay_out(Z, mnar):
+    mask = np.isnan(Z)
+    return _Rows(Z, mask, _groups(mask, mnar))
+
+
 def _groups(mask, mnar):
     """Incomplete rows grouped by (k, k_J); missing columns increasing."""
-    is_model = np.zeros(mask.shape[1], dtype=bool)
+    p = mask.shape[1]
+    is_model = np.zeros(p, dtype=bool)
     is_model[mnar] = True
-    model_of = np.full(mask.shape[1], -1)
+    model_of = np.full(p, -1)
     model_of[mnar] = np.arange(len(mnar))
     k = mask.sum(axis=1)
     k_J = mask[:, is_model].sum(axis=1)
     groups = []
-    for key in np.unique(k[k > 0] * (mask.shape[1] + 1) + k_J[k > 0]):
-        k_g, kJ_g = divmod(int(key), mask.shape[1] + 1)
+    for key in np.unique(k[k > 0] * (p + 1) + k_J[k > 0]):
+        k_g, kJ_g = divmod(int(key), p + 1)
         rows = np.flatnonzero((k == k_g) & (k_J == kJ_g))
         cols = np.nonzero(mask[rows])[1].reshape(len(rows), k_g)
-        flags = is_model[cols]  # (n, k)
-        order = np.argsort(~flags, axis=1, kind="stable")  # model cells first
+        order = np.argsort(~is_model[cols], axis=1, kind="stable")  # models first
         groups.append(
             _Group(
                 Chunk(rows, np.ascontiguousarray(cols.T)),
@@ -149,193 +278,85 @@ def _groups(mask, mnar):
     return groups
 
 
-def _standard_nodes(dim, steepness, sobol):
-    """Nodes z (Q, dim) of N(0, I) and their log weights (Q,)."""
-    if dim == 1:
-        t, log_w = gauss_hermite(gauss_hermite_size(steepness))
-        return np.sqrt(2.0) * t[:, None], log_w - 0.5 * np.log(np.pi)
-    if dim == 2:
-        t, log_w = gauss_hermite(GRID_NODES_2D)
-        z = np.sqrt(2.0) * np.stack(np.meshgrid(t, t, indexing="ij"), -1).reshape(-1, 2)
-        lw = (log_w[:, None] + log_w[None, :]).ravel() - np.log(np.pi)
-        return z, lw
-    return sobol[dim], np.full(len(sobol[dim]), -np.log(len(sobol[dim])))
+# ---------------------------------------------------------------------------
+# Nodes
 
 
-@dataclass
-class _Coefficients:
-    """Selection coefficients on the standardised scale, one row per model."""
+class _NodeRule:
+    """Standard normal nodes and log weights by dimension: Gauss-Hermite in
+    one and two dimensions, scrambled Sobol points (from ``seed``, made once
+    per dimension and kept) in more."""
 
-    intercept: np.ndarray
-    psi: np.ndarray
-    gamma: np.ndarray  # (n_models, n_covariates)
+    def __init__(self, seed):
+        self.seed = seed
+        self._sobol = {}
 
-
-@dataclass(frozen=True)
-class SelectionParams:
-    """Normal data model and selection coefficients (standardised scale)."""
-
-    mean: np.ndarray
-    covariance: np.ndarray
-    coef: _Coefficients
-
-
-@dataclass(frozen=True)
-class SelectionStatistics(Statistics):
-    """Expected sums for the normal part (``row_sum``, ``cross``) and, per
-    selection model, its pseudo-rows ``(values, rows, weights, outcome)``:
-    the x_j values entering it, the row each comes from (for its
-    covariates), their weights and whether x_j is missing.  Blocks add by
-    concatenating their pseudo-rows."""
-
-    row_sum: np.ndarray
-    cross: np.ndarray
-    pseudo: tuple
-
-    def __add__(self, other):
-        if type(other) is not type(self):
-            return NotImplemented
-        pseudo = tuple(
-            tuple(np.concatenate([a, b]) for a, b in zip(mine, theirs, strict=True))
-            for mine, theirs in zip(self.pseudo, other.pseudo, strict=True)
-        )
-        return SelectionStatistics(
-            self.loglik + other.loglik,
-            self.row_sum + other.row_sum,
-            self.cross + other.cross,
-            pseudo,
-        )
+    def standard(self, dim, steepness):
+        """Nodes z (Q, dim) of N(0, I) and their log weights (Q,)."""
+        if dim == 1:
+            t, log_w = gauss_hermite(gauss_hermite_size(steepness))
+            return np.sqrt(2.0) * t[:, None], log_w - 0.5 * np.log(np.pi)
+        if dim == 2:
+            t, log_w = gauss_hermite(GRID_NODES_2D)
+            grid = np.stack(np.meshgrid(t, t, indexing="ij"), -1).reshape(-1, 2)
+            log_grid = (log_w[:, None] + log_w[None, :]).ravel() - np.log(np.pi)
+            return np.sqrt(2.0) * grid, log_grid
+        if dim not in self._sobol:
+            engine = stats.qmc.Sobol(dim, scramble=True, seed=self.seed)
+            self._sobol[dim] = stats.norm.ppf(engine.random(SOBOL_POINTS))
+        z = self._sobol[dim]
+        return z, np.full(len(z), -np.log(len(z)))
 
 
-class SelectionModel(EMModel):
-    """The normal data model times the selection models, on standardised
-    data ``Z``, with the MNAR coefficients psi held where ``held``."""
+def _steepness(params, mnar):
+    """The largest slope |psi_j| sd_j of a logistic factor in the E-step:
+    its Gauss-Hermite node count.  The marginal sd bounds every row's
+    conditional one, so the count depends on the parameters only and the
+    statistics of row blocks add up."""
+    sd = np.sqrt(np.diag(params.covariance)[mnar])
+    return float(np.max(np.abs(params.coef.psi) * sd, initial=0.0))
 
-    singular_message = (
-        "the covariance estimate became singular; use a ridge prior (ridge > 0)"
+
+def _check_node_seed(random_state):
+    """The Sobol seed as given: an int (reproducible) or None (fresh)."""
+    if random_state is None or isinstance(random_state, numbers.Integral):
+        return random_state
+    raise TypeError(
+        "random_state must be an int or None (the seed of the Sobol nodes), "
+        f"got {type(random_state).__name__}"
     )
 
-    def __init__(self, Z, mask, groups, mnar, covariates, *, link, held, ridge, sobol):
-        self.Z, self.mask, self.groups = Z, mask, groups
-        self.mnar, self.covariates = mnar, covariates
-        self.link, self.held, self.ridge, self.sobol = link, held, ridge, sobol
-        self.prior = np.eye(Z.shape[1])
 
-    def holding(self, held):
-        """The same model with psi held where ``held``."""
-        return SelectionModel(
-            self.Z,
-            self.mask,
-            self.groups,
-            self.mnar,
-            self.covariates,
-            link=self.link,
-            held=held,
-            ridge=self.ridge,
-            sobol=self.sobol,
-        )
-
-    def start(self):
-        raise NotImplementedError("fit_selection_em chooses the starts")
-
-    def e_step(self, params):
-        try:
-            return _e_step(
-                self.Z,
-                self.mask,
-                self.groups,
-                self.mnar,
-                self.covariates,
-                params.coef,
-                self.link,
-                params.mean,
-                params.covariance,
-                self.sobol,
-            )
-        except np.linalg.LinAlgError:  # a conditional covariance not PD
-            return None
-
-    def m_step(self, params, stats):
-        mean, cov = m_step(
-            stats.row_sum, stats.cross, self.Z.shape[0], self.prior, self.ridge
-        )
-        coef = _fit_models(
-            self.Z, self.covariates, stats.pseudo, params.coef, self.held, self.link
-        )
-        return SelectionParams(mean, cov, coef)
-
-    def log_prior(self, params):
-        return log_prior(params.covariance, self.prior, self.ridge)
-
-    def to_vector(self, params):
-        return _to_vector(params, self.held)
-
-    def from_vector(self, vector, like):
-        return _from_vector(vector, like, self.held)
+# ---------------------------------------------------------------------------
+# E-step
 
 
-def _e_step(Z, mask, groups, mnar, covariates, coef, link, mean, cov, sobol):
-    """Expected statistics, pseudo-rows for the selection fits, log-likelihood.
+@dataclass(frozen=True)
+class _Conditional:
+    """The conditional normal N(c, C) of one group's missing cells."""
 
-    Returns ``None`` if the covariance is not positive definite, else
-    :class:`SelectionStatistics`.
+    block: np.ndarray  # (n, p) the rows, missing cells set to c
+    cols: np.ndarray  # (n, k) missing columns
+    c: np.ndarray  # (n, k)
+    C: np.ndarray  # (n, k, k)
+    loglik: np.ndarray  # (n,) log-density of the observed cells
+
+
+def _conditional(Z, group, mean, precision, logdet_cov):
+    """N(c, C) of a group's missing cells given the observed ones.
+
+    Raises ``numpy.linalg.LinAlgError`` if some C is not positive definite.
     """
-    try:
-        precision, logdet_cov = precision_and_logdet(cov)
-    except np.linalg.LinAlgError:
-        return None
-    n, p = Z.shape
-    covariate_part = Z[:, covariates] @ coef.gamma.T  # (n, n_models)
-    base = coef.intercept + covariate_part  # alpha_j + gamma_j' x_c, per row
-    T1 = np.zeros(p)
-    T2 = np.zeros((p, p))
-    loglik = 0.0
-    # Observed MNAR cells: log(1 - F) of their (fully observed) index.
-    pseudo = []
-    for i, j in enumerate(mnar):
-        rows = np.flatnonzero(~mask[:, j])
-        index = base[rows, i] + coef.psi[i] * Z[rows, j]
-        loglik += log_probabilities(index, link)[1].sum()
-        pseudo.append(
-            [[Z[rows, j]], [rows], [np.ones(len(rows))], [np.zeros(len(rows), bool)]]
-        )
-    complete = np.flatnonzero(~mask.any(axis=1))
-    d = Z[complete] - mean
-    T1 += Z[complete].sum(axis=0)
-    T2 += Z[complete].T @ Z[complete]
-    quad = np.einsum("ij,ij->i", d, d @ precision)
-    loglik += -0.5 * (len(complete) * (p * LOG_2PI + logdet_cov) + quad.sum())
-    steepness = np.max(np.abs(coef.psi), initial=0.0)
-    for group in groups:
-        chunk = group.chunk
-        block = Z[chunk.rows].copy()
-        try:
-            moments = chunk_moments(
-                block, chunk, mean, precision, logdet_cov,
-                want_cov_sum=False, want_factor=True,
-            )  # fmt: skip
-        except np.linalg.LinAlgError:
-            return None
-        loglik += moments.loglik.sum()
-        W = moments.factor
-        C = np.einsum("lan,lbn->nab", W, W)  # (n, k, k)
-        cols = chunk.missing.T  # (n, k)
-        c = np.take_along_axis(block, cols, axis=1)  # conditional means
-        k_J = group.mnar_slots.shape[1]
-        if k_J == 0:
-            post_mean, post_cov = c, C
-        else:
-            post_mean, post_cov, extra = _reweight(
-                group, c, C, base[chunk.rows], coef, link, steepness, sobol, pseudo
-            )
-            loglik += extra
-        np.put_along_axis(block, cols, post_mean, axis=1)
-        T1 += block.sum(axis=0)
-        T2 += block.T @ block
-        flat = (cols[:, :, None] * p + cols[:, None, :]).ravel()
-        T2 += np.bincount(flat, weights=post_cov.ravel(), minlength=p * p).reshape(p, p)
-    pseudo = tuple(tuple(np.concatenate(part) for part in parts) for parts in pseudo)
-    return SelectionStatistics(float(loglik), T1, T2, pseudo)
+    block = Z[group.chunk.rows].copy()
+    moments = chunk_moments(
+        block, group.chunk, mean, precision, logdet_cov,
+        want_cov_sum=False, want_factor=True,
+    )  # fmt: skip
+    W = moments.factor
+    C = np.einsum("lan,lbn->nab", W, W)  # C = W' W, (n, k, k)
+    cols = group.chunk.missing.T
+    c = np.take_along_axis(block, cols, axis=1)
+    return _Conditional(block, cols, c, C, moments.loglik)
 
 
 def _mnar_first(group, c, C):
@@ -349,35 +370,47 @@ def _mnar_first(group, c, C):
     return order, c_p, C_p
 
 
-def _reweight(group, c, C, base, coef, link, steepness, sobol, pseudo):
-    """Posterior mean and covariance of the missing cells given "missing".
+@dataclass(frozen=True)
+class _Reweighted:
+    """The missing cells of a group given "missing": moments, and the nodes
+    of the MNAR cells with their posterior weights."""
 
-    Also appends the nodes of each MNAR cell to ``pseudo`` and returns the
-    log of E[prod F] over the conditional normal (the rows' extra
-    log-likelihood).
-    """
-    n, k = c.shape
+    mean: np.ndarray  # (n, k) in the rows' order of missing cells
+    cov: np.ndarray  # (n, k, k)
+    log_prob: np.ndarray  # (n,) log E[prod F] over the conditional normal
+    y: np.ndarray  # (n, Q, k_J) nodes of the MNAR cells
+    weight: np.ndarray  # (n, Q) their posterior weights
+
+
+def _selection_index(base, coef, models, y):
+    """alpha + gamma' x_c + psi y of each MNAR cell (..., k_J) at values y
+    (n, Q, k_J); ``base`` (n, n_models) holds alpha + gamma' x_c."""
+    return (
+        np.take_along_axis(base, models, axis=1)[:, None, :]
+        + coef.psi[models][:, None, :] * y
+    )
+
+
+def _reweight(group, cond, base, coef, link, nodes, steepness):
+    """Posterior mean and covariance of a group's missing cells given
+    "missing", by the nodes of its MNAR cells."""
     k_J = group.mnar_slots.shape[1]
-    order, c_p, C_p = _mnar_first(group, c, C)
+    order, c_p, C_p = _mnar_first(group, cond.c, cond.C)
     C_JJ = C_p[:, :k_J, :k_J]
-    L = np.linalg.cholesky(C_JJ)
-    spread = np.sqrt(np.max(np.diagonal(C_JJ, axis1=1, axis2=2), initial=0.0))
-    z, log_w = _standard_nodes(k_J, steepness * spread, sobol)
-    y = c_p[:, None, :k_J] + np.einsum("nab,qb->nqa", L, z)  # (n, Q, k_J)
-    log_weight = np.broadcast_to(log_w, y.shape[:2]).copy()
-    models = group.models  # (n, k_J)
-    rows_base = np.take_along_axis(base, models, axis=1)  # (n, k_J)
-    index = rows_base[:, None, :] + coef.psi[models][:, None, :] * y
-    log_weight += log_probabilities(index, link)[0].sum(axis=2)
-    extra = special.logsumexp(log_weight, axis=1)
-    weight = np.exp(log_weight - extra[:, None])  # posterior weights (n, Q)
+    z, log_w = nodes.standard(k_J, steepness)
+    y = c_p[:, None, :k_J] + np.einsum("nab,qb->nqa", np.linalg.cholesky(C_JJ), z)
+    log_weight = log_w + log_probabilities(
+        _selection_index(base, coef, group.models, y), link
+    )[0].sum(axis=2)
+    log_prob = special.logsumexp(log_weight, axis=1)
+    weight = np.exp(log_weight - log_prob[:, None])  # posterior weights (n, Q)
     # The other missing cells are normal given y: regression on y.
     regression = np.linalg.solve(C_JJ, C_p[:, :k_J, :])  # (n, k_J, k)
-    nodes = c_p[:, None, :] + np.einsum(
+    nodes_all = c_p[:, None, :] + np.einsum(
         "nqa,nak->nqk", y - c_p[:, None, :k_J], regression
     )
-    mean_p = np.einsum("nq,nqk->nk", weight, nodes)
-    centred = nodes - mean_p[:, None, :]
+    mean_p = np.einsum("nq,nqk->nk", weight, nodes_all)
+    centred = nodes_all - mean_p[:, None, :]
     cov_p = np.einsum("nq,nqa,nqb->nab", weight, centred, centred)
     cov_p += C_p - np.einsum("nak,nal->nkl", C_p[:, :k_J, :], regression)
     inverse = np.argsort(order, axis=1)
@@ -385,45 +418,318 @@ def _reweight(group, c, C, base, coef, link, steepness, sobol, pseudo):
     post_cov = np.take_along_axis(
         np.take_along_axis(cov_p, inverse[:, :, None], 1), inverse[:, None, :], 2
     )
-    rows = group.chunk.rows
-    Q = y.shape[1]
-    for a in range(k_J):
+    return _Reweighted(post_mean, post_cov, log_prob, y, weight)
+
+
+def _observed_pseudo_rows(rows, coef, base, covariate_values, mnar, link):
+    """Per model, the pseudo-rows of its observed cells (weight 1, not
+    missing) and the sum of their log(1 - F(index))."""
+    loglik, parts = 0.0, []
+    for i, j in enumerate(mnar):
+        seen = np.flatnonzero(~rows.mask[:, j])
+        index = base[seen, i] + coef.psi[i] * rows.Z[seen, j]
+        loglik += log_probabilities(index, link)[1].sum()
+        parts.append(
+            [
+                PseudoRows(
+                    rows.Z[seen, j],
+                    covariate_values[seen],
+                    np.ones(len(seen)),
+                    np.zeros(len(seen), bool),
+                )
+            ]
+        )
+    return loglik, parts
+
+
+def _node_pseudo_rows(group, reweighted, covariate_values, parts):
+    """Append to ``parts`` (per model) the weighted nodes of the group's
+    MNAR cells, as missing pseudo-rows."""
+    models, rows = group.models, group.chunk.rows
+    Q = reweighted.y.shape[1]
+    for a in range(models.shape[1]):
         for i in np.unique(models[:, a]):
             sel = np.flatnonzero(models[:, a] == i)
-            parts = pseudo[i]
-            parts[0].append(y[sel, :, a].ravel())
-            parts[1].append(np.repeat(rows[sel], Q))
-            parts[2].append(weight[sel].ravel())
-            parts[3].append(np.ones(len(sel) * Q, bool))
-    return post_mean, post_cov, float(extra.sum())
+            parts[i].append(
+                PseudoRows(
+                    reweighted.y[sel, :, a].ravel(),
+                    np.repeat(covariate_values[rows[sel]], Q, axis=0),
+                    reweighted.weight[sel].ravel(),
+                    np.ones(len(sel) * Q, bool),
+                )
+            )
 
 
-def _fit_models(Z, covariates, pseudo, coef, fixed, link, newton_steps=1):
-    """The M-step of every selection model; returns new coefficients.
+def _complete_row_terms(rows, mean, precision, logdet_cov):
+    """log-likelihood, T1 and T2 of the rows with nothing missing."""
+    Z = rows.Z[~rows.mask.any(axis=1)]
+    p = Z.shape[1]
+    d = Z - mean
+    quad = np.einsum("ij,ij->i", d, d @ precision)
+    loglik = -0.5 * (len(Z) * (p * LOG_2PI + logdet_cov) + quad.sum())
+    return loglik, Z.sum(axis=0), Z.T @ Z
+
+
+def _scatter_sums(block, cols, cond_cov, T1, T2):
+    """Add a group's completed rows and conditional covariances to T1, T2."""
+    p = block.shape[1]
+    T1 += block.sum(axis=0)
+    T2 += block.T @ block
+    flat = (cols[:, :, None] * p + cols[:, None, :]).ravel()
+    T2 += np.bincount(flat, weights=cond_cov.ravel(), minlength=p * p).reshape(p, p)
+
+
+@dataclass(frozen=True)
+class _Spec:
+    """What the E-step needs of the model besides rows and parameters."""
+
+    mnar: np.ndarray
+    covariates: np.ndarray
+    link: str
+    nodes: _NodeRule
+
+
+def _statistics(rows, params, spec):
+    """:class:`SelectionStatistics` of a block of rows at ``params``.
+
+    Raises ``numpy.linalg.LinAlgError`` if the covariance or a conditional
+    covariance is not positive definite.
+    """
+    precision, logdet_cov = precision_and_logdet(params.covariance)
+    coef = params.coef
+    covariate_values = rows.Z[:, spec.covariates]
+    base = coef.intercept + covariate_values @ coef.gamma.T  # alpha + gamma' x_c
+    loglik, parts = _observed_pseudo_rows(
+        rows, coef, base, covariate_values, spec.mnar, spec.link
+    )
+    complete_loglik, T1, T2 = _complete_row_terms(
+        rows, params.mean, precision, logdet_cov
+    )
+    loglik += complete_loglik
+    steepness = _steepness(params, spec.mnar)
+    for group in rows.groups:
+        cond = _conditional(rows.Z, group, params.mean, precision, logdet_cov)
+        loglik += cond.loglik.sum()
+        post_mean, post_cov = cond.c, cond.C
+        if group.mnar_slots.shape[1]:
+            reweighted = _reweight(
+                group, cond, base[group.chunk.rows], coef, spec.link,
+                spec.nodes, steepness,
+            )  # fmt: skip
+            loglik += float(reweighted.log_prob.sum())
+            post_mean, post_cov = reweighted.mean, reweighted.cov
+            _node_pseudo_rows(group, reweighted, covariate_values, parts)
+        np.put_along_axis(cond.block, cond.cols, post_mean, axis=1)
+        _scatter_sums(cond.block, cond.cols, post_cov, T1, T2)
+    pseudo = tuple(PseudoRows.concatenate(part) for part in parts)
+    return SelectionStatistics(float(loglik), T1, T2, pseudo)
+
+
+# ---------------------------------------------------------------------------
+# M-step of the selection models
+
+
+def _fit_selection_models(pseudo, coef, held, link, newton_steps=1):
+    """New coefficients of every selection model from its pseudo-rows.
 
     One Newton step (with step halving, so the expected log-likelihood goes
     up) per EM iteration by default: a generalised EM step, as monotone as a
     full maximisation and much cheaper (Dempster, Laird & Rubin 1977, sec. 3).
     """
-    new = _Coefficients(coef.intercept.copy(), coef.psi.copy(), coef.gamma.copy())
-    for i, (values, rows, weights, outcome) in enumerate(pseudo):
-        columns = [np.ones(len(values))]
-        if not fixed[i]:
-            columns.append(values)
-        design = np.column_stack([*columns, Z[rows][:, covariates]])
-        offset = coef.psi[i] * values if fixed[i] else 0.0
-        start = np.concatenate(
-            [[coef.intercept[i]], [] if fixed[i] else [coef.psi[i]], coef.gamma[i]]
-        )
-        fit = fit_binary_glm(
-            design, outcome, weights, link=link, offset=offset, start=start,
-            max_iter=newton_steps,
+    fits = [
+        _fit_one_selection_model(
+            rows,
+            coef.intercept[i],
+            coef.psi[i],
+            coef.gamma[i],
+            held[i],
+            link,
+            newton_steps,
         )  # fmt: skip
-        new.intercept[i] = fit.coef[0]
-        if not fixed[i]:
-            new.psi[i] = fit.coef[1]
-        new.gamma[i] = fit.coef[1 if fixed[i] else 2 :]
-    return new
+        for i, rows in enumerate(pseudo)
+    ]
+    intercept, psi, gamma = (np.array(values) for values in zip(*fits, strict=True))
+    return SelectionCoefficients(intercept, psi, gamma.reshape(coef.gamma.shape))
+
+
+def _fit_one_selection_model(rows, intercept, psi, gamma, held, link, newton_steps):
+    """(intercept, psi, gamma) of one model after ``newton_steps`` of the
+    weighted binary regression of "missing" on (1, x_j, x_c); a held psi
+    enters through an offset."""
+    free_psi = [] if held else [rows.values]
+    design = np.column_stack([np.ones(len(rows.values)), *free_psi, rows.covariates])
+    start = np.concatenate([[intercept], [] if held else [psi], gamma])
+    fit = fit_binary_glm(
+        design, rows.missing, rows.weights, link=link,
+        offset=psi * rows.values if held else 0.0, start=start,
+        max_iter=newton_steps,
+    )  # fmt: skip
+    first_gamma = 1 if held else 2
+    return fit.coef[0], psi if held else fit.coef[1], fit.coef[first_gamma:]
+
+
+# ---------------------------------------------------------------------------
+# The model
+
+
+class SelectionModel(EMModel):
+    """The normal data model times the selection models, as an
+    :class:`~emimpute.engine._model.EMModel`.
+
+    Build it with :meth:`from_data`.  It works on the standardised data (the
+    observed column means ``center`` and standardising scales ``scale``);
+    its parameters are :class:`SelectionParams`, its statistics
+    :class:`SelectionStatistics`.  The MNAR coefficients psi are held where
+    ``held`` (given by the user, or held for a start, :meth:`holding`).
+    """
+
+    singular_message = (
+        "the covariance estimate became singular; use a ridge prior (ridge > 0)"
+    )
+
+    def __init__(
+        self, Z, mnar, covariates, *, link, held, initial_coef, ridge, node_seed,
+        center, scale,
+    ):  # fmt: skip
+        self.rows = _lay_out(Z, mnar)
+        self.spec = _Spec(mnar, covariates, link, _NodeRule(node_seed))
+        self.held, self.initial_coef = held, initial_coef
+        self.ridge, self.prior = float(ridge), np.eye(Z.shape[1])
+        self.center, self.scale = center, scale
+
+    @classmethod
+    def from_data(
+        cls, X, mnar, *, link="probit", psi=None, gamma=True, ridge=0.0,
+        random_state=None,
+    ):  # fmt: skip
+        """The model of data X (NaN at missing cells); the arguments are
+        those of :func:`fit_selection_em`."""
+        X = np.asarray(X, dtype=np.float64)
+        mnar = np.asarray(mnar, dtype=int)
+        _, center, scale, _, _ = observed_column_moments(X)
+        scale = standardising_scale(scale)
+        mask = np.isnan(X)
+        covariates = np.flatnonzero(~mask.any(axis=0)) if gamma else np.array([], int)
+        held = np.array([psi is not None and j in psi for j in mnar], dtype=bool)
+        # A given psi is per unit of its column: per standard deviation here.
+        given = [psi[j] * scale[j] if held[i] else 0.0 for i, j in enumerate(mnar)]
+        k = len(mnar)
+        initial = SelectionCoefficients(
+            np.zeros(k), np.array(given, dtype=float), np.zeros((k, len(covariates)))
+        )
+        return cls(
+            (X - center) / scale, mnar, covariates, link=link, held=held,
+            initial_coef=initial, ridge=ridge,
+            node_seed=_check_node_seed(random_state), center=center, scale=scale,
+        )  # fmt: skip
+
+    @property
+    def mnar(self):
+        return self.spec.mnar
+
+    @property
+    def covariates(self):
+        return self.spec.covariates
+
+    @property
+    def link(self):
+        return self.spec.link
+
+    @property
+    def node_seed(self):
+        return self.spec.nodes.seed
+
+    def holding(self, held):
+        """The same model (and data) with psi held where ``held``."""
+        model = copy.copy(self)
+        model.held = held
+        return model
+
+    def start(self, tol=1e-6):
+        """The MAR fit (:func:`~emimpute.models._normal.fit_normal_em` at
+        ``tol``) and each selection model fitted there with psi as given
+        (0 unless held)."""
+        mar = fit_normal_em(self.rows.Z, ridge=self.ridge, tol=tol)
+        params = SelectionParams(mar.mean, mar.covariance, self.initial_coef)
+        first = self.e_step(params)
+        coef = _fit_selection_models(
+            first.pseudo, self.initial_coef, np.ones_like(self.held), self.link,
+            newton_steps=START_NEWTON_STEPS,
+        )  # fmt: skip
+        return SelectionParams(mar.mean, mar.covariance, coef)
+
+    def psi_starts(self, params):
+        """(model, params) for :func:`~emimpute.engine._driver.best_start`:
+        every free psi held at each of ``PSI_STARTS``."""
+        all_held = self.holding(np.ones_like(self.held))
+        coef = params.coef
+        return [
+            (
+                all_held,
+                replace(
+                    params, coef=replace(coef, psi=np.where(self.held, coef.psi, value))
+                ),
+            )
+            for value in PSI_STARTS
+        ]
+
+    def e_step(self, params):
+        try:
+            return _statistics(self.rows, params, self.spec)
+        except np.linalg.LinAlgError:  # a covariance not positive definite
+            return None
+
+    def statistics_of(self, X, params):
+        """The E-step statistics of the rows of X (data units, NaN at
+        missing cells, the covariates observed): summed over the row blocks
+        of the data they equal :meth:`e_step`."""
+        Z = (np.asarray(X, dtype=np.float64) - self.center) / self.scale
+        gaps = np.isnan(Z[:, self.covariates]).any(axis=0)
+        if gaps.any():
+            columns = self.covariates[gaps].tolist()
+            raise ValueError(
+                f"covariate columns {columns} of the selection models have "
+                "missing cells in these rows; they must be observed"
+            )
+        try:
+            return _statistics(_lay_out(Z, self.mnar), params, self.spec)
+        except np.linalg.LinAlgError:
+            return None
+
+    def m_step(self, params, stats):
+        n = self.rows.Z.shape[0]
+        mean, cov = m_step(stats.row_sum, stats.cross, n, self.prior, self.ridge)
+        coef = _fit_selection_models(stats.pseudo, params.coef, self.held, self.link)
+        return SelectionParams(mean, cov, coef)
+
+    def log_prior(self, params):
+        return log_prior(params.covariance, self.prior, self.ridge)
+
+    def to_vector(self, params):
+        coef = params.coef
+        return np.concatenate(
+            [
+                params.mean,
+                log_cholesky(params.covariance),
+                coef.intercept,
+                coef.psi[~self.held],
+                coef.gamma.ravel(),
+            ]
+        )
+
+    def from_vector(self, vector, like):
+        p, coef = len(like.mean), like.coef
+        rest = vector[p + p * (p + 1) // 2 :]
+        k, n_free = len(coef.intercept), int((~self.held).sum())
+        psi = coef.psi.copy()
+        psi[~self.held] = rest[k : k + n_free]
+        gamma = rest[k + n_free :].reshape(coef.gamma.shape).copy()
+        new = SelectionCoefficients(rest[:k].copy(), psi, gamma)
+        return SelectionParams(vector[:p].copy(), from_log_cholesky(vector[p:], p), new)
+
+
+# ---------------------------------------------------------------------------
+# The fit
 
 
 def fit_selection_em(
@@ -465,150 +771,100 @@ def fit_selection_em(
         (means, log-Cholesky factor, selection coefficients), falling back
         to the plain EM step whenever an extrapolation lowers the
         log-likelihood, as in :func:`emimpute.models._normal.fit_normal_em`.
-    random_state : numpy.random.RandomState, optional
-        Seeds the Sobol nodes used for rows with three or more MNAR cells.
+    random_state : int or None, optional
+        Seeds the Sobol nodes used for rows with three or more MNAR cells
+        (None: fresh ones); kept in the result for imputation.
     callback : callable, optional
         ``callback(iteration, loglik, change)`` after each iteration.
 
     Returns
     -------
     SelectionEMResult
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from scipy.special import ndtr
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.multivariate_normal([0, 0], [[1, 0.5], [0.5, 1]], size=2000)
+    >>> X[rng.random(2000) < ndtr(X[:, 0]), 0] = np.nan  # high values hidden
+    >>> result = fit_selection_em(X, [0], gamma=False)
+    >>> bool(result.converged), round(float(result.psi[0]), 1)  # truth: 1
+    (True, 0.9)
+    >>> round(float(np.nanmean(X[:, 0])), 2), round(float(result.mean[0]), 2)
+    (-0.55, -0.03)
     """
-    X = np.asarray(X, dtype=np.float64)
-    mnar = np.asarray(mnar, dtype=int)
-    mask = np.isnan(X)
-    n, p = X.shape
-    _, center, scale, _, _ = observed_column_moments(X)
-    scale = np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
-    Z = (X - center) / scale
-    covariates = np.flatnonzero(~mask.any(axis=0)) if gamma else np.array([], int)
-    fixed = np.zeros(len(mnar), bool)
-    coef = _Coefficients(np.zeros(len(mnar)), np.zeros(len(mnar)),
-                         np.zeros((len(mnar), len(covariates))))  # fmt: skip
-    for i, j in enumerate(mnar):
-        if psi is not None and j in psi:
-            fixed[i] = True
-            coef.psi[i] = psi[j] * scale[j]  # per standard deviation
-    groups = _groups(mask, mnar)
-    sobol = {}
-    for dim in {g.mnar_slots.shape[1] for g in groups} - {0, 1, 2}:
-        engine = stats.qmc.Sobol(dim, scramble=True, seed=random_state)
-        sobol[dim] = stats.norm.ppf(engine.random(SOBOL_POINTS))
-    # Start: the MAR fit, and each model fitted at psi as given (0 or fixed).
-    start = fit_normal_em(Z, ridge=ridge, tol=min(tol, 1e-6))
-    model = SelectionModel(Z, mask, groups, mnar, covariates, link=link,
-                           held=fixed, ridge=ridge, sobol=sobol)  # fmt: skip
-    all_held = np.ones_like(fixed)
-    params = SelectionParams(start.mean, start.covariance, coef)
-    first = model.e_step(params)
-    coef = _fit_models(
-        Z, covariates, first.pseudo, coef, all_held, link, newton_steps=100
-    )
-    params = SelectionParams(start.mean, start.covariance, coef)
-    if not fixed.all():
+    model = SelectionModel.from_data(
+        X, mnar, link=link, psi=psi, gamma=gamma, ridge=ridge,
+        random_state=random_state,
+    )  # fmt: skip
+    params = model.start(tol=min(tol, 1e-6))
+    if not model.held.all():
         # The likelihood of selection models can have several modes in psi
         # (Heckman's among them): start from the best of short fits with
         # psi held at a few values (per standard deviation of the column).
-        held_model = model.holding(all_held)
-        candidates = [
-            (
-                held_model,
-                replace(
-                    params,
-                    coef=_Coefficients(
-                        coef.intercept.copy(),
-                        np.where(fixed, coef.psi, value),
-                        coef.gamma.copy(),
-                    ),
-                ),
-            )
-            for value in PSI_STARTS
-        ]
         params = best_start(
-            candidates, max_iter=START_ITER, tol=START_TOL, accelerate=accelerate
+            model.psi_starts(params),
+            max_iter=START_ITER,
+            tol=START_TOL,
+            accelerate=accelerate,
         ).params
-    fit = run_em(
-        model,
-        params,
-        max_iter=max_iter,
-        tol=tol,
-        accelerate=accelerate,
+    run = run_em(
+        model, params, max_iter=max_iter, tol=tol, accelerate=accelerate,
         callback=callback,
-    )
-    mean, cov, coef = fit.params.mean, fit.params.covariance, fit.params.coef
-    # Back to the data's units.  index = a + psi z_j + g' z_c with
-    # z = (x - center) / scale.
-    c_scale = scale[covariates]
+    )  # fmt: skip
+    return _in_data_units(model, run)
+
+
+def _in_data_units(model, run):
+    """The :class:`SelectionEMResult` of an EM run on the model."""
+    center, scale = model.center, model.scale
+    mnar, covariates = model.mnar, model.covariates
+    params = run.params
+    coef = params.coef
+    # index = a + psi z_j + g' z_c with z = (x - center) / scale.
     psi_units = coef.psi / scale[mnar]
-    gamma_units = coef.gamma / c_scale
+    gamma_units = coef.gamma / scale[covariates]
     intercept = (
         coef.intercept - psi_units * center[mnar] - gamma_units @ center[covariates]
     )
+    # log f(x_o) = log f(z_o) - sum over the observed cells of log scale_j.
+    jacobian = float(((~model.rows.mask) * np.log(scale)).sum())
     return SelectionEMResult(
-        mean=center + scale * mean,
-        covariance=cov * np.outer(scale, scale),
+        mean=center + scale * params.mean,
+        covariance=params.covariance * np.outer(scale, scale),
         mnar=mnar,
         covariates=covariates,
         intercept=intercept,
         psi=psi_units,
         gamma=gamma_units,
-        psi_fixed=fixed,
-        link=link,
+        psi_fixed=model.held,
+        link=model.link,
         center=center,
         scale=scale,
-        standardised=(mean, cov, coef),
-        loglik=fit.loglik - n_observed_log_scale(mask, scale),
-        loglik_path=np.asarray(fit.path) - n_observed_log_scale(mask, scale),
-        n_iter=fit.n_iter,
-        converged=fit.converged,
+        standardised=params,
+        loglik=run.loglik - jacobian,
+        loglik_path=np.asarray(run.path) - jacobian,
+        n_iter=run.n_iter,
+        converged=run.converged,
+        node_seed=model.node_seed,
     )
-
-
-def _to_vector(params, fixed):
-    """Parameters as one unconstrained vector (standardised scale)."""
-    mean, cov, coef = params.mean, params.covariance, params.coef
-    return np.concatenate(
-        [mean, log_cholesky(cov), coef.intercept, coef.psi[~fixed], coef.gamma.ravel()]
-    )
-
-
-def _from_vector(vector, like, fixed):
-    mean, coef = like.mean, like.coef
-    p = len(mean)
-    n_chol = p * (p + 1) // 2
-    rest = vector[p + n_chol :]
-    m = len(coef.intercept)
-    n_free = int((~fixed).sum())
-    psi = coef.psi.copy()
-    psi[~fixed] = rest[m : m + n_free]
-    new = _Coefficients(
-        rest[:m].copy(), psi, rest[m + n_free :].reshape(coef.gamma.shape).copy()
-    )
-    return SelectionParams(vector[:p].copy(), from_log_cholesky(vector[p:], p), new)
-
-
-def n_observed_log_scale(mask, scale):
-    """Jacobian of standardising: sum over observed cells of log(scale)."""
-    return float(((~mask) * np.log(scale)).sum())
 
 
 # ---------------------------------------------------------------------------
 # Imputation with fitted parameters
 
 
-CANDIDATES = 256  # candidates per row for sampling-importance-resampling
-
-
 def impute_selection(X, result, *, rng=None):
     """Impute the missing cells of X given the fitted selection model.
 
     Each missing cell gets its conditional mean given the row's observed
-    cells *and* its missingness (the reweighted distribution of the E-step),
-    or, with ``rng``, a draw from that distribution: the MNAR cells by
-    sampling-importance-resampling (``CANDIDATES`` draws from their
-    conditional normal, one kept with probability proportional to the
-    chance of being missing), the other missing cells from their normal
-    distribution given the kept values.
+    cells *and* its missingness (the reweighted distribution of the E-step,
+    with the fit's nodes), or, with ``rng``, a draw from that distribution:
+    the MNAR cells by sampling-importance-resampling (``CANDIDATES`` draws
+    from their conditional normal, one kept with probability proportional
+    to the chance of being missing), the other missing cells from their
+    normal distribution given the kept values.
 
     A covariate of the missingness models (a column never missing in the
     fit) may be missing in X.  The selection models describe only the
@@ -632,43 +888,12 @@ def impute_selection(X, result, *, rng=None):
     -------
     ndarray of shape (n, p), float64
     """
-    mean, cov, coef = result.standardised
+    params = result.standardised
     Z = (np.asarray(X, dtype=np.float64) - result.center) / result.scale
-    mask = np.isnan(Z)
-    precision, logdet_cov = precision_and_logdet(cov)
-    covariate_gaps = _impute_covariates_under_mar(Z, mask, result, rng)
-    if rng is not None:
-        mask = np.isnan(Z)  # the drawn covariates are now conditioned on
-    base = coef.intercept + covariate_gaps.filled @ coef.gamma.T
-    steepness = np.max(np.abs(coef.psi), initial=0.0)
-    sobol = {}
-    out = Z.copy()
-    for group in _groups(mask, result.mnar):
-        chunk = group.chunk
-        block = Z[chunk.rows].copy()
-        moments = chunk_moments(
-            block, chunk, mean, precision, logdet_cov,
-            want_cov_sum=False, want_factor=True,
-        )  # fmt: skip
-        W = moments.factor
-        C = np.einsum("lan,lbn->nab", W, W)
-        cols = chunk.missing.T
-        c = np.take_along_axis(block, cols, axis=1)
-        k_J = group.mnar_slots.shape[1]
-        if rng is not None:
-            values = _draw(group, c, C, base[chunk.rows], coef, result.link, rng)
-        elif k_J == 0:
-            values = c
-        else:
-            if k_J > 2 and k_J not in sobol:
-                engine = stats.qmc.Sobol(k_J, scramble=True, seed=0)
-                sobol[k_J] = stats.norm.ppf(engine.random(SOBOL_POINTS))
-            values = _reweight(
-                group, c, C, base[chunk.rows], coef, result.link, steepness, sobol,
-                [[[], [], [], []] for _ in result.mnar],
-            )[0]  # fmt: skip
-        np.put_along_axis(block, cols, values, axis=1)
-        out[chunk.rows] = block
+    covariate_gaps = _impute_covariates_under_mar(Z, np.isnan(Z), result, rng)
+    # With draws, the drawn covariates (written into Z) are conditioned on.
+    base = params.coef.intercept + covariate_gaps.filled @ params.coef.gamma.T
+    out = _impute_standardised(Z, base, params, result, rng)
     # Covariate cells keep their MAR value (the regression on the MNAR
     # cells' reweighted values would move them; the selection models say
     # nothing about why a covariate is missing).
@@ -681,7 +906,31 @@ def impute_selection(X, result, *, rng=None):
     return completed
 
 
-@dataclass
+def _impute_standardised(Z, base, params, result, rng):
+    """Z (standardised) with its missing cells imputed, group by group."""
+    precision, logdet_cov = precision_and_logdet(params.covariance)
+    nodes = _NodeRule(result.node_seed)
+    steepness = _steepness(params, result.mnar)
+    out = Z.copy()
+    for group in _groups(np.isnan(Z), result.mnar):
+        cond = _conditional(Z, group, params.mean, precision, logdet_cov)
+        rows_base = base[group.chunk.rows]
+        if rng is not None:
+            values = _draw(
+                group, cond.c, cond.C, rows_base, params.coef, result.link, rng
+            )
+        elif group.mnar_slots.shape[1] == 0:
+            values = cond.c
+        else:
+            values = _reweight(
+                group, cond, rows_base, params.coef, result.link, nodes, steepness
+            ).mean
+        np.put_along_axis(cond.block, cond.cols, values, axis=1)
+        out[group.chunk.rows] = cond.block
+    return out
+
+
+@dataclass(frozen=True)
 class _CovariateGaps:
     """Covariate values for the selection index, missing ones imputed."""
 
@@ -699,8 +948,10 @@ def _impute_covariates_under_mar(Z, mask, result, rng):
     gaps = mask[:, covariates]
     rows = np.flatnonzero(gaps.any(axis=1))
     if len(rows):
-        mean, cov, _ = result.standardised
-        completed = conditional_moments(Z[rows], mean, cov, rng=rng).completed
+        params = result.standardised
+        completed = conditional_moments(
+            Z[rows], params.mean, params.covariance, rng=rng
+        ).completed
         filled[rows] = np.where(gaps[rows], completed[:, covariates], filled[rows])
     gap_rows, slots = np.nonzero(gaps)
     if rng is not None:
@@ -709,28 +960,16 @@ def _impute_covariates_under_mar(Z, mask, result, rng):
 
 
 def _draw(group, c, C, base, coef, link, rng):
-    """One draw per row of the missing cells given "missing" (see
+    """One draw per row of a group's missing cells given "missing" (see
     :func:`impute_selection`)."""
-    n, k = c.shape
     k_J = group.mnar_slots.shape[1]
     order, c_p, C_p = _mnar_first(group, c, C)
     if k_J == 0:
-        y = np.zeros((n, 0))
+        y = np.zeros((len(c), 0))
         residual_mean, residual_cov = c_p, C_p
     else:
+        y = _resample_mnar_cells(group, c_p, C_p, base, coef, link, rng)
         C_JJ = C_p[:, :k_J, :k_J]
-        L = np.linalg.cholesky(C_JJ)
-        z = rng.standard_normal((n, CANDIDATES, k_J))
-        candidates = c_p[:, None, :k_J] + np.einsum("nab,nqb->nqa", L, z)
-        models = group.models
-        index = (
-            np.take_along_axis(base, models, axis=1)[:, None, :]
-            + coef.psi[models][:, None, :] * candidates
-        )
-        log_weight = log_probabilities(index, link)[0].sum(axis=2)
-        weight = np.exp(log_weight - special.logsumexp(log_weight, axis=1)[:, None])
-        picks = (weight.cumsum(axis=1) < rng.random_sample((n, 1))).sum(axis=1)
-        y = candidates[np.arange(n), np.minimum(picks, CANDIDATES - 1)]
         regression = np.linalg.solve(C_JJ, C_p[:, :k_J, k_J:])  # (n, k_J, k - k_J)
         residual_mean = c_p[:, k_J:] + np.einsum(
             "na,nak->nk", y - c_p[:, :k_J], regression
@@ -739,10 +978,25 @@ def _draw(group, c, C, base, coef, link, rng):
             "nak,nal->nkl", C_p[:, :k_J, k_J:], regression
         )
     rest = residual_mean
-    if k - k_J:
+    if residual_mean.shape[1]:
         L_rest = np.linalg.cholesky(residual_cov)
         rest = residual_mean + np.einsum(
-            "nab,nb->na", L_rest, rng.standard_normal((n, k - k_J))
+            "nab,nb->na", L_rest, rng.standard_normal(residual_mean.shape)
         )
     values_p = np.concatenate([y, rest], axis=1)
     return np.take_along_axis(values_p, np.argsort(order, axis=1), axis=1)
+
+
+def _resample_mnar_cells(group, c_p, C_p, base, coef, link, rng):
+    """Sampling-importance-resampling of the MNAR cells (n, k_J): candidates
+    from their conditional normal, one kept per row with probability
+    proportional to the chance of being missing."""
+    n, k_J = len(c_p), group.mnar_slots.shape[1]
+    L = np.linalg.cholesky(C_p[:, :k_J, :k_J])
+    z = rng.standard_normal((n, CANDIDATES, k_J))
+    candidates = c_p[:, None, :k_J] + np.einsum("nab,nqb->nqa", L, z)
+    index = _selection_index(base, coef, group.models, candidates)
+    log_weight = log_probabilities(index, link)[0].sum(axis=2)
+    weight = np.exp(log_weight - special.logsumexp(log_weight, axis=1)[:, None])
+    picks = (weight.cumsum(axis=1) < rng.random_sample((n, 1))).sum(axis=1)
+    return candidates[np.arange(n), np.minimum(picks, CANDIDATES - 1)]
