@@ -60,6 +60,59 @@ def test_selection_model_survives_the_model_file(air_csv, tmp_path):
     np.testing.assert_allclose(a.iloc[:, :-1].to_numpy(), expected, rtol=1e-12)
 
 
+def test_link_flag_and_its_deprecated_spelling(air_csv, tmp_path, capsys):
+    from emimpute._model_io import load_model
+
+    model = tmp_path / "m.json"
+    base = ["fit", str(air_csv), "--model", str(model), "--method", "mnar"]
+    for flag in (["--link", "logit"], ["--selection", "logit"], ["--selection=logit"]):
+        assert main([*base, "--mnar-features", "Ozone", *flag]) == 0
+        err = capsys.readouterr().err
+        assert ("--selection is deprecated; use --link" in err) == (flag[0] != "--link")
+        params = load_model(model).get_params()
+        assert params.get("link", params.get("selection")) == "logit"
+
+
+def test_a_registered_model_joins_the_command_line(air_csv, tmp_path, capsys,
+                                                   monkeypatch):  # fmt: skip
+    # A new model registers itself and declares its flags: nothing to edit
+    # in the command line.
+    from emimpute.imputers import _registry
+
+    class ToyImputer(EMImputer):
+        fitted_with = []
+
+        @classmethod
+        def _cli_options(cls, group):
+            group.add_argument("--toy-tol", type=float, help="its tolerance")
+
+        @classmethod
+        def _params_from_cli(cls, args):
+            return {} if args.toy_tol is None else {"tol": args.toy_tol}
+
+        def fit(self, X, y=None):
+            type(self).fitted_with.append((self.tol, self.max_iter))
+            return super().fit(X, y)
+
+    entry = _registry.ImputerEntry("toy", ToyImputer, "a model for this test")
+    monkeypatch.setitem(_registry._REGISTRY, "toy", entry)
+    with pytest.raises(SystemExit):
+        main(["impute", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())  # unwrapped
+    assert "toy: ToyImputer, a model for this test" in help_text
+    assert "--toy-tol" in help_text
+    out = tmp_path / "o.csv"
+    argv = ["impute", str(air_csv), "-o", str(out), "--method", "toy"]
+    assert main([*argv, "--toy-tol", "1e-3", "--max-iter", "40"]) == 0
+    assert ToyImputer.fitted_with == [(1e-3, 40)]
+    assert not pd.read_csv(out).isna().any().any()
+    # Its flag with another method: the usage error names the method.
+    with pytest.raises(SystemExit) as stop:
+        main([*argv[:-1], "em", "--toy-tol", "1e-3"])
+    assert stop.value.code == 2
+    assert "--toy-tol needs --method toy" in capsys.readouterr().err
+
+
 def test_parquet_in_and_out(tmp_path):
     pytest.importorskip("pyarrow", reason="Parquet needs the parquet extra")
     data = load_airquality()
