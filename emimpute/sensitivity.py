@@ -21,7 +21,8 @@ import numpy as np
 import pandas as pd
 from sklearn.base import clone
 
-from emimpute.imputers._delta_imputer import adjust
+from emimpute.imputers._delta_imputer import KINDS as DELTA_KINDS
+from emimpute.imputers._delta_imputer import adjust, neutral_delta
 from emimpute.imputers._em_imputer import EMImputer
 from emimpute.imputers._mnar_imputer import MNARSelectionImputer
 from emimpute.imputers._multiple_imputer import MultipleImputer
@@ -31,7 +32,9 @@ from emimpute.utils._validation import feature_names, finite_number
 
 __all__ = ["TippingPoint", "sensitivity_analysis", "tipping_point"]
 
-KINDS = ("shift", "scale", "sd", "psi")
+# DeltaAdjustedImputer's kinds, and "psi": fixed MNAR coefficients of the
+# selection model.
+KINDS = (*DELTA_KINDS, "psi")
 
 
 def sensitivity_analysis(
@@ -75,7 +78,7 @@ def sensitivity_analysis(
     imputer : estimator, optional
         The MAR imputer under the deltas (``EMImputer()`` by default), or,
         for ``kind="psi"``, a template MNARSelectionImputer (its
-        ``mnar_features`` and ``mnar_coef`` are set for each grid point).
+        ``mnar_features`` and ``psi`` are set for each grid point).
     n_imputations : int, default=20
     random_state : int, default=0
         The same for every grid point (common random numbers).
@@ -119,18 +122,7 @@ def sensitivity_analysis(
             analysis, X, y, imputer, kind, column, column2, grid, n_imputations,
             random_state, n_jobs, names,
         )  # fmt: skip
-    tables = []
-    for (delta, delta2), result in zip(grid, results, strict=True):
-        table = result.summary().reset_index()
-        table.insert(0, "delta", delta)
-        if column2 is not None:
-            table.insert(1, "delta2", delta2)
-        tables.append(table)
-    out = pd.concat(tables, ignore_index=True)
-    keep = ["delta", "delta2"] if column2 is not None else ["delta"]
-    keep += ["term", "estimate", "std_error", "df", "statistic", "p_value",
-             "ci_low", "ci_high", "fmi"]  # fmt: skip
-    out = out[keep]
+    out = _results_table(grid, results, column2 is not None)
     out.attrs.update(
         {
             "column": str(column),
@@ -145,6 +137,22 @@ def sensitivity_analysis(
     return out
 
 
+def _results_table(grid, results, two_columns):
+    """One row per grid point and term, the grid's values first."""
+    tables = []
+    for (delta, delta2), result in zip(grid, results, strict=True):
+        table = result.summary().reset_index()
+        table.insert(0, "delta", delta)
+        if two_columns:
+            table.insert(1, "delta2", delta2)
+        tables.append(table)
+    out = pd.concat(tables, ignore_index=True)
+    keep = ["delta", "delta2"] if two_columns else ["delta"]
+    keep += ["term", "estimate", "std_error", "df", "statistic", "p_value",
+             "ci_low", "ci_high", "fmi"]  # fmt: skip
+    return out[keep]
+
+
 def _grid_values(values, name, kind):
     """The grid as a list of finite floats, or a clear error."""
     if isinstance(values, (str, bytes)) or np.ndim(values) != 1:
@@ -153,7 +161,7 @@ def _grid_values(values, name, kind):
             f"{'psi values' if kind == 'psi' else 'deltas'}), got {values!r}."
         )
     if len(values) == 0:
-        mar = 1 if kind == "scale" else 0
+        mar = f"{neutral_delta(kind):g}"
         raise ValueError(
             f"{name} is empty: give at least one value, and include the MAR "
             f"value {mar} for a tipping-point analysis."
@@ -166,7 +174,10 @@ def _selection_at(imputer, column, delta, column2, delta2):
     template = imputer if imputer is not None else MNARSelectionImputer()
     features = [column] if column2 is None else [column, column2]
     coef = {column: delta} if column2 is None else {column: delta, column2: delta2}
-    return clone(template).set_params(mnar_features=features, mnar_coef=coef)
+    # psi is the selection model's name for its MNAR coefficients (mnar_coef
+    # before; kept until every MNARSelectionImputer has the new name).
+    key = "psi" if "psi" in template.get_params(deep=False) else "mnar_coef"
+    return clone(template).set_params(mnar_features=features, **{key: coef})
 
 
 def _is_callable_analysis(analysis):
@@ -190,7 +201,7 @@ def _delta_grid(
     positions = [_position(mi, column)]
     if column2 is not None:
         positions.append(_position(mi, column2))
-    neutral = 1.0 if kind == "scale" else 0.0
+    neutral = neutral_delta(kind)
     p = mi.n_features_in_
     results = []
     for delta, delta2 in grid:

@@ -15,6 +15,16 @@ from emimpute.utils._validation import (
     finite_number,
 )
 
+# The kinds of delta, one vocabulary for this imputer, sensitivity_analysis
+# (which adds "psi", the selection model's) and the records and plots.
+KINDS = ("shift", "scale", "sd")
+
+
+def neutral_delta(kind):
+    """The delta that moves nothing, the MAR value: 1 for "scale", else 0."""
+    return 1.0 if kind == "scale" else 0.0
+
+
 # How each kind moves an imputed cell, in the words of the record.
 _KIND_WORDS = {
     "shift": "added to",
@@ -81,7 +91,7 @@ class DeltaAdjustedImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator
     _parameter_constraints = {
         "imputer": [HasMethods(["fit", "transform"]), None],
         "delta": [numbers.Real, dict],
-        "kind": [StrOptions({"shift", "scale", "sd"})],
+        "kind": [StrOptions(set(KINDS))],
     }
 
     def __init__(self, imputer=None, delta=0.0, *, kind="shift"):
@@ -121,7 +131,7 @@ class DeltaAdjustedImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator
 
     def _deltas(self, n_features):
         """delta per column, every value checked to be a finite number."""
-        neutral = 1.0 if self.kind == "scale" else 0.0
+        neutral = neutral_delta(self.kind)
         deltas = np.full(n_features, neutral)
         if isinstance(self.delta, dict):
             for column, value in self.delta.items():
@@ -166,7 +176,7 @@ class DeltaAdjustedImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator
 
         names = feature_names(self)
         how = _KIND_WORDS[self.kind]
-        neutral = 1.0 if self.kind == "scale" else 0.0
+        neutral = neutral_delta(self.kind)
         moved = [f"{names[j]}: {self.delta_[j]:g}" for j in range(len(names))
                  if self.delta_[j] != neutral]  # fmt: skip
         return "\n".join(
