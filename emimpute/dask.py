@@ -6,9 +6,10 @@ brings the data together: EM needs only sums of per-row statistics (Little
 & Rubin 2002, sec. 11.2), so every E-step computes them block by block where
 the blocks live and adds them up in a tree, and only p x p matrices travel.
 Its ``transform`` imputes lazily, block by block.  :func:`blockwise_transform`
-does the same for any fitted imputer (an :class:`~emimpute.EMImputer`,
-:class:`~emimpute.MNARSelectionImputer` or
-:class:`~emimpute.DeltaAdjustedImputer` fitted in memory, say on a sample).
+does the same for any fitted imputer (every registered model,
+:class:`~emimpute.DeltaAdjustedImputer`, ... fitted in memory, say on a
+sample).  :class:`BlockwiseFitMixin` gives the blockwise fit to any model
+whose E-step statistics add over row blocks.
 
 The work runs on Dask's current scheduler: the local threads by default, or
 a cluster once a ``distributed.Client`` is created.  Unless the collection
@@ -19,7 +20,9 @@ Needs the optional extra: ``pip install "emimpute[dask]"``.
 """
 
 import copy
+import functools
 import numbers
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -58,7 +61,12 @@ from emimpute.utils._validation import (
     warn_empty_features,
 )
 
-__all__ = ["DaskEMImputer", "blockwise_transform", "is_dask_collection"]
+__all__ = [
+    "BlockwiseFitMixin",
+    "DaskEMImputer",
+    "blockwise_transform",
+    "is_dask_collection",
+]
 
 # Partial results are added up this many at a time, in a tree, so neither
 # the client nor any worker receives one p x p matrix per block.
@@ -70,79 +78,23 @@ def is_dask_collection(X):
     return dask.is_dask_collection(X)
 
 
-class DaskEMImputer(EMImputer):
-    """:class:`~emimpute.EMImputer` for Dask arrays and DataFrames.
+class BlockwiseFitMixin:
+    """Dask input for an EM imputer whose E-step statistics add over row
+    blocks: ``fit`` on a Dask collection runs the model's EM with an E-step
+    summed over the blocks where they live, and ``transform``,
+    ``score_samples``, ``score`` and ``conditional_moments`` work block by
+    block, lazily.  In-memory input goes to the imputer unchanged.
 
-    Same parameters, attributes and estimates as :class:`~emimpute.EMImputer`;
-    ``fit`` also accepts a ``dask.array.Array`` or ``dask.dataframe.DataFrame``
-    of any size, and ``transform``, ``score_samples`` and
-    ``conditional_moments`` return lazy Dask results for Dask input.  NumPy
-    and pandas input are handled exactly as by ``EMImputer``.
-
-    Parameters
-    ----------
-    missing_values, ridge, max_iter, tol, accelerate, sample_posterior, \
-random_state, add_indicator, keep_empty_features, copy, verbose
-        As in :class:`~emimpute.EMImputer`.
-
-    Attributes
-    ----------
-    mean_, covariance_, loglik_, loglik_path_, n_iter_, n_em_steps_, \
-converged_, indicator_, n_features_in_, feature_names_in_
-        As in :class:`~emimpute.EMImputer`.
-    n_blocks_ : int
-        Blocks of rows the data came in (0 for in-memory input).
-
-    See Also
-    --------
-    blockwise_transform : Apply any fitted imputer to a Dask collection.
-
-    Notes
-    -----
-    A fit makes two passes over the data before the iterations (column
-    counts, sums and ranges; then the squared deviations and the sums of
-    the rows with nothing missing, which stay fixed) and one pass per
-    E-step after (up to three per SQUAREM iteration).  Each pass is one Dask
-    graph: a task per block computes that block's sums (only the rows with
-    missing cells are visited), and the partial sums are added
-    ``FAN_IN`` at a time.  The estimate is the same as the in-memory fit's
-    up to the order of floating-point additions.
-
-    The compiled E-step runs single-threaded inside each task: Dask's
-    workers provide the parallelism.  Persist the collection first
-    (``X = X.persist()``) when it fits in the cluster's memory; otherwise
-    each pass reads it again from its source.
-
-    With ``sample_posterior=True`` each block draws from its own stream
-    (seeded from ``random_state`` and the block's position), so draws are
-    reproducible for an integer ``random_state`` and independent between
-    blocks, but differ from those of the in-memory ``transform``.
-
-    Examples
-    --------
-    >>> import dask.array as da
-    >>> import numpy as np
-    >>> from emimpute.dask import DaskEMImputer
-    >>> rng = np.random.default_rng(0)
-    >>> X = rng.multivariate_normal([0, 0], [[1, 0.8], [0.8, 1]], size=1000)
-    >>> X[rng.random(1000) < 0.3, 1] = np.nan
-    >>> X_dask = da.from_array(X, chunks=(250, 2))
-    >>> imputer = DaskEMImputer().fit(X_dask)
-    >>> imputer.n_blocks_
-    4
-    >>> imputer.covariance_.round(2)
-    array([[1.02, 0.85],
-           [0.85, 1.05]])
-    >>> from emimpute import EMImputer
-    >>> bool(np.allclose(imputer.covariance_, EMImputer().fit(X).covariance_))
-    True
-    >>> completed = imputer.transform(X_dask)   # lazy
-    >>> bool(np.isnan(completed.compute()).any())
-    False
+    A Dask version of a model is ``class DaskXImputer(BlockwiseFitMixin,
+    XImputer)`` with one method, ``_blockwise_kernel(blocks, columns)``:
+    ``(fit, data)`` as the imputer's ``_kernel`` gives them in memory, with
+    ``blocks`` the Delayed float blocks of rows and ``columns`` their
+    :class:`BlockColumns` (the passes before the iterations, the same for
+    every model).
     """
 
     def fit(self, X, y=None):
-        """Estimate the mean and covariance by EM, block by block for Dask input.
+        """Fit the model by EM, block by block for Dask input.
 
         Parameters
         ----------
@@ -153,80 +105,38 @@ converged_, indicator_, n_features_in_, feature_names_in_
 
         Returns
         -------
-        self : DaskEMImputer
+        self
         """
         if not is_dask_collection(X):
             super().fit(X, y)
             self.n_blocks_ = 0
             return self
         self._validate_params()
+        if hasattr(self, "_check_params"):  # checks beyond the constraints
+            self._check_params()
         source = _DaskSource.of(X)
         blocks = source.float_blocks(self.missing_values)
         self._set_feature_names(source.names)
         self.n_features_in_ = source.n_features
         self.n_blocks_ = len(blocks)
-
-        # Pass 1: counts, sums and ranges of the observed cells.
-        n_samples, count, total, minimum, maximum = _reduce(
-            [dask.delayed(_first_pass)(block) for block in blocks],
-            _combine_first_pass,
-        )
-        spread = maximum - minimum
-        spread[count == 0] = np.nan
-        degenerate = degenerate_columns(count, spread)
-        self._empty_features = count == 0
+        columns = column_passes(blocks)
+        self._empty_features = columns.count == 0
         warn_empty_features(self, self._empty_features)
-        valid = ~self._empty_features
-        with np.errstate(invalid="ignore", divide="ignore"):
-            center = (total / count)[valid]
-        # The tasks select the non-empty columns (a copy) only if needed.
-        columns = valid if self._empty_features.any() else None
-
-        # Pass 2: squared deviations, and the fixed sums of the complete rows.
-        # (Arrays that every task needs go into the graph once, as one task's
-        # result, rather than once per block.)
-        shared = dask.delayed(_bundle, pure=True)(columns, center)
-        squares, n_complete, complete_sum, complete_cross, n_rows = _reduce(
-            [dask.delayed(_second_pass)(block, shared) for block in blocks],
-            _add,
-        )
-        _, observed_scale = column_moments_from_sums(
-            count[valid], total[valid], squares
-        )
-        scale = standardising_scale(observed_scale)
-        complete = (n_complete, complete_sum, complete_cross)
-
-        def evaluate(mean, covariance):
-            try:
-                precision, logdet_cov = precision_and_logdet(covariance)
-                shared = dask.delayed(_bundle, pure=True)(
-                    columns, center, mean, precision, logdet_cov
-                )
-                incomplete = _reduce(
-                    [dask.delayed(_e_step_pass)(block, shared) for block in blocks],
-                    _add_statistics,
-                )
-            except np.linalg.LinAlgError:
-                return None
-            return add_complete_rows(
-                incomplete, complete, mean - center, precision, logdet_cov
-            )
-
+        # The model's own part: its EM with an E-step that adds up the
+        # statistics of the blocks (as ``_kernel`` gives it in memory).
+        fit, data = self._blockwise_kernel(blocks, columns)
         self._fit_and_store(
-            run_normal_em,
-            valid,
-            degenerate=degenerate,
-            n_samples=int(n_samples),
-            spread=spread[valid],
-            column_scale=observed_scale,
-            evaluate=evaluate,
-            n_rows=int(n_rows),
-            center=center,
-            scale=scale,
+            fit,
+            columns.valid,
+            degenerate=columns.degenerate,
+            n_samples=columns.n_samples,
+            spread=columns.spread[columns.valid],
+            column_scale=columns.observed_scale,
+            **data,
         )
         self.indicator_ = None
         if self.add_indicator:
-            self.indicator_ = _indicator_for(count < n_samples)
+            self.indicator_ = _indicator_for(columns.count < columns.n_samples)
         return self
 
     def _set_feature_names(self, names):
@@ -321,22 +231,117 @@ converged_, indicator_, n_features_in_, feature_names_in_
         return both[:, :p], both[:, p:]
 
     def to_local(self):
-        """The same fitted model as a plain :class:`~emimpute.EMImputer`.
+        """The same fitted model as the in-memory imputer this one extends
+        (a plain :class:`~emimpute.EMImputer` for :class:`DaskEMImputer`).
 
         For saving (:mod:`emimpute.cli`'s model files), or for imputing
         in-memory data without Dask.
 
         Returns
         -------
-        EMImputer
+        estimator
         """
         check_is_fitted(self)
         params = self.get_params()
-        local = EMImputer(**params)
+        local = _in_memory_class(type(self))(**params)
         for key, value in vars(self).items():
             if key not in params and key not in ("n_blocks_", "_sklearn_output_config"):
                 setattr(local, key, value)
         return local
+
+
+class DaskEMImputer(BlockwiseFitMixin, EMImputer):
+    """:class:`~emimpute.EMImputer` for Dask arrays and DataFrames.
+
+    Same parameters, attributes and estimates as :class:`~emimpute.EMImputer`;
+    ``fit`` also accepts a ``dask.array.Array`` or ``dask.dataframe.DataFrame``
+    of any size, and ``transform``, ``score_samples`` and
+    ``conditional_moments`` return lazy Dask results for Dask input.  NumPy
+    and pandas input are handled exactly as by ``EMImputer``.
+
+    Parameters
+    ----------
+    missing_values, ridge, max_iter, tol, accelerate, sample_posterior, \
+random_state, add_indicator, keep_empty_features, copy, verbose
+        As in :class:`~emimpute.EMImputer`.
+
+    Attributes
+    ----------
+    mean_, covariance_, loglik_, loglik_path_, n_iter_, n_em_steps_, \
+converged_, indicator_, n_features_in_, feature_names_in_
+        As in :class:`~emimpute.EMImputer`.
+    n_blocks_ : int
+        Blocks of rows the data came in (0 for in-memory input).
+
+    See Also
+    --------
+    blockwise_transform : Apply any fitted imputer to a Dask collection.
+
+    Notes
+    -----
+    A fit makes two passes over the data before the iterations (column
+    counts, sums and ranges; then the squared deviations and the sums of
+    the rows with nothing missing, which stay fixed) and one pass per
+    E-step after (up to three per SQUAREM iteration).  Each pass is one Dask
+    graph: a task per block computes that block's sums (only the rows with
+    missing cells are visited), and the partial sums are added
+    ``FAN_IN`` at a time.  The estimate is the same as the in-memory fit's
+    up to the order of floating-point additions.
+
+    The compiled E-step runs single-threaded inside each task: Dask's
+    workers provide the parallelism.  Persist the collection first
+    (``X = X.persist()``) when it fits in the cluster's memory; otherwise
+    each pass reads it again from its source.
+
+    With ``sample_posterior=True`` each block draws from its own stream
+    (seeded from ``random_state`` and the block's position), so draws are
+    reproducible for an integer ``random_state`` and independent between
+    blocks, but differ from those of the in-memory ``transform``.
+
+    Examples
+    --------
+    >>> import dask.array as da
+    >>> import numpy as np
+    >>> from emimpute.dask import DaskEMImputer
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.multivariate_normal([0, 0], [[1, 0.8], [0.8, 1]], size=1000)
+    >>> X[rng.random(1000) < 0.3, 1] = np.nan
+    >>> X_dask = da.from_array(X, chunks=(250, 2))
+    >>> imputer = DaskEMImputer().fit(X_dask)
+    >>> imputer.n_blocks_
+    4
+    >>> imputer.covariance_.round(2)
+    array([[1.02, 0.85],
+           [0.85, 1.05]])
+    >>> from emimpute import EMImputer
+    >>> bool(np.allclose(imputer.covariance_, EMImputer().fit(X).covariance_))
+    True
+    >>> completed = imputer.transform(X_dask)   # lazy
+    >>> bool(np.isnan(completed.compute()).any())
+    False
+    """
+
+    def _blockwise_kernel(self, blocks, columns):
+        """``(fit, data)`` as :meth:`EMImputer._kernel`, with the normal
+        model's E-step summed over the blocks: ``run_normal_em`` with
+        ``evaluate`` one pass over the data."""
+        data = {
+            "evaluate": functools.partial(_normal_e_step, blocks, columns),
+            "n_rows": columns.n_rows,
+            "center": columns.center,
+            "scale": columns.scale,
+        }
+        return run_normal_em, data
+
+
+def _in_memory_class(cls):
+    """The imputer a Dask imputer class extends (the first class of its MRO
+    that is not a Dask one)."""
+    return next(
+        base
+        for base in cls.__mro__
+        if base is not cls and not issubclass(base, BlockwiseFitMixin)
+    )
 
 
 def blockwise_transform(imputer, X):
@@ -349,9 +354,9 @@ def blockwise_transform(imputer, X):
     Parameters
     ----------
     imputer : fitted estimator with ``transform``
-        For example :class:`~emimpute.EMImputer`,
-        :class:`~emimpute.MNARSelectionImputer` or
-        :class:`~emimpute.DeltaAdjustedImputer`, fitted in memory.
+        Any registered imputer (:class:`~emimpute.EMImputer`,
+        :class:`~emimpute.MNARSelectionImputer`, ...), or one built on them
+        (:class:`~emimpute.DeltaAdjustedImputer`), fitted in memory.
     X : dask.array.Array or dask.dataframe.DataFrame
         With the columns the imputer was fitted on.
 
@@ -398,6 +403,95 @@ def blockwise_transform(imputer, X):
         seed,
         chunks=(source.array.chunks[0], (len(names),)),
         dtype=np.float64,
+    )
+
+
+# ---------------------------------------------------------------------------
+# The passes before the iterations (the same for every model) and the normal
+# model's E-step over the blocks
+
+
+@dataclass(frozen=True)
+class BlockColumns:
+    """What two passes over the blocks tell about the columns.
+
+    ``count``, ``spread`` (NaN for an empty column) and ``degenerate`` cover
+    all columns; ``center`` (observed means), ``observed_scale`` (observed
+    standard deviations) and ``scale`` (the standardising scale of the
+    ridge prior) the ``valid`` (non-empty) ones, which ``columns`` selects
+    in the tasks (None: all of them).  ``complete`` holds the number and the
+    sums (about ``center``) of the rows with nothing missing, fixed for a
+    model that weights every row alike; ``n_rows`` counts the rows with an
+    observed cell.
+    """
+
+    n_samples: int
+    count: np.ndarray
+    spread: np.ndarray
+    degenerate: dict
+    valid: np.ndarray
+    columns: object
+    center: np.ndarray
+    observed_scale: np.ndarray
+    scale: np.ndarray
+    complete: tuple
+    n_rows: int
+
+
+def column_passes(blocks):
+    """:class:`BlockColumns` of Delayed float blocks, in two passes."""
+    # Pass 1: counts, sums and ranges of the observed cells.
+    n_samples, count, total, minimum, maximum = _reduce(
+        [dask.delayed(_first_pass)(block) for block in blocks],
+        _combine_first_pass,
+    )
+    spread = maximum - minimum
+    spread[count == 0] = np.nan
+    valid = count > 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        center = (total / count)[valid]
+    # The tasks select the non-empty columns (a copy) only if needed.
+    columns = None if valid.all() else valid
+    # Pass 2: squared deviations, and the fixed sums of the complete rows.
+    # (Arrays that every task needs go into the graph once, as one task's
+    # result, rather than once per block.)
+    shared = dask.delayed(_bundle, pure=True)(columns, center)
+    squares, n_complete, complete_sum, complete_cross, n_rows = _reduce(
+        [dask.delayed(_second_pass)(block, shared) for block in blocks],
+        _add,
+    )
+    _, observed_scale = column_moments_from_sums(count[valid], total[valid], squares)
+    return BlockColumns(
+        n_samples=int(n_samples),
+        count=count,
+        spread=spread,
+        degenerate=degenerate_columns(count, spread),
+        valid=valid,
+        columns=columns,
+        center=center,
+        observed_scale=observed_scale,
+        scale=standardising_scale(observed_scale),
+        complete=(n_complete, complete_sum, complete_cross),
+        n_rows=int(n_rows),
+    )
+
+
+def _normal_e_step(blocks, columns, mean, covariance):
+    """The normal model's E-step statistics over all blocks (one pass), or
+    None for a covariance that is not positive definite."""
+    try:
+        precision, logdet_cov = precision_and_logdet(covariance)
+        shared = dask.delayed(_bundle, pure=True)(
+            columns.columns, columns.center, mean, precision, logdet_cov
+        )
+        incomplete = _reduce(
+            [dask.delayed(_e_step_pass)(block, shared) for block in blocks],
+            _add_statistics,
+        )
+    except np.linalg.LinAlgError:
+        return None
+    return add_complete_rows(
+        incomplete, columns.complete, mean - columns.center, precision, logdet_cov
     )
 
 

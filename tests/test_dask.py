@@ -244,6 +244,34 @@ def test_blockwise_transform_of_an_mnar_imputer(client):
     )
 
 
+def _registered_imputers():
+    from emimpute.imputers._registry import registered_imputers
+
+    classes = [entry.estimator for entry in registered_imputers()]
+    return classes or [EMImputer, MNARSelectionImputer]  # before they register
+
+
+@pytest.mark.parametrize(
+    "imputer_class", _registered_imputers(), ids=lambda cls: cls.__name__
+)
+def test_blockwise_transform_of_every_registered_imputer(imputer_class):
+    # A row's imputation depends on that row and the fitted model only, so
+    # imputing block by block is the in-memory transform, for every model.
+    X = correlated(600, 3, seed=11)
+    frame = pd.DataFrame(X, columns=["a", "b", "c"])
+    imputer = imputer_class(max_iter=30).fit(frame)
+    lazy = blockwise_transform(imputer, dd.from_pandas(frame, npartitions=4))
+    assert list(lazy.columns) == list(imputer.get_feature_names_out())
+    np.testing.assert_allclose(
+        lazy.compute().to_numpy(), imputer.transform(frame), rtol=0, atol=1e-12
+    )
+    unnamed = imputer_class(max_iter=30).fit(X)
+    array = blockwise_transform(unnamed, da.from_array(X, chunks=(150, 3)))
+    np.testing.assert_allclose(
+        array.compute(), unnamed.transform(X), rtol=0, atol=1e-12
+    )
+
+
 def test_to_local_gives_a_plain_fitted_emimputer(client):
     X = correlated(1000, 3, seed=10)
     imputer = DaskEMImputer(ridge=2.0).fit(da.from_array(X, chunks=250))
