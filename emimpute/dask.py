@@ -41,6 +41,7 @@ from sklearn.impute import MissingIndicator
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
+from emimpute.engine._driver import run_em
 from emimpute.engine._regularise import degenerate_columns
 from emimpute.gaussian._conditional import precision_and_logdet
 from emimpute.imputers._em_imputer import EMImputer
@@ -54,6 +55,14 @@ from emimpute.models._normal import (
     run_normal_em,
     standardising_scale,
 )
+from emimpute.models._student_t import (
+    StudentTModel,
+    StudentTResult,
+    profile_df,
+    t_covariance,
+)
+from emimpute.models._student_t import block_distances as t_block_distances
+from emimpute.models._student_t import block_statistics as t_block_statistics
 from emimpute.utils._validation import (
     _raise_for_non_numeric,
     is_nan_marker,
@@ -495,6 +504,74 @@ def _normal_e_step(blocks, columns, mean, covariance):
     )
 
 
+def student_t_e_step(blocks, columns, mean, scale, df, df_start):
+    """The multivariate t's E-step statistics over all blocks, about
+    ``columns.center`` (the ``evaluate`` of
+    :class:`~emimpute.models._student_t.StudentTModel`), or None for a scale
+    matrix that is not positive definite.
+
+    At a fixed df one pass (the statistics add over blocks).  An estimated
+    df needs every row's distance first (see
+    :mod:`emimpute.models._student_t`): a first pass gathers the distances
+    and observed counts of the rows (n floats and n small integers on the
+    client), the df is profiled there, and a second pass sums the
+    statistics at that df.
+    """
+    try:
+        precision, logdet_cov = precision_and_logdet(scale)
+        shared = dask.delayed(_bundle, pure=True)(
+            columns.columns, columns.center, mean, precision, logdet_cov
+        )
+        if df == "estimate":
+            parts = dask.compute(
+                *[dask.delayed(_t_distance_pass)(block, shared) for block in blocks]
+            )
+            distance = np.concatenate([part[0] for part in parts])
+            n_observed = np.concatenate([part[1] for part in parts])
+            df = profile_df(distance, n_observed, df_start)
+        return _reduce(
+            [
+                dask.delayed(_t_statistics_pass)(block, shared, float(df))
+                for block in blocks
+            ],
+            _add_statistics,
+        )
+    except np.linalg.LinAlgError:
+        return None
+
+
+def run_student_t_em(
+    *, evaluate, n_rows, center, scale, df, ridge, max_iter, tol, accelerate,
+    callback,
+):  # fmt: skip
+    """EM for the multivariate t with any E-step ``evaluate`` (as
+    :func:`~emimpute.models._normal.run_normal_em` for the normal model):
+    :class:`~emimpute.models._student_t.StudentTModel` on the one driver,
+    in the data's units.
+
+    Returns
+    -------
+    StudentTResult
+    """
+    model = StudentTModel(
+        evaluate, n_rows=n_rows, center=center, scale=scale, ridge=ridge, df=df
+    )
+    run = run_em(
+        model, max_iter=max_iter, tol=tol, accelerate=accelerate, callback=callback
+    )
+    return StudentTResult(
+        mean=run.params.mean,
+        scale=run.params.scale,
+        df=run.stats.df,
+        covariance=t_covariance(run.params.scale, run.stats.df),
+        loglik=run.loglik,
+        loglik_path=run.path,
+        n_iter=run.n_iter,
+        n_em_steps=run.n_steps,
+        converged=run.converged,
+    )
+
+
 # ---------------------------------------------------------------------------
 # The source: validated Dask input as blocks of rows
 
@@ -624,6 +701,23 @@ def _e_step_pass(block, shared):
     block = block if columns is None else block[:, columns]
     # One thread per task: Dask's workers provide the parallelism.
     return block_statistics(block, center, mean, precision, logdet_cov, n_threads=1)
+
+
+def _t_distance_pass(block, shared):
+    columns, center, mean, precision, logdet_cov = shared
+    block = block if columns is None else block[:, columns]
+    distance, n_observed, _ = t_block_distances(
+        block, center, mean, precision, logdet_cov, n_threads=1
+    )
+    return distance, n_observed
+
+
+def _t_statistics_pass(block, shared, df):
+    columns, center, mean, precision, logdet_cov = shared
+    block = block if columns is None else block[:, columns]
+    return t_block_statistics(
+        block, center, mean, precision, logdet_cov, df, n_threads=1
+    )
 
 
 def _combine_first_pass(*parts):
