@@ -5,10 +5,11 @@ observed-data likelihood, and simulation truth."""
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose
-from scipy import optimize, special, stats
+from scipy import integrate, optimize, special, stats
 
+from emimpute.engine._model import sum_statistics
 from emimpute.models._normal import fit_normal_em
-from emimpute.models._selection import fit_selection_em
+from emimpute.models._selection import SelectionModel, fit_selection_em
 
 COV = np.array([[1.0, 0.5, 0.3], [0.5, 1.0, 0.4], [0.3, 0.4, 1.0]])
 MEAN = np.array([1.0, 0.0, -1.0])
@@ -188,11 +189,8 @@ def test_several_mnar_columns_with_two_and_three_missing_per_row(assert_same_fit
 
 
 def test_logit_log_likelihood_is_exact_for_one_missing_value():
-    """Reference: per missing row, log P(missing) from the one-dimensional
-    rule of :mod:`emimpute.models._selection_cell` (itself checked against adaptive
-    quadrature), plus the normal density of the observed cells."""
-    from emimpute.models._selection_cell import logit_missing_moments
-
+    """Reference: per missing row, log P(missing) by adaptive quadrature
+    (scipy.integrate.quad), plus the normal density of the observed cells."""
     _, X = selected(800, "logit", seed=6, mcar_x1=0.0)
     result = fit_selection_em(X, [0], link="logit", psi={0: 1.5}, tol=1e-8)
     mean, cov = result.mean, result.covariance
@@ -208,5 +206,81 @@ def test_logit_log_likelihood_is_exact_for_one_missing_value():
     nu = mean[0] + (rest - mean[1:]) @ coef
     s = np.sqrt(cov[0, 0] - cov[0, 1:] @ coef)
     eta = result.intercept[0] + rest @ result.gamma[0]
-    log_prob, _, _ = logit_missing_moments(nu, s, eta, result.psi[0], n_nodes=400)
-    assert result.loglik == pytest.approx(total + log_prob.sum(), abs=1e-8)
+    # Gauss-Legendre with 400 points on nu +- 12 s: a rule independent of
+    # the fit's Gauss-Hermite nodes, exact to rounding for this smooth
+    # integrand (checked against scipy.integrate.quad below).
+    t, w = np.polynomial.legendre.leggauss(400)
+    y = nu[:, None] + 12 * s * t
+    density = stats.norm.pdf(y, nu[:, None], s) * special.expit(
+        eta[:, None] + result.psi[0] * y
+    )
+    log_prob = np.log(density @ (12 * s * w))
+    psi = result.psi[0]
+    first = integrate.quad(
+        lambda v: stats.norm.pdf(v, nu[0], s) * special.expit(eta[0] + psi * v),
+        nu[0] - 12 * s, nu[0] + 12 * s, epsabs=0, epsrel=1e-13,
+    )[0]  # fmt: skip
+    assert log_prob[0] == pytest.approx(np.log(first), abs=1e-12)
+    assert result.loglik == pytest.approx(total + np.sum(log_prob), abs=1e-8)
+
+
+def steep_selection_model(link):
+    """x0 MNAR with psi held steep (more than the fewest Gauss-Hermite
+    nodes), x1 MNAR too (rows with two MNAR cells), x2 the covariate."""
+    _, X = selected(300, link, seed=7, mcar_x1=0.3)
+    model = SelectionModel.from_data(X, [0, 1], link=link, psi={0: 3.0})
+    return X, model, model.start()
+
+
+@pytest.mark.parametrize("link", ["probit", "logit"])
+def test_statistics_of_row_blocks_add_up_to_the_e_step(link):
+    """An exact identity on fixed inputs: the sums add (to rounding), the
+    pseudo-rows of the blocks are those of the whole data (in another
+    order), so the M-step is the same."""
+    X, model, params = steep_selection_model(link)
+    whole = model.e_step(params)
+    # Blocks that split the rows by pattern (x0 missing or not) and at
+    # random: a node count chosen per block would differ between them.
+    x0_missing = np.flatnonzero(np.isnan(X[:, 0]))
+    rest = np.random.default_rng(0).permutation(np.flatnonzero(~np.isnan(X[:, 0])))
+    blocks = [x0_missing, *np.array_split(rest, 2)]
+    total = sum_statistics(model.statistics_of(X[rows], params) for rows in blocks)
+    assert total.loglik == pytest.approx(whole.loglik, rel=1e-13)
+    assert_allclose(total.row_sum, whole.row_sum, rtol=0, atol=1e-11)
+    assert_allclose(total.cross, whole.cross, rtol=0, atol=1e-11)
+    for summed, reference in zip(total.pseudo, whole.pseudo, strict=True):
+        assert len(summed.values) == len(reference.values)
+        a = np.lexsort((summed.weights, summed.values, summed.missing))
+        b = np.lexsort((reference.weights, reference.values, reference.missing))
+        for field in ("values", "covariates", "weights", "missing"):
+            assert_allclose(
+                getattr(summed, field)[a], getattr(reference, field)[b], atol=1e-14
+            )
+    from_blocks, from_whole = model.m_step(params, total), model.m_step(params, whole)
+    assert_allclose(from_blocks.covariance, from_whole.covariance, atol=1e-12)
+    assert_allclose(from_blocks.coef.gamma, from_whole.coef.gamma, atol=1e-12)
+    assert_allclose(from_blocks.coef.psi, from_whole.coef.psi, atol=1e-12)
+
+
+def test_adding_statistics_concatenates_each_models_pseudo_rows():
+    X, model, params = steep_selection_model("probit")
+    first, second = (
+        model.statistics_of(X[rows], params)
+        for rows in (slice(0, 100), slice(100, None))
+    )
+    both = first + second
+    for i, rows in enumerate(both.pseudo):
+        for field in ("values", "covariates", "weights", "missing"):
+            expected = np.concatenate(
+                [getattr(first.pseudo[i], field), getattr(second.pseudo[i], field)]
+            )
+            assert_allclose(getattr(rows, field), expected, rtol=0, atol=0)
+    assert both.loglik == first.loglik + second.loglik
+
+
+def test_statistics_of_rows_with_a_missing_covariate_are_refused():
+    X, model, params = steep_selection_model("probit")
+    X = X.copy()
+    X[0, 2] = np.nan
+    with pytest.raises(ValueError, match=r"covariate columns \[2\]"):
+        model.statistics_of(X, params)

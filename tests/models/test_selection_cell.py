@@ -1,20 +1,23 @@
-"""One missing normal value under probit and logistic selection, against
-numerical integration (scipy.integrate.quad) and limiting cases."""
+"""The E-step's quadrature rule for one missing normal value under probit
+and logistic selection (Gauss-Hermite nodes, their number from the
+steepness), against adaptive quadrature (scipy.integrate.quad), Heckman's
+closed form for the probit, a simulation and limiting cases.
+
+The two functions below were the package's until the E-step came to use
+the rule alone: ``node_moments`` applies the rule as the E-step does (the
+nodes of :mod:`emimpute.models._selection_cell`, the link's log F of
+:mod:`emimpute.models._binary_glm`), ``heckman_moments`` is the closed
+form, an independent reference.
+"""
 
 import numpy as np
 import pytest
 from scipy import integrate, special, stats
 
-from emimpute.models._selection_cell import (
-    gauss_hermite_size,
-    logit_missing_moments,
-    probit_missing_moments,
-)
+from emimpute.models._binary_glm import log_probabilities
+from emimpute.models._selection_cell import gauss_hermite, gauss_hermite_size
 
-LINKS = {
-    "probit": (probit_missing_moments, special.ndtr),
-    "logit": (logit_missing_moments, special.expit),
-}
+LINKS = {"probit": special.ndtr, "logit": special.expit}
 GRID = [
     (nu, s, eta, psi)
     for nu in (-2.0, 0.0, 3.0)
@@ -22,6 +25,41 @@ GRID = [
     for eta in (-3.0, 0.0, 2.0)
     for psi in (-2.0, -0.5, 0.0, 0.7, 2.0)
 ]
+
+
+def node_moments(nu, s, eta, psi, link):
+    """log P(missing), E[y | missing] and Var[y | missing] by the E-step's
+    rule: Gauss-Hermite on y = nu + sqrt(2) s t with
+    ``gauss_hermite_size(max |psi| s)`` nodes, the weights times F(eta + psi
+    y) normalised (sums in log space)."""
+    nu, s, eta, psi = np.broadcast_arrays(
+        *(np.asarray(v, float) for v in (nu, s, eta, psi))
+    )
+    t, log_w = gauss_hermite(gauss_hermite_size(np.max(np.abs(psi) * s, initial=0)))
+    y = nu[..., None] + np.sqrt(2.0) * s[..., None] * t
+    index = eta[..., None] + psi[..., None] * y
+    log_terms = log_w - 0.5 * np.log(np.pi) + log_probabilities(index, link)[0]
+    log_prob = special.logsumexp(log_terms, axis=-1)
+    posterior = np.exp(log_terms - log_prob[..., None])
+    mean = np.sum(posterior * y, axis=-1)
+    variance = np.sum(posterior * (y - mean[..., None]) ** 2, axis=-1)
+    return log_prob, mean, variance
+
+
+def heckman_moments(nu, s, eta, psi):
+    """The probit's closed form (Heckman 1979; truncated-normal moments,
+    Johnson, Kotz & Balakrishnan 1994, sec. 10.1): with u ~ N(0, 1)
+    independent of z = (y - nu) / s, "missing" is w < a for w = (u - psi s z)
+    / sqrt(1 + psi^2 s^2) ~ N(0, 1), a = (eta + psi nu) / sqrt(1 + psi^2
+    s^2) and corr(z, w) = -rho, rho = psi s / sqrt(1 + psi^2 s^2); with
+    lam = phi(a) / Phi(a), P(missing) = Phi(a), E[y | missing] = nu + s rho
+    lam and Var[y | missing] = s^2 (1 - rho^2 lam (lam + a))."""
+    nu, s, eta, psi = (np.asarray(v, float) for v in (nu, s, eta, psi))
+    root = np.sqrt(1.0 + (psi * s) ** 2)
+    a, rho = (eta + psi * nu) / root, psi * s / root
+    lam = np.exp(-0.5 * a * a - 0.5 * np.log(2.0 * np.pi) - special.log_ndtr(a))
+    mean = nu + s * rho * lam
+    return special.log_ndtr(a), mean, s * s * (1.0 - rho * rho * lam * (lam + a))
 
 
 def by_quadrature(nu, s, eta, psi, F):
@@ -45,21 +83,31 @@ def by_quadrature(nu, s, eta, psi, F):
 @pytest.mark.filterwarnings("ignore::scipy.integrate.IntegrationWarning")
 @pytest.mark.parametrize("link", LINKS)
 def test_moments_match_numerical_integration(link):
-    function, F = LINKS[link]
-    nu, s, eta, psi = (np.array(column) for column in zip(*GRID, strict=True))
-    log_prob, mean, variance = function(nu, s, eta, psi)  # all rows at once
-    for i, point in enumerate(GRID):
-        ref_log_prob, ref_mean, ref_variance = by_quadrature(*point, F)
+    # Each point with its own node count, as a row of the E-step would get.
+    for point in GRID:
+        log_prob, mean, variance = node_moments(*point, link)
+        ref_log_prob, ref_mean, ref_variance = by_quadrature(*point, LINKS[link])
         scale = point[1]
-        assert log_prob[i] == pytest.approx(ref_log_prob, abs=1e-8), point
-        assert mean[i] == pytest.approx(ref_mean, abs=1e-8 * scale), point
-        assert variance[i] == pytest.approx(ref_variance, abs=1e-8 * scale**2), point
+        assert log_prob == pytest.approx(ref_log_prob, abs=1e-8), point
+        assert mean == pytest.approx(ref_mean, abs=1e-8 * scale), point
+        assert variance == pytest.approx(ref_variance, abs=1e-8 * scale**2), point
+
+
+def test_probit_rule_equals_heckmans_closed_form():
+    for point in GRID:
+        rule, closed = node_moments(*point, "probit"), heckman_moments(*point)
+        scale = point[1]
+        assert rule[0] == pytest.approx(closed[0], abs=1e-9), point
+        assert rule[1] == pytest.approx(closed[1], abs=1e-9 * scale), point
+        assert rule[2] == pytest.approx(closed[2], abs=1e-9 * scale**2), point
 
 
 @pytest.mark.parametrize("link", LINKS)
 def test_missing_at_random_leaves_the_normal_unchanged(link):
-    function, F = LINKS[link]
-    log_prob, mean, variance = function([1.0, -2.0], [2.0, 0.5], [0.3, -1.0], 0.0)
+    log_prob, mean, variance = node_moments(
+        [1.0, -2.0], [2.0, 0.5], [0.3, -1.0], 0.0, link
+    )
+    F = LINKS[link]
     np.testing.assert_allclose(np.exp(log_prob), F(np.array([0.3, -1.0])), rtol=1e-12)
     np.testing.assert_allclose(mean, [1.0, -2.0], atol=1e-12)
     np.testing.assert_allclose(variance, [4.0, 0.25], rtol=1e-10)
@@ -67,34 +115,40 @@ def test_missing_at_random_leaves_the_normal_unchanged(link):
 
 @pytest.mark.parametrize("link", LINKS)
 def test_direction_of_the_shift_and_smaller_variance(link):
-    function, _ = LINKS[link]
-    _, up, var_up = function(0.0, 1.0, 0.0, 1.5)
-    _, down, var_down = function(0.0, 1.0, 0.0, -1.5)
+    _, up, var_up = node_moments(0.0, 1.0, 0.0, 1.5, link)
+    _, down, var_down = node_moments(0.0, 1.0, 0.0, -1.5, link)
     assert up > 0 > down  # psi > 0: the missing values are the larger ones
     assert up == pytest.approx(-down)
     assert 0 < var_up < 1 and var_up == pytest.approx(var_down)
 
 
-def test_probit_is_stable_when_missingness_is_very_rare():
-    """P(missing) ~ 1e-300: log scale keeps it; the mean stays finite."""
-    log_prob, mean, variance = probit_missing_moments(0.0, 1.0, -40.0, 0.5)
-    a = -40.0 / np.sqrt(1.25)
-    assert log_prob == pytest.approx(special.log_ndtr(a), rel=1e-12)
-    assert np.isfinite(mean) and np.isfinite(variance) and variance > 0
+def test_log_scale_keeps_rare_missingness():
+    """P(missing) ~ 1e-19: the log-space sums keep it (Heckman's closed form
+    is the reference).  The rule's limit: beyond about 9 SD of the index
+    (P ~ 1e-50 at eta = -15) the posterior lies past the last nodes and
+    log P is off by 3e-6 (0.07 at eta = -20)."""
+    rule, closed = (
+        node_moments(0.0, 1.0, -10.0, 0.5, "probit"),
+        heckman_moments(0.0, 1.0, -10.0, 0.5),
+    )
+    assert rule[0] == pytest.approx(closed[0], abs=1e-9)
+    assert rule[1] == pytest.approx(closed[1], abs=1e-9)
+    assert rule[2] == pytest.approx(closed[2], abs=1e-9)
 
 
-def test_probit_matches_a_simulation():
+@pytest.mark.parametrize("link", LINKS)
+def test_rule_matches_a_simulation(link):
     """Simulation truth: draw y, then whether it goes missing."""
     rng = np.random.default_rng(0)
     y = rng.normal(1.0, 2.0, size=2_000_000)
-    missing = rng.random(y.size) < special.ndtr(-0.5 + 0.8 * y)
-    log_prob, mean, variance = probit_missing_moments(1.0, 2.0, -0.5, 0.8)
+    missing = rng.random(y.size) < LINKS[link](-0.5 + 0.8 * y)
+    log_prob, mean, variance = node_moments(1.0, 2.0, -0.5, 0.8, link)
     assert np.exp(log_prob) == pytest.approx(missing.mean(), abs=1e-3)
     assert mean == pytest.approx(y[missing].mean(), abs=5e-3)
     assert variance == pytest.approx(y[missing].var(), rel=5e-3)
 
 
-def test_quadrature_grows_with_the_steepness_of_the_logistic_curve():
+def test_quadrature_grows_with_the_steepness_of_the_selection_curve():
     assert gauss_hermite_size(0.0) == 24
     assert gauss_hermite_size(2.0) == 80
     assert gauss_hermite_size(5.0) == 500
@@ -104,8 +158,6 @@ def test_quadrature_grows_with_the_steepness_of_the_logistic_curve():
 def test_large_rules_stay_finite():
     """NumPy's hermgauss overflows above about 350 points; the rule used here
     does not, and still integrates 1 and t^2 exactly."""
-    from emimpute.models._selection_cell import gauss_hermite
-
     for n in (400, 1000):
         t, log_w = gauss_hermite(n)
         w = np.exp(log_w)
