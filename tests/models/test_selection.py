@@ -2,6 +2,8 @@
 at psi = 0, direct numerical maximisation of Heckman's closed-form
 observed-data likelihood, and simulation truth."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from numpy.testing import assert_allclose
@@ -284,3 +286,34 @@ def test_statistics_of_rows_with_a_missing_covariate_are_refused():
     X[0, 2] = np.nan
     with pytest.raises(ValueError, match=r"covariate columns \[2\]"):
         model.statistics_of(X, params)
+
+
+def test_imputation_uses_the_sobol_nodes_of_the_fit():
+    """Rows with three MNAR cells are integrated with the fit's Sobol
+    nodes (seeded by random_state, kept as node_seed), not a seed of the
+    kernel's own: the same seed gives the same imputation, another seed
+    another one (within the nodes' error)."""
+    from emimpute.models._selection import impute_selection
+
+    rng = np.random.default_rng(8)
+    X = rng.multivariate_normal(np.zeros(4), 0.5 * np.eye(4) + 0.5, size=200)
+    X[:, :3][rng.random((200, 3)) < 0.4] = np.nan
+    three = np.isnan(X[:, :3]).all(axis=1)
+    assert three.sum() > 5
+    fits = [
+        fit_selection_em(X, [0, 1, 2], psi={0: 1.0, 1: 1.0, 2: 1.0}, max_iter=5,
+                         random_state=3)
+        for _ in range(2)
+    ]  # fmt: skip
+    assert [fit.node_seed for fit in fits] == [3, 3]
+    other_nodes = replace(fits[0], node_seed=4)  # the same parameters
+    a, b, c = (impute_selection(X, fit)[three] for fit in (*fits, other_nodes))
+    assert_allclose(a, b, rtol=0, atol=0)
+    assert not np.allclose(a, c, rtol=0, atol=1e-12)
+    assert_allclose(a, c, atol=0.05)
+
+
+def test_the_seed_of_the_nodes_must_be_an_int():
+    _, X = selected(50, "probit", seed=9)
+    with pytest.raises(TypeError, match="random_state must be an int or None"):
+        fit_selection_em(X, [0], random_state=np.random.RandomState(0))
