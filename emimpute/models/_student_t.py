@@ -288,6 +288,8 @@ class _TProblem:
     center: np.ndarray
     scale: np.ndarray
     ridge: float
+    origin: np.ndarray  # data units: model coordinates are (x - origin) / unit
+    unit: np.ndarray
 
 
 def prepare_t_problem(X, ridge=0.0, chunk_size=None, column_moments=None):
@@ -332,6 +334,8 @@ def prepare_t_problem(X, ridge=0.0, chunk_size=None, column_moments=None):
         center=np.zeros(p),
         scale=np.ones(p),
         ridge=float(ridge),
+        origin=center,
+        unit=unit,
     )
 
 
@@ -499,6 +503,9 @@ class StudentTModel(EMModel):
     ridge : float
         Prior strength in pseudo-observations, as for the normal model.
     df : float or "estimate"
+    origin, unit : ndarrays of shape (p,) or floats
+        The model's coordinates are (x - origin) / unit of the data's x
+        (:meth:`statistics_of`); 0 and 1 when the model works in data units.
     """
 
     singular_message = (
@@ -507,7 +514,18 @@ class StudentTModel(EMModel):
         "use a ridge prior (ridge > 0, for example 1% of n_samples)"
     )
 
-    def __init__(self, evaluate, *, n_rows, center, scale, ridge=0.0, df="estimate"):
+    def __init__(
+        self,
+        evaluate,
+        *,
+        n_rows,
+        center,
+        scale,
+        ridge=0.0,
+        df="estimate",
+        origin=0.0,
+        unit=1.0,
+    ):
         self.evaluate = evaluate
         self.n_rows = n_rows
         self.center = center
@@ -515,6 +533,7 @@ class StudentTModel(EMModel):
         self.ridge = float(ridge)
         self.df = check_df(df)
         self.prior_scatter = np.diag(scale**2)
+        self.origin, self.unit = origin, unit
 
     @classmethod
     def in_memory(cls, problem, df="estimate"):
@@ -526,7 +545,34 @@ class StudentTModel(EMModel):
             scale=problem.scale,
             ridge=problem.ridge,
             df=df,
+            origin=problem.origin,
+            unit=problem.unit,
         )
+
+    def statistics_of(self, X, params):
+        """The E-step statistics of the rows of X (data units, NaN at
+        missing cells) in this model's coordinates, at a fixed df: summed
+        over the row blocks of the data they equal :meth:`e_step`.
+
+        An estimated df is chosen from every row's distance before any
+        weight is known, so its statistics do not add: a distributed fit
+        gathers :func:`block_distances`, profiles the df
+        (:func:`profile_df`) and then sums :func:`block_statistics` at it.
+        """
+        if self.df == "estimate":
+            raise NotImplementedError(
+                "with df='estimate' the statistics of a block depend on the df "
+                "profiled over all rows; use block_distances, profile_df and "
+                "block_statistics (two passes)"
+            )
+        Z = (np.asarray(X, dtype=np.float64) - self.origin) / self.unit
+        try:
+            precision, logdet_cov = precision_and_logdet(params.scale)
+            return block_statistics(
+                Z, self.center, params.mean, precision, logdet_cov, self.df
+            )
+        except np.linalg.LinAlgError:
+            return None
 
     def start(self):
         # The normal model's start: observed means and variances.

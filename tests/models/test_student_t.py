@@ -13,16 +13,20 @@ import pytest
 from numpy.testing import assert_allclose
 from scipy import optimize, stats
 
+from emimpute.engine._model import sum_statistics
 from emimpute.engine._squarem import from_log_cholesky, log_cholesky
 from emimpute.gaussian._conditional import precision_and_logdet
 from emimpute.models._normal import fit_normal_em
 from emimpute.models._student_t import (
     DF_BOUNDS,
+    StudentTModel,
+    StudentTParams,
     StudentTStatistics,
     block_distances,
     block_statistics,
     conditional_t,
     fit_student_t_em,
+    prepare_t_problem,
     profile_df,
     row_weights,
 )
@@ -164,6 +168,31 @@ def test_block_statistics_add(kernel):
     assert gathered == pytest.approx(profile_df(d, o), rel=1e-12)
     with pytest.raises(ValueError, match="different df"):
         whole + block_statistics(X, center, mean, precision, logdet, 5.0)
+
+
+def test_model_statistics_of_row_blocks_add_up_to_the_e_step(kernel):
+    """StudentTModel.statistics_of (data units) over row blocks equals its
+    E-step on the prepared, standardised problem, at a fixed df; with an
+    estimated df it is refused (the statistics do not add)."""
+    X = contaminated(n=250, p=4, seed=6) * np.array([1.0, 100.0, 0.01, 5.0])
+    X[0] = np.nan  # a row with nothing observed carries nothing
+    problem = prepare_t_problem(X)
+    model = StudentTModel.in_memory(problem, 3.0)
+    rng = np.random.default_rng(2)
+    A = rng.normal(size=(4, 4))
+    params = StudentTParams(rng.normal(scale=0.1, size=4), A @ A.T / 4 + np.eye(4), 3.0)
+    whole = model.e_step(params)
+    blocks = np.array_split(rng.permutation(len(X)), 4)
+    total = sum_statistics(model.statistics_of(X[rows], params) for rows in blocks)
+    assert total.loglik == pytest.approx(whole.loglik, rel=1e-12)
+    assert total.weight_sum == pytest.approx(whole.weight_sum, rel=1e-12)
+    for name in ("row_sum", "cross"):
+        value = getattr(whole, name)
+        assert_allclose(
+            getattr(total, name), value, rtol=0, atol=1e-11 * np.abs(value).max()
+        )
+    with pytest.raises(NotImplementedError, match="two passes"):
+        StudentTModel.in_memory(problem, "estimate").statistics_of(X, params)
 
 
 def test_profile_df_maximises_the_loglik():
