@@ -95,7 +95,9 @@ def fit_with_automatic_ridge(fit, *, ridge, n_rows, scale, known=None):
     Parameters
     ----------
     fit : callable
-        ``fit(ridge, min_tol) -> result`` with ``covariance`` and ``converged``
+        ``fit(ridge, min_tol) -> result`` with ``covariance`` (or, for
+        models whose covariance may not exist, ``dispersion``: the matrix
+        whose small eigenvalues mark collinear columns) and ``converged``
         attributes, fitted with a tolerance of at least ``min_tol`` (see
         :data:`NOISE`); raises
         :class:`~emimpute.engine._model.SingularCovarianceError` when the
@@ -129,7 +131,7 @@ def fit_with_automatic_ridge(fit, *, ridge, n_rows, scale, known=None):
         except SingularCovarianceError:
             pass
         else:
-            weak = small_eigen_columns(result.covariance, scale, SINGULAR_EIGENVALUE)
+            weak = small_eigen_columns(_dispersion(result), scale, SINGULAR_EIGENVALUE)
             if not len(weak):
                 return RidgeFit(result, 0.0, {})
     # The first strength whose fit is proper.  A rung that is proper but
@@ -149,11 +151,18 @@ def fit_with_automatic_ridge(fit, *, ridge, n_rows, scale, known=None):
     raise error
 
 
+def _dispersion(result):
+    """The fitted matrix whose eigenvalues show collinearity: ``dispersion``
+    where a model has one (the t's scale matrix, defined for any df), else
+    the covariance."""
+    return getattr(result, "dispersion", result.covariance)
+
+
 def _problems(result, scale, known, n_rows, p):
     """The reasons the MLE did not exist, with the columns involved."""
     problems = dict(known)
     named = set().union(*(set(columns) for columns in known.values()))
-    weak = small_eigen_columns(result.covariance, scale, COLLINEAR_EIGENVALUE)
+    weak = small_eigen_columns(_dispersion(result), scale, COLLINEAR_EIGENVALUE)
     collinear = np.array([j for j in weak if j not in named], dtype=int)
     if p >= n_rows:
         problems["wide"] = np.arange(p)

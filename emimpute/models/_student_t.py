@@ -135,6 +135,12 @@ class StudentTResult:
     n_em_steps: int
     converged: bool
 
+    @property
+    def dispersion(self):
+        """The scale matrix: what the automatic ridge checks for collinear
+        columns (the covariance does not exist for df <= 2)."""
+        return self.scale
+
 
 # ---------------------------------------------------------------------------
 # The df: log-likelihood and its profile
