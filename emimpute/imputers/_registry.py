@@ -63,14 +63,24 @@ def register_imputer(name, description):
     """
 
     def decorate(cls):
-        if name in _REGISTRY:
+        known = _REGISTRY.get(name)
+        # A module imported a second time (pytest's doctest collection does
+        # this) registers its class again: the new class takes the place.
+        if known is not None and _qualified(known.estimator) != _qualified(cls):
             raise ValueError(f"an imputer named {name!r} is registered already")
-        if any(entry.estimator is cls for entry in _REGISTRY.values()):
+        if any(
+            entry.name != name and _qualified(entry.estimator) == _qualified(cls)
+            for entry in _REGISTRY.values()
+        ):
             raise ValueError(f"{cls.__name__} is registered already")
         _REGISTRY[name] = ImputerEntry(name, cls, description)
         return cls
 
     return decorate
+
+
+def _qualified(cls):
+    return f"{cls.__module__}.{cls.__qualname__}"
 
 
 def registered_imputers():
@@ -100,8 +110,8 @@ def entry_of(estimator):
     """The entry of an estimator instance or class, the most derived
     registered class in its MRO; None if it has none."""
     cls = estimator if isinstance(estimator, type) else type(estimator)
-    by_class = {entry.estimator: entry for entry in _REGISTRY.values()}
+    by_class = {_qualified(entry.estimator): entry for entry in _REGISTRY.values()}
     for base in cls.__mro__:
-        if base in by_class:
-            return by_class[base]
+        if _qualified(base) in by_class:
+            return by_class[_qualified(base)]
     return None
