@@ -548,6 +548,8 @@ def _fit_selection_models(pseudo, coef, held, link, newton_steps=1):
         )  # fmt: skip
         for i, rows in enumerate(pseudo)
     ]
+    if not fits:  # no column with a selection model: nothing to fit
+        return coef
     intercept, psi, gamma = (np.array(values) for values in zip(*fits, strict=True))
     return SelectionCoefficients(intercept, psi, gamma.reshape(coef.gamma.shape))
 

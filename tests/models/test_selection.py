@@ -317,3 +317,16 @@ def test_the_seed_of_the_nodes_must_be_an_int():
     _, X = selected(50, "probit", seed=9)
     with pytest.raises(TypeError, match="random_state must be an int or None"):
         fit_selection_em(X, [0], random_state=np.random.RandomState(0))
+
+
+def test_without_mnar_columns_it_is_the_mar_fit(assert_same_fit):
+    """No column with a selection model: the normal part alone, EMImputer's
+    MLE (it failed unpacking the coefficients of no model)."""
+    _, X = selected(300, "probit", seed=10)
+    result = fit_selection_em(X, [], tol=1e-10)
+    mar = fit_normal_em(X, tol=1e-10)
+    assert result.converged and result.psi.shape == (0,)
+    assert_same_fit(
+        result.mean, result.covariance, mar.mean, mar.covariance, tol=1e-10,
+        scale=np.nanstd(X, axis=0),
+    )  # fmt: skip
