@@ -1,13 +1,21 @@
 """Save and load fitted imputers as JSON: a safe alternative to pickle.
 
-A fitted EMImputer or MNARSelectionImputer is its parameters, its column
-names and a few arrays.  They are written as standard JSON (RFC 8259:
-numbers, strings, ``true``/``false``/``null``), so loading a model file can
-never run code, unlike ``pickle`` or ``joblib.load`` on an untrusted file,
-and any language's JSON parser reads it.  JSON has no NaN: a missing number
-(the ``missing_values`` placeholder, the moments of a column that was empty
-in ``fit``) is written as ``null`` and read back as NaN.  Files written
-before this rule, with bare ``NaN`` tokens, still load.
+A fitted imputer is its parameters, its column names and a few arrays.
+They are written as standard JSON (RFC 8259: numbers, strings,
+``true``/``false``/``null``), so loading a model file can never run code,
+unlike ``pickle`` or ``joblib.load`` on an untrusted file, and any
+language's JSON parser reads it.  JSON has no NaN: a missing number (the
+``missing_values`` placeholder, the moments of a column that was empty in
+``fit``) is written as ``null`` and read back as NaN.  Files written before
+this rule, with bare ``NaN`` tokens, still load.
+
+The format is the same for every registered imputer
+(:mod:`emimpute.imputers._registry`): ``"class"`` names the estimator
+class, ``"params"`` its parameters, and the other fields are what its
+``_fitted_state()`` hook returns (read back by ``_restore_fitted_state``).
+Files of the first release name the parameters of
+:class:`~emimpute.MNARSelectionImputer` by their old names (``selection``,
+``mnar_coef``); they are read under the new ones (``link``, ``psi``).
 
 A model file is input from outside, so :func:`load_model` checks all of it
 before building an imputer: known fields only, every field present, the
@@ -19,30 +27,23 @@ files of another format or version are refused.
 
 import json
 import math
-import numbers
 from pathlib import Path
 
 import numpy as np
 
-from emimpute.imputers._em_imputer import EMImputer
-from emimpute.imputers._mnar_imputer import MNARSelectionImputer
-from emimpute.models._selection import SelectionEMResult, _Coefficients
+from emimpute.imputers._registry import entry_of, registered_imputers
 
 FORMAT = "emimpute-model"
 VERSION = 1
-_CLASSES = {"EMImputer": EMImputer, "MNARSelectionImputer": MNARSelectionImputer}
-_COMMON_FIELDS = {
-    "format", "version", "class", "params", "n_features_in_",
-    "feature_names_in_", "mean_", "covariance_", "loglik_", "n_iter_",
-    "converged_",
-}  # fmt: skip
-_CLASS_FIELDS = {"EMImputer": {"empty_features"}, "MNARSelectionImputer": {"selection"}}
-_OPTIONAL_FIELDS = {"ridge_"}  # absent from files written before automatic ridge
-_SELECTION_FIELDS = {
-    "mnar", "covariates", "intercept", "psi", "gamma", "psi_fixed", "link",
-    "center", "scale", "standardised",
-}  # fmt: skip
-_STANDARDISED_FIELDS = {"mean", "covariance", "intercept", "psi", "gamma"}
+_COMMON_FIELDS = {"format", "version", "class", "params", "n_features_in_",
+                  "feature_names_in_"}  # fmt: skip
+
+
+def _classes():
+    """Registered estimator classes by class name (the file's ``"class"``)."""
+    return {
+        entry.estimator.__name__: entry.estimator for entry in registered_imputers()
+    }
 
 
 # --- writing -----------------------------------------------------------------
@@ -62,11 +63,11 @@ def _nan_to_null(value):
 
 
 def save_model(imputer, path):
-    """Write a fitted EMImputer or MNARSelectionImputer to ``path`` (JSON).
+    """Write a fitted imputer of a registered model to ``path`` (JSON).
 
     Parameters
     ----------
-    imputer : EMImputer or MNARSelectionImputer
+    imputer : EMImputer, MNARSelectionImputer or another registered imputer
         A fitted imputer without ``add_indicator`` (the indicator is a fitted
         scikit-learn estimator the format does not carry).
     path : str or path-like
@@ -75,17 +76,19 @@ def save_model(imputer, path):
     Raises
     ------
     TypeError
-        If ``imputer`` is of another class.
+        If ``imputer`` is of a class that is not registered.
     ValueError
         If it uses ``add_indicator=True`` or holds infinite numbers.
     """
-    if not isinstance(imputer, (EMImputer, MNARSelectionImputer)):
+    entry = entry_of(imputer)
+    if entry is None or entry.estimator is not type(imputer):
         raise TypeError(f"cannot save a {type(imputer).__name__}")
     if getattr(imputer, "add_indicator", False):
         raise ValueError(
             "a model file cannot carry the missing indicator: refit with "
             "add_indicator=False and add indicators in the pipeline"
         )
+    renamed = type(imputer)._renamed_params
     state = {
         "format": FORMAT,
         "version": VERSION,
@@ -94,41 +97,13 @@ def save_model(imputer, path):
             key: value
             for key, value in imputer.get_params().items()
             if isinstance(value, (int, float, str, bool, list, dict, type(None)))
+            and not (key in renamed and value == "deprecated")
         },
         "n_features_in_": int(imputer.n_features_in_),
         "feature_names_in_": [str(c) for c in getattr(imputer, "feature_names_in_", [])]
         or None,
-        "mean_": imputer.mean_,
-        "covariance_": imputer.covariance_,
-        "loglik_": float(imputer.loglik_),
-        "n_iter_": int(imputer.n_iter_),
-        "converged_": bool(imputer.converged_),
+        **imputer._fitted_state(),
     }
-    if hasattr(imputer, "ridge_"):
-        state["ridge_"] = float(imputer.ridge_)
-    if isinstance(imputer, EMImputer):
-        state["empty_features"] = imputer._empty_features.tolist()
-    else:
-        r = imputer._result
-        mean, cov, coef = r.standardised
-        state["selection"] = {
-            "mnar": r.mnar.tolist(),
-            "covariates": r.covariates.tolist(),
-            "intercept": r.intercept,
-            "psi": r.psi,
-            "gamma": r.gamma,
-            "psi_fixed": r.psi_fixed.tolist(),
-            "link": r.link,
-            "center": r.center,
-            "scale": r.scale,
-            "standardised": {
-                "mean": mean,
-                "covariance": cov,
-                "intercept": coef.intercept,
-                "psi": coef.psi,
-                "gamma": coef.gamma,
-            },
-        }
     # allow_nan=False: an infinite number raises here instead of writing the
     # non-standard token ``Infinity``.
     text = json.dumps(_nan_to_null(state), allow_nan=False)
@@ -242,32 +217,40 @@ def _read_state(path):
     return state
 
 
-def _build_estimator(state, check):
-    """The estimator with the file's parameters, checked by its constraints."""
-    cls = _CLASSES[state["class"]]
+def _file_params(cls, state, check):
+    """The file's parameters under their current names, JSON's stand-ins
+    undone: null for NaN, string keys for column positions."""
     params = state["params"]
-    check.keys(params, "params", set(), set(cls().get_params()))
-    params = dict(params)
+    renamed = cls._renamed_params
+    check.keys(params, "params", set(), set(cls().get_params()) | set(renamed))
+    params = {renamed.get(key, key): value for key, value in params.items()}
     if params.get("missing_values", np.nan) is None:  # NaN written as null
         params["missing_values"] = np.nan
-    coef = params.get("mnar_coef")
-    if isinstance(coef, dict):  # JSON keys are strings; positions were ints
-        names = state["feature_names_in_"] or []
-        params["mnar_coef"] = {
-            (int(k) if k.isdigit() and k not in names else k): v
-            for k, v in coef.items()
-        }
+    names = state["feature_names_in_"] or []
+    for key, value in params.items():
+        if isinstance(value, dict):  # JSON keys are strings; positions were ints
+            params[key] = {
+                (int(k) if k.isdigit() and k not in names else k): v
+                for k, v in value.items()
+            }
+    return params
+
+
+def _build_estimator(cls, state, check):
+    """The estimator with the file's parameters, checked by its constraints."""
+    params = _file_params(cls, state, check)
     imputer = cls(**params)
     try:
         imputer._validate_params()  # scikit-learn's constraints, naming the parameter
+        imputer._check_params()  # the estimator's own checks (finite psi, ...)
     except (TypeError, ValueError) as error:
         raise check.error("params", f"is invalid: {error}") from None
-    values = coef.values() if isinstance(coef, dict) else [coef]
-    for value in values:
-        if value is not None and not (
-            isinstance(value, numbers.Real) and math.isfinite(value)
-        ):
-            raise check.error("params.mnar_coef", f"must be finite, not {value!r}")
+    for key, value in params.items():
+        values = value.values() if isinstance(value, dict) else [value]
+        for item in values:
+            if isinstance(item, float) and not math.isfinite(item):
+                if not (key == "missing_values" and math.isnan(item)):
+                    raise check.error(f"params.{key}", f"must be finite, not {item!r}")
     if params.get("add_indicator"):
         raise check.error("params.add_indicator", "must be false in a model file")
     return imputer
@@ -283,7 +266,7 @@ def load_model(path):
 
     Returns
     -------
-    EMImputer or MNARSelectionImputer
+    EMImputer, MNARSelectionImputer or another registered imputer
         The fitted imputer, ready for ``transform``.
 
     Raises
@@ -297,11 +280,13 @@ def load_model(path):
     state = _read_state(path)
     check = _Fields(path)
     name = state.get("class")
-    if name not in _CLASSES:
+    classes = _classes()
+    if name not in classes:
         raise check.error("class", f"names an unknown model class {name!r}")
-    check.keys(state, "", _COMMON_FIELDS | _CLASS_FIELDS[name], _OPTIONAL_FIELDS)
-    imputer = _build_estimator(state, check)
-
+    cls = classes[name]
+    optional = set(cls._optional_state)
+    check.keys(state, "", _COMMON_FIELDS | (cls._state_fields - optional), optional)
+    imputer = _build_estimator(cls, state, check)
     p = check.integer(state["n_features_in_"], "n_features_in_", low=1)
     names = state["feature_names_in_"]
     if names is not None:
@@ -315,97 +300,5 @@ def load_model(path):
             raise check.error("feature_names_in_", "has a repeated name")
         imputer.feature_names_in_ = np.asarray(names, dtype=object)
     imputer.n_features_in_ = p
-    loglik = state["loglik_"]
-    if not (loglik is None or isinstance(loglik, numbers.Real)):
-        raise check.error("loglik_", "must be a number")
-    imputer.loglik_ = np.nan if loglik is None else float(loglik)
-    imputer.n_iter_ = check.integer(state["n_iter_"], "n_iter_")
-    if not isinstance(state["converged_"], bool):
-        raise check.error("converged_", "must be true or false")
-    imputer.converged_ = state["converged_"]
-    if "ridge_" in state:
-        ridge = check.array(state["ridge_"], "ridge_", ())
-        if ridge < 0:
-            raise check.error("ridge_", "must be >= 0")
-        imputer.ridge_ = float(ridge)
-    imputer.loglik_path_ = np.array([])
-    if isinstance(imputer, EMImputer):
-        return _load_em(imputer, state, check, p)
-    return _load_selection(imputer, state, check, p)
-
-
-def _load_em(imputer, state, check, p):
-    empty = check.flags(state["empty_features"], "empty_features", p)
-    imputer._empty_features = empty
-    # An empty column has no moments: NaN (null) there, and only there.
-    imputer.mean_ = check.array(state["mean_"], "mean_", (p,), allow_nan=empty)
-    imputer.covariance_ = check.covariance(
-        state["covariance_"], "covariance_", p, ~empty
-    )
-    imputer.indicator_ = None
-    imputer.n_em_steps_ = 0
-    return imputer
-
-
-def _load_selection(imputer, state, check, p):
-    s = state["selection"]
-    check.keys(s, "selection", _SELECTION_FIELDS)
-    std = s["standardised"]
-    check.keys(std, "selection.standardised", _STANDARDISED_FIELDS)
-    imputer.mean_ = check.array(state["mean_"], "mean_", (p,))
-    imputer.covariance_ = check.covariance(state["covariance_"], "covariance_", p)
-    mnar = check.positions(s["mnar"], "selection.mnar", p)
-    covariates = check.positions(s["covariates"], "selection.covariates", p)
-    if np.intersect1d(mnar, covariates).size:
-        raise check.error("selection.covariates", "overlaps selection.mnar")
-    k, c = len(mnar), len(covariates)
-    if s["link"] != imputer.selection:
-        raise check.error(
-            "selection.link",
-            f"is {s['link']!r}; params.selection is {imputer.selection!r}",
-        )
-
-    def vector(node, prefix, key, length):
-        return check.array(node[key], f"{prefix}.{key}", (length,))
-
-    def gamma(node, prefix):
-        # A JSON array of k rows of c numbers ([[]] when c is 0).
-        value = node["gamma"]
-        if c == 0 and value in ([], [[]] * k):  # no covariate: nothing to check
-            return np.zeros((k, 0))
-        return check.array(value, f"{prefix}.gamma", (k, c))
-
-    scale = vector(s, "selection", "scale", p)
-    if (scale <= 0).any():
-        raise check.error("selection.scale", "must be positive")
-    coef = _Coefficients(
-        vector(std, "selection.standardised", "intercept", k),
-        vector(std, "selection.standardised", "psi", k),
-        gamma(std, "selection.standardised"),
-    )
-    std_moments = (
-        vector(std, "selection.standardised", "mean", p),
-        check.covariance(std["covariance"], "selection.standardised.covariance", p),
-    )
-    imputer._result = SelectionEMResult(
-        mean=imputer.mean_,
-        covariance=imputer.covariance_,
-        mnar=mnar,
-        covariates=covariates,
-        intercept=vector(s, "selection", "intercept", k),
-        psi=vector(s, "selection", "psi", k),
-        gamma=gamma(s, "selection"),
-        psi_fixed=check.flags(s["psi_fixed"], "selection.psi_fixed", k),
-        link=s["link"],
-        center=vector(s, "selection", "center", p),
-        scale=scale,
-        standardised=(*std_moments, coef),
-        loglik=imputer.loglik_,
-        loglik_path=np.array([]),
-        n_iter=imputer.n_iter_,
-        converged=imputer.converged_,
-    )
-    imputer.mnar_features_ = mnar
-    imputer.covariates_ = covariates
-    imputer.selection_coef_ = imputer._coefficient_table(imputer._result)
+    imputer._restore_fitted_state(state, check)
     return imputer

@@ -1,18 +1,15 @@
-"""scikit-learn's estimator checks, run on every estimator of the package."""
+"""scikit-learn's estimator checks, run on every estimator of the package:
+every registered imputer (so a new model joins by registering itself), and
+the imputers built on others."""
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from emimpute import (
-    DeltaAdjustedImputer,
-    EMImputer,
-    MNARSelectionImputer,
-    MultipleImputer,
-)
+from emimpute import DeltaAdjustedImputer, MultipleImputer
 from emimpute.dask import DaskEMImputer
+from emimpute.imputers._registry import registered_imputers
 
 ESTIMATORS = [
-    EMImputer(),
-    MNARSelectionImputer(),
+    *(entry.estimator() for entry in registered_imputers()),
     MultipleImputer(n_imputations=3),
     DeltaAdjustedImputer(delta=0.5),
     DaskEMImputer(),  # in-memory input; Dask input in tests/test_dask.py
@@ -23,6 +20,12 @@ ESTIMATORS = [
 # array-API check skips itself unless SCIPY_ARRAY_API=1 is set, and these
 # estimators are NumPy-only, array_api_support=False.)
 EXPECTED_FAILURES = {}
+
+
+def test_every_registered_imputer_is_checked():
+    checked = {type(estimator) for estimator in ESTIMATORS}
+    assert {entry.estimator for entry in registered_imputers()} <= checked
+    assert len(registered_imputers()) >= 2  # em and mnar at least
 
 
 @parametrize_with_checks(

@@ -1,40 +1,25 @@
 """EMImputer: maximum-likelihood multivariate-normal imputation (estimator shell)."""
 
-import numbers
-import warnings
+import copy
 
 import numpy as np
-from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.impute import MissingIndicator
-from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval
-from sklearn.utils.validation import check_is_fitted
 
-from emimpute.engine._model import SingularCovarianceError
-from emimpute.engine._regularise import (
-    degenerate_columns,
-    describe_problems,
-    fit_with_automatic_ridge,
-)
-from emimpute.exceptions import RegularisationWarning
-from emimpute.gaussian._conditional import ConditionalMoments, conditional_moments
+from emimpute.gaussian._conditional import conditional_moments
+from emimpute.imputers._base import BaseEMImputer
+from emimpute.imputers._registry import register_imputer
 from emimpute.models._normal import (
+    NormalModel,
     fit_normal_em,
     observed_column_moments,
-    standardising_scale,
+    prepare_problem,
 )
-from emimpute.utils._progress import iteration_reporter, report_end
-from emimpute.utils._validation import (
-    check_scale,
-    feature_names,
-    is_nan_marker,
-    validate_numeric,
-    warn_empty_features,
-)
+from emimpute.models._normal_posterior import data_augmentation
+from emimpute.utils._columns import feature_names
+from emimpute.utils._scale import ridge_scatter
 
 
-class EMImputer(TransformerMixin, BaseEstimator):
+@register_imputer("em", "multivariate normal, missing at random (EM)")
+class EMImputer(BaseEMImputer):
     """Impute missing values from a multivariate normal fitted by EM.
 
     ``fit`` finds the maximum-likelihood mean and covariance of a multivariate
@@ -161,19 +146,13 @@ class EMImputer(TransformerMixin, BaseEstimator):
            [4.   , 4.   ]])
     """
 
-    _parameter_constraints = {
-        "missing_values": [numbers.Real],
-        "ridge": [Interval(numbers.Real, 0, None, closed="left")],
-        "max_iter": [Interval(numbers.Integral, 0, None, closed="left")],
-        "tol": [Interval(numbers.Real, 0, None, closed="left")],
-        "accelerate": ["boolean"],
-        "sample_posterior": ["boolean"],
-        "random_state": ["random_state"],
-        "add_indicator": ["boolean"],
-        "keep_empty_features": ["boolean"],
-        "copy": ["boolean"],
-        "verbose": ["verbose"],
-    }
+    _parameter_constraints = {**BaseEMImputer._parameter_constraints}
+    _convergence_advice = (
+        "Increase max_iter or tol; if columns are nearly collinear or barely "
+        "observed, a small ridge prior (ridge > 0) also speeds convergence."
+    )
+    _state_fields = BaseEMImputer._state_fields | {"mean_", "covariance_"}
+    _optional_state = frozenset({"ridge_"})  # empty_features: always written
 
     def __init__(
         self,
@@ -190,321 +169,124 @@ class EMImputer(TransformerMixin, BaseEstimator):
         copy=True,
         verbose=0,
     ):
-        self.missing_values = missing_values
-        self.ridge = ridge
-        self.max_iter = max_iter
-        self.tol = tol
-        self.accelerate = accelerate
-        self.sample_posterior = sample_posterior
-        self.random_state = random_state
-        self.add_indicator = add_indicator
-        self.keep_empty_features = keep_empty_features
-        self.copy = copy
-        self.verbose = verbose
-
-    # ------------------------------------------------------------------ fit
-
-    def fit(self, X, y=None):
-        """Estimate the mean and covariance by EM.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Numeric data with missing cells marked by ``missing_values``.
-        y : None
-            Ignored; present for API consistency.
-
-        Returns
-        -------
-        self : EMImputer
-        """
-        self._validate_params()
-        X = validate_numeric(self, X, reset=True, copy=False)
-        count, center, scale, minimum, maximum = observed_column_moments(X)
-        degenerate = degenerate_columns(count, maximum - minimum)
-        self._empty_features = count == 0
-        warn_empty_features(self, self._empty_features)
-        valid = ~self._empty_features
-        X_valid = X[:, valid] if self._empty_features.any() else X
-        self._fit_and_store(
-            fit_normal_em,
-            valid,
-            degenerate=degenerate,
-            n_samples=X.shape[0],
-            spread=(maximum - minimum)[valid],
-            column_scale=scale[valid],
-            X=X_valid,
-            column_moments=(center[valid], scale[valid]),
+        super().__init__(
+            missing_values=missing_values,
+            ridge=ridge,
+            max_iter=max_iter,
+            tol=tol,
+            accelerate=accelerate,
+            sample_posterior=sample_posterior,
+            random_state=random_state,
+            add_indicator=add_indicator,
+            keep_empty_features=keep_empty_features,
+            copy=copy,
+            verbose=verbose,
         )
-        self.indicator_ = None
-        if self.add_indicator:
-            self.indicator_ = MissingIndicator(error_on_new=False).fit(X)
-        return self
 
-    def _fit_and_store(
-        self, fit, valid, *, degenerate, n_samples, spread, column_scale, **data
-    ):
-        """Run an EM kernel with this estimator's settings; store the result.
+    # ------------------------------------------------------- model hooks
 
-        ``fit`` is :func:`~emimpute.models._normal.fit_normal_em` (in memory) or
-        :func:`~emimpute.models._normal.run_normal_em` (any E-step, e.g. the
-        blockwise one of :class:`emimpute.dask.DaskEMImputer`), ``data`` its
-        data arguments; the estimate covers the ``valid`` (non-empty) columns,
-        whose observed ranges are ``spread`` and standard deviations
-        ``column_scale``; the ``degenerate`` columns
-        (:func:`~emimpute.engine._regularise.degenerate_columns`, positions among all
-        columns) have no variance of their own.  With
-        ``ridge=0`` and no maximum likelihood estimate, the smallest proper
-        prior is added (:mod:`emimpute.engine._regularise`) and a
-        :class:`~emimpute.exceptions.RegularisationWarning` names the columns.
-        """
-        name = type(self).__name__
-        names = [feature_names(self)[j] for j in np.flatnonzero(valid)]
-        check_scale(names, spread)
+    def _kernel(self, X, *, center, scale, rng):
+        return fit_normal_em, {"X": X, "column_moments": (center, scale)}
+
+    def _store_result(self, result, valid):
         p = len(valid)
         self.mean_ = np.full(p, np.nan)
         self.covariance_ = np.full((p, p), np.nan)
-        if not valid.any():  # nothing observed: every column is dropped
-            self._store_empty_fit()
-            return
-        position = np.cumsum(valid) - 1  # a column's position among the valid
-        known = {reason: position[cols] for reason, cols in degenerate.items()}
-        scale = standardising_scale(column_scale)
+        self.n_em_steps_ = 0
+        if result is not None:
+            self.mean_[valid] = result.mean
+            self.covariance_[np.ix_(valid, valid)] = result.covariance
+            self.n_em_steps_ = result.n_em_steps
 
-        def run(ridge, min_tol):
-            return fit(
-                ridge=ridge,
-                max_iter=self.max_iter,
-                tol=max(self.tol, min_tol),
-                accelerate=self.accelerate,
-                callback=iteration_reporter(name, self.verbose),
-                **data,
-            )
-
-        try:
-            fitted = fit_with_automatic_ridge(
-                run, ridge=self.ridge, n_rows=n_samples, scale=scale, known=known
-            )
-        except SingularCovarianceError as error:
-            raise ValueError(f"{name} could not fit: {error}.") from None
-        result = fitted.result
-        if fitted.problems:
-            warnings.warn(
-                f"{name}: {describe_problems(fitted.problems, names, fitted.ridge)}",
-                RegularisationWarning,
-                stacklevel=3,
-            )
-        report_end(name, self.verbose, result.n_iter, result.converged)
-        self.mean_[valid] = result.mean
-        self.covariance_[np.ix_(valid, valid)] = result.covariance
-        self.ridge_ = fitted.ridge
-        self.loglik_ = result.loglik
-        self.loglik_path_ = result.loglik_path
-        self.n_iter_ = result.n_iter
-        self.n_em_steps_ = result.n_em_steps
-        self.converged_ = result.converged
-        if not result.converged and self.max_iter > 0:
-            warnings.warn(
-                f"{name} did not converge in max_iter={self.max_iter} iterations "
-                f"(tol={self.tol}). Increase max_iter or tol; if columns are "
-                "nearly collinear or barely observed, a small ridge prior "
-                "(ridge > 0) also speeds convergence.",
-                ConvergenceWarning,
-                stacklevel=3,
-            )
-
-    def _store_empty_fit(self):
-        """The fitted state when no cell was observed (all columns dropped)."""
-        self.ridge_ = float(self.ridge)
-        self.loglik_ = 0.0
-        self.loglik_path_ = np.zeros(0)
-        self.n_iter_ = self.n_em_steps_ = 0
-        self.converged_ = True
-
-    # ------------------------------------------------------------ transform
-
-    def transform(self, X):
-        """Impute every missing cell from the fitted normal model.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-
-        Returns
-        -------
-        X_imputed : ndarray of shape (n_samples, n_features_out)
-            Missing cells replaced by their conditional means (or draws, with
-            ``sample_posterior=True``); columns empty in ``fit`` are dropped
-            unless ``keep_empty_features=True``; indicator columns appended
-            when ``add_indicator=True``.
-        """
-        check_is_fitted(self)
-        inplace = not self.copy and is_nan_marker(self.missing_values)
-        X = validate_numeric(self, X, reset=False, copy=not inplace)
-        rng = check_random_state(self.random_state) if self.sample_posterior else None
-        # The indicator must see the missing cells before they are filled in place.
-        indicator = None if self.indicator_ is None else self.indicator_.transform(X)
-        imputed = self._impute(X, rng=rng).completed
-        if self._empty_features.any():
-            if self.keep_empty_features:
-                imputed[:, self._empty_features] = 0.0
-            else:
-                imputed = imputed[:, ~self._empty_features]
-        if indicator is not None:
-            imputed = np.hstack([imputed, indicator.astype(imputed.dtype)])
-        return imputed
-
-    def _impute(self, X, *, rng=None, want_variance=False, want_loglik=False):
-        """Conditional moments over the non-empty columns, written into X."""
+    def _valid_moments(self):
         valid = ~self._empty_features
-        if not self._empty_features.any():
-            return conditional_moments(
-                X,
-                self.mean_,
-                self.covariance_,
-                out=X,
-                rng=rng,
-                want_variance=want_variance,
-                want_loglik=want_loglik,
-            )
-        if not valid.any():  # every column was empty in fit
-            variance = np.zeros(X.shape) if want_variance else None
-            loglik = np.zeros(X.shape[0]) if want_loglik else None
-            return ConditionalMoments(X, variance, loglik)
-        moments = conditional_moments(
-            X[:, valid],
-            self.mean_[valid],
-            self.covariance_[np.ix_(valid, valid)],
+        return self.mean_[valid], self.covariance_[np.ix_(valid, valid)]
+
+    def _conditional(self, X, *, rng=None, want_variance=False, want_loglik=False):
+        mean, covariance = self._valid_moments()
+        return conditional_moments(
+            X,
+            mean,
+            covariance,
+            out=X,
             rng=rng,
             want_variance=want_variance,
             want_loglik=want_loglik,
         )
-        X[:, valid] = moments.completed
-        if want_variance:
-            variance = np.zeros(X.shape)
-            variance[:, valid] = moments.variance
-            moments.variance = variance
-        moments.completed = X
-        return moments
 
-    def conditional_moments(self, X):
-        """Conditional mean and variance of every missing cell.
+    def _build_model(self, X):
+        """The normal model of X (validated, non-empty columns) and its start,
+        with this estimator's ridge: the model :meth:`fit` runs."""
+        problem = prepare_problem(X, self.ridge)
+        model = NormalModel.in_memory(problem)
+        return model, model.start()
 
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
+    def _draw_parameters(self, X, *, n_steps, rng):
+        """A copy of the fitted imputer with (mean, covariance) drawn from
+        their posterior after ``n_steps`` steps of data augmentation on X
+        (Schafer 1997, sec. 5.4), and the completed X of the last step.
 
-        Returns
-        -------
-        mean : ndarray of shape (n_samples, n_features)
-            X with each missing cell replaced by its conditional mean given
-            the observed cells of its row (columns empty in ``fit``: NaN).
-        variance : ndarray of shape (n_samples, n_features)
-            The conditional variance of each missing cell: 0 at observed
-            cells, NaN at columns empty in ``fit``.
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> from emimpute import EMImputer
-        >>> X = np.array([[1.0, 2.0], [2.0, np.nan], [3.0, 5.0],
-        ...               [np.nan, 3.0], [4.0, 4.0]])
-        >>> mean, variance = EMImputer().fit(X).conditional_moments(X)
-        >>> variance.round(3)
-        array([[0.   , 0.   ],
-               [0.   , 0.534],
-               [0.   , 0.   ],
-               [0.534, 0.   ],
-               [0.   , 0.   ]])
-        """
-        check_is_fitted(self)
-        X = validate_numeric(self, X, reset=False, copy=True)
-        moments = self._impute(X, want_variance=True)
-        moments.completed[:, self._empty_features] = np.nan
-        moments.variance[:, self._empty_features] = np.nan
-        return moments.completed, moments.variance
-
-    # -------------------------------------------------------------- scoring
-
-    def score_samples(self, X):
-        """Observed-data log-likelihood of each row under the fitted model.
-
-        The log density of each row's observed cells (columns empty in
-        ``fit`` ignored), constant included; 0 for a row with nothing observed.
+        The chain starts at the fitted estimate; the ridge the fit used
+        (``ridge_``) is the inverse-Wishart prior of the P-step, as in EM.
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features)
+        X : ndarray of shape (n_samples, n_features)
+            Float, NaN at missing cells, every column observed somewhere.
+        n_steps : int
+            Data-augmentation iterations (I-steps), at least 1.
+        rng : numpy.random.RandomState
 
         Returns
         -------
-        ndarray of shape (n_samples,)
+        imputer : EMImputer
+        completed : ndarray of shape (n_samples, n_features)
         """
-        check_is_fitted(self)
-        X = validate_numeric(self, X, reset=False, copy=True)
-        return self._impute(X, want_loglik=True).loglik
-
-    def score(self, X, y=None):
-        """Mean observed-data log-likelihood per row (higher is better).
-
-        Lets :class:`~sklearn.model_selection.GridSearchCV` choose ``ridge``
-        for the imputer alone, as with ``GaussianMixture.score``.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-        y : None
-            Ignored.
-
-        Returns
-        -------
-        float
-        """
-        return float(np.mean(self.score_samples(X)))
-
-    # -------------------------------------------------------------- metadata
-
-    def get_feature_names_out(self, input_features=None):
-        """Names of the output columns.
-
-        Parameters
-        ----------
-        input_features : array-like of str or None
-            Defaults to ``feature_names_in_``, else ``x0, x1, ...``.
-
-        Returns
-        -------
-        ndarray of str
-        """
-        check_is_fitted(self)
-        names = getattr(self, "feature_names_in_", None)
-        if input_features is None:
-            if names is None:
-                names = np.array(
-                    [f"x{i}" for i in range(self.n_features_in_)], dtype=object
-                )
-            input_features = names
-        else:
-            input_features = np.asarray(input_features, dtype=object)
-            if len(input_features) != self.n_features_in_:
-                raise ValueError(
-                    f"input_features has {len(input_features)} names, expected "
-                    f"{self.n_features_in_}."
-                )
-            if names is not None and not np.array_equal(input_features, names):
-                raise ValueError("input_features is not equal to feature_names_in_")
-        kept = (
-            input_features
-            if self.keep_empty_features
-            else input_features[~self._empty_features]
+        if self._empty_features.any():
+            raise ValueError(
+                "data augmentation needs an observed value in every column"
+            )
+        prior_scatter, prior_df = None, 0.0
+        ridge = getattr(self, "ridge_", self.ridge)
+        if ridge > 0:
+            _, _, scale, _, _ = observed_column_moments(X)
+            prior_scatter, prior_df = ridge_scatter(scale, ridge), ridge
+        completed, mean, covariance = data_augmentation(
+            X, self.mean_, self.covariance_, n_steps, rng, prior_scatter, prior_df
         )
-        if self.indicator_ is None:
-            return np.asarray(kept, dtype=object)
-        indicator_names = self.indicator_.get_feature_names_out(input_features)
-        return np.concatenate([kept, indicator_names]).astype(object)
+        imputer = copy.deepcopy(self)
+        imputer.mean_, imputer.covariance_ = mean, covariance
+        return imputer, completed
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = is_nan_marker(self.missing_values)
-        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
-        return tags
+    # ----------------------------------------------------- registry hooks
+
+    def _fitted_state(self):
+        return {
+            **super()._fitted_state(),
+            "mean_": self.mean_,
+            "covariance_": self.covariance_,
+        }
+
+    def _restore_fitted_state(self, state, check):
+        super()._restore_fitted_state(state, check)
+        p, empty = self.n_features_in_, self._empty_features
+        # An empty column has no moments: NaN (null) there, and only there.
+        self.mean_ = check.array(state["mean_"], "mean_", (p,), allow_nan=empty)
+        self.covariance_ = check.covariance(
+            state["covariance_"], "covariance_", p, ~empty
+        )
+        self.n_em_steps_ = 0
+
+    def _record(self):
+        how = "draws" if self.sample_posterior else "conditional means"
+        state = "converged" if self.converged_ else "**did not converge**"
+        return "\n".join(
+            [
+                "**EMImputer** (missing at random, multivariate normal, maximum "
+                "likelihood by EM)",
+                "",
+                f"Columns: {', '.join(feature_names(self))}; ridge = "
+                f"{self.ridge:g}; {state} after {self.n_iter_} iterations; "
+                f"log-likelihood {self.loglik_:.4f}; imputation by {how}.",
+            ]
+        )

@@ -2,45 +2,52 @@
 
 import numbers
 import warnings
+from functools import partial
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from emimpute.engine._model import SingularCovarianceError
-from emimpute.engine._regularise import (
-    degenerate_columns,
-    describe_problems,
-    fit_with_automatic_ridge,
+from emimpute.gaussian._conditional import ConditionalMoments
+from emimpute.imputers._base import BaseEMImputer
+from emimpute.imputers._registry import register_imputer
+from emimpute.models._selection import (
+    SelectionCoefficients,
+    SelectionEMResult,
+    SelectionParams,
+    fit_selection_em,
+    impute_selection,
 )
-from emimpute.exceptions import RegularisationWarning
-from emimpute.models._normal import observed_column_moments, standardising_scale
-from emimpute.models._selection import fit_selection_em, impute_selection
-from emimpute.utils._progress import iteration_reporter, report_end
-from emimpute.utils._validation import (
-    check_scale,
+from emimpute.utils._columns import (
+    column_position,
+    column_positions,
     describe_columns,
     feature_names,
-    finite_number,
-    is_nan_marker,
-    validate_numeric,
 )
+from emimpute.utils._markdown import markdown_table
+from emimpute.utils._random import child_seeds
+from emimpute.utils._sklearn_compat import Hidden, StrOptions
+from emimpute.utils._validation import finite_number
 
-# Largest |psi| allowed in mnar_coef, per standard deviation of the column's
-# observed values.  At 100, P(missing) goes from Phi(-5) to Phi(5) within a
-# tenth of a standard deviation: a cut-off for every practical purpose.
-# Above about 1000 the Gauss-Hermite nodes (at most MAX_NODES in
-# emimpute.models._selection_cell) no longer resolve the step: measured on 300 rows,
-# psi = 2400 per sd did not converge in 500 iterations (39 s), psi = 8e7 ran
-# 140 s to a wrong mean and 1e300 overflowed.
+# Largest |psi| allowed, per standard deviation of the column's observed
+# values.  At 100, P(missing) goes from Phi(-5) to Phi(5) within a tenth of a
+# standard deviation: a cut-off for every practical purpose.  Above about
+# 1000 the Gauss-Hermite nodes (at most MAX_NODES in
+# emimpute.models._selection_cell) no longer resolve the step: measured on
+# 300 rows, psi = 2400 per sd did not converge in 500 iterations (39 s),
+# psi = 8e7 ran 140 s to a wrong mean and 1e300 overflowed.
 PSI_LIMIT = 100.0
 
+# Parameters renamed in 0.2 (one name per concept: the kernels' names), kept
+# for one release as deprecated aliases: old name -> new name.
+RENAMED = {"selection": "link", "mnar_coef": "psi"}
+_NOT_GIVEN = Hidden(StrOptions({"deprecated"}))
 
-class MNARSelectionImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator):
+
+@register_imputer(
+    "mnar", "multivariate normal, missing not at random (selection model)"
+)
+class MNARSelectionImputer(BaseEMImputer):
     """Impute values that are missing not at random, with a selection model.
 
     The data are multivariate normal, and each column named in
@@ -57,7 +64,7 @@ class MNARSelectionImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator
     missing*, which is what moves MNAR imputations away from MAR ones.
 
     psi is identified only through the normality of the data model.  Fix it
-    with ``mnar_coef`` over a grid of plausible values and report how the
+    with ``psi`` over a grid of plausible values and report how the
     conclusions move: that sensitivity analysis is the defensible use of
     this model.
 
@@ -67,9 +74,9 @@ class MNARSelectionImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator
         The columns with a missingness model (names for DataFrames, else
         positions).  None: every column with a missing value in ``fit``.
         The others are treated as missing at random.
-    selection : {"probit", "logit"}, default="probit"
+    link : {"probit", "logit"}, default="probit"
         The link F.
-    mnar_coef : float, dict or None, default=None
+    psi : float, dict or None, default=None
         Fix psi instead of estimating it: one number for every MNAR column,
         or a dict from column (name or position) to number, in the column's
         units (change of the selection index per unit of x_j).  Finite, and
@@ -97,12 +104,30 @@ class MNARSelectionImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator
     random_state : int, RandomState instance or None, default=None
         Seeds the quasi-random nodes of rows with three or more MNAR cells
         and the draws of ``sample_posterior``.
+    add_indicator : bool, default=False
+        Append a :class:`~sklearn.impute.MissingIndicator` of the columns
+        that had missing values in ``fit``.
+    keep_empty_features : bool, default=True
+        Columns with no observed value in ``fit`` are left out of the model
+        (with a warning) and kept by ``transform``, filled with 0 (as in
+        :class:`~sklearn.impute.SimpleImputer` with
+        ``keep_empty_features=True``); with False they are dropped.  True
+        by default, unlike :class:`EMImputer`: this imputer has always
+        returned X's columns (one output column per input column).
+    copy : bool, default=True
+        If False, ``transform`` imputes in place when X is a writeable float
+        NumPy array with NaN as the missing marker.
     verbose : int, default=0
+    selection : {"probit", "logit"}
+        Deprecated alias of ``link`` (renamed in 0.2, removed in 0.3).
+    mnar_coef : float, dict or None
+        Deprecated alias of ``psi`` (renamed in 0.2, removed in 0.3).
 
     Attributes
     ----------
     mean_, covariance_ : ndarrays
-        The normal data model (covariance with divisor n).
+        The normal data model (covariance with divisor n; NaN for columns
+        with no observed value).
     selection_coef_ : pandas.DataFrame
         One row per MNAR column: ``intercept``, ``psi``, one ``gamma[...]``
         column per covariate, and ``psi_fixed``.
@@ -110,11 +135,14 @@ class MNARSelectionImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator
         Positions of the columns with a missingness model.
     covariates_ : ndarray of int
         Positions of the never-missing columns in those models.
+    ridge_ : float
+        The prior strength used (``ridge``, or the automatic one).
     loglik_ : float
         Observed-data log-likelihood (data and missingness) at the estimate.
     loglik_path_ : ndarray
     n_iter_ : int
     converged_ : bool
+    indicator_ : MissingIndicator or None
     n_features_in_ : int
     feature_names_in_ : ndarray of str
 
@@ -133,7 +161,7 @@ class MNARSelectionImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator
     selection model, and the fit is its maximum likelihood estimate.  Its
     likelihood can have several modes in psi: the fit starts from the best
     of short runs with psi held at -1, 0 and 1 standard deviations, and
-    ``summary`` and a grid of ``mnar_coef`` values show how flat it is.
+    ``summary`` and a grid of ``psi`` values show how flat it is.
 
     References
     ----------
@@ -164,26 +192,36 @@ class MNARSelectionImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator
     """
 
     _parameter_constraints = {
+        **BaseEMImputer._parameter_constraints,
         "mnar_features": [list, tuple, np.ndarray, None],
-        "selection": [StrOptions({"probit", "logit"})],
-        "mnar_coef": [numbers.Real, dict, None],
+        "link": [StrOptions({"probit", "logit"})],
+        "psi": [numbers.Real, dict, None],
         "gamma": ["boolean"],
-        "missing_values": [numbers.Real],
-        "ridge": [Interval(numbers.Real, 0, None, closed="left")],
-        "max_iter": [Interval(numbers.Integral, 0, None, closed="left")],
-        "tol": [Interval(numbers.Real, 0, None, closed="left")],
-        "accelerate": ["boolean"],
-        "sample_posterior": ["boolean"],
-        "random_state": ["random_state"],
-        "verbose": ["verbose"],
+        "selection": [
+            StrOptions({"probit", "logit"}),
+            Hidden(StrOptions({"deprecated"})),
+        ],
+        "mnar_coef": [numbers.Real, dict, None, Hidden(StrOptions({"deprecated"}))],
     }
+    # Means and draws only: the kernel gives no cell variances or per-row
+    # log-likelihoods yet (impute_selection returns the completed data).
+    _provides = frozenset()
+    _convergence_advice = (
+        "Increase max_iter; if psi is barely identified (few rows, or little "
+        "information in the shape of the observed values), fix it with psi."
+    )
+    _state_fields = BaseEMImputer._state_fields | {"mean_", "covariance_", "selection"}
+    # Files of the first release have no empty_features (no empty column
+    # was left out then) and name link and psi by their old names.
+    _optional_state = frozenset({"ridge_", "empty_features"})
+    _renamed_params = RENAMED
 
     def __init__(
         self,
         mnar_features=None,
         *,
-        selection="probit",
-        mnar_coef=None,
+        link="probit",
+        psi=None,
         gamma=True,
         missing_values=np.nan,
         ridge=0.0,
@@ -192,212 +230,173 @@ class MNARSelectionImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator
         accelerate=True,
         sample_posterior=False,
         random_state=None,
+        add_indicator=False,
+        keep_empty_features=True,
+        copy=True,
         verbose=0,
+        selection="deprecated",
+        mnar_coef="deprecated",
     ):
+        super().__init__(
+            missing_values=missing_values,
+            ridge=ridge,
+            max_iter=max_iter,
+            tol=tol,
+            accelerate=accelerate,
+            sample_posterior=sample_posterior,
+            random_state=random_state,
+            add_indicator=add_indicator,
+            keep_empty_features=keep_empty_features,
+            copy=copy,
+            verbose=verbose,
+        )
         self.mnar_features = mnar_features
+        self.link = link
+        self.psi = psi
+        self.gamma = gamma
         self.selection = selection
         self.mnar_coef = mnar_coef
-        self.gamma = gamma
-        self.missing_values = missing_values
-        self.ridge = ridge
-        self.max_iter = max_iter
-        self.tol = tol
-        self.accelerate = accelerate
-        self.sample_posterior = sample_posterior
-        self.random_state = random_state
-        self.verbose = verbose
 
-    def fit(self, X, y=None):
-        """Fit the normal data model and the missingness models by EM.
+    # ------------------------------------------------------- parameters
 
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-        y : None
-            Ignored.
-
-        Returns
-        -------
-        self
-        """
-        self._validate_params()
-        # Before any work on X: NaN failed deep in the quadrature ("cannot
-        # convert float NaN to integer") and inf ran for minutes.
-        if isinstance(self.mnar_coef, numbers.Real):
-            finite_number(self.mnar_coef, "mnar_coef")
-        X = validate_numeric(self, X, reset=True, copy=False)
-        count, _, scale, minimum, maximum = observed_column_moments(X)
-        degenerate = degenerate_columns(count, maximum - minimum)
-        self._empty_features = count == 0
-        if self._empty_features.any():
-            # Nothing to model: the column is kept and filled with 0, as
-            # SimpleImputer(keep_empty_features=True) does, so that the
-            # output keeps X's columns (the transformer is one-to-one).  In
-            # the fit it is a constant 0, which the automatic ridge handles.
-            columns = describe_columns(self, np.flatnonzero(self._empty_features))
+    def _check_params(self):
+        """Resolve the deprecated aliases; psi must be finite before any work
+        on X (NaN failed deep in the quadrature, inf ran for minutes)."""
+        self._psi = self.psi
+        for old, new in RENAMED.items():
+            value = getattr(self, old)
+            if isinstance(value, str) and value == "deprecated":
+                continue
             warnings.warn(
-                f"Skipping {columns}: no observed value, so nothing to model; "
-                "transform fills it with 0. Drop it before imputing.",
-                UserWarning,
-                stacklevel=2,
+                f"{type(self).__name__}: the parameter {old!r} was renamed "
+                f"{new!r} in 0.2 and will be removed in 0.3; use {new}=...",
+                FutureWarning,
+                stacklevel=4,
             )
-            X = X.copy()
-            X[:, self._empty_features] = 0.0
-            count, _, scale, minimum, maximum = observed_column_moments(X)
-            degenerate = degenerate_columns(count, maximum - minimum)
-        check_scale(feature_names(self), maximum - minimum)
-        mnar = self._mnar_positions(np.isnan(X))
-        psi = self._fixed_psi(mnar, scale)
-        name = type(self).__name__
-        seed = check_random_state(self.random_state).randint(2**31 - 1)
+            if new == "psi":
+                self._psi = value
+        if isinstance(self._psi, numbers.Real):
+            finite_number(self._psi, "psi")
 
-        def run(ridge, min_tol):
-            return fit_selection_em(
-                X,
-                mnar,
-                link=self.selection,
-                psi=psi,
-                gamma=self.gamma,
-                ridge=ridge,
-                max_iter=self.max_iter,
-                tol=max(self.tol, min_tol),
-                accelerate=self.accelerate,
-                random_state=seed,
-                callback=iteration_reporter(name, self.verbose),
-            )
+    def _resolved_link(self):
+        """``link``, or the deprecated ``selection`` when given."""
+        return self.link if self.selection == "deprecated" else self.selection
 
-        try:
-            fitted = fit_with_automatic_ridge(
-                run,
-                ridge=self.ridge,
-                n_rows=X.shape[0],
-                scale=standardising_scale(scale),
-                known=degenerate,
-            )
-        except SingularCovarianceError as error:
-            raise ValueError(f"{name} could not fit: {error}.") from None
-        result = fitted.result
-        self.ridge_ = fitted.ridge
-        if fitted.problems:
-            message = describe_problems(
-                fitted.problems, feature_names(self), fitted.ridge
-            )
-            warnings.warn(f"{name}: {message}", RegularisationWarning, stacklevel=2)
-        report_end(name, self.verbose, result.n_iter, result.converged)
-        self._result = result
-        self.mean_ = result.mean
-        self.covariance_ = result.covariance
-        self.mnar_features_ = result.mnar
-        self.covariates_ = result.covariates
-        self.selection_coef_ = self._coefficient_table(result)
-        self.loglik_ = result.loglik
-        self.loglik_path_ = result.loglik_path
-        self.n_iter_ = result.n_iter
-        self.converged_ = result.converged
-        if not result.converged and self.max_iter > 0:
-            warnings.warn(
-                f"{name} did not converge in max_iter={self.max_iter} iterations "
-                f"(tol={self.tol}). Increase max_iter; if psi is barely "
-                "identified (few rows, or little information in the shape of "
-                "the observed values), fix it with mnar_coef.",
-                ConvergenceWarning,
-                stacklevel=2,
-            )
-        return self
-
-    def _position(self, column, what):
-        names = feature_names(self)
-        if isinstance(column, str):
-            if column in names:
-                return names.index(column)
-        elif isinstance(column, numbers.Integral) and 0 <= column < len(names):
-            return int(column)
-        raise ValueError(f"{what} names {column!r}, which is not a column of X.")
-
-    def _mnar_positions(self, mask):
+    def _mnar_positions(self, mask, valid):
+        """Positions among the non-empty columns of the MNAR columns."""
         if self.mnar_features is None:
             return np.flatnonzero(mask.any(axis=0))
-        positions = [self._position(c, "mnar_features") for c in self.mnar_features]
-        complete = [j for j in positions if not mask[:, j].any()]
+        positions = column_positions(
+            feature_names(self), self.mnar_features, "mnar_features"
+        )
+        empty = [j for j in positions if not valid[j]]
+        if empty:
+            raise ValueError(
+                f"no observed value in {describe_columns(self, empty)} of "
+                "mnar_features: there is nothing to model; drop it."
+            )
+        among_valid = (np.cumsum(valid) - 1)[positions]
+        complete = [
+            j
+            for j, v in zip(positions, among_valid, strict=True)
+            if not mask[:, v].any()
+        ]
         if complete:
             raise ValueError(
                 f"no missing value in {describe_columns(self, complete)} of "
                 "mnar_features: a missingness model needs missing cells to fit."
             )
-        return np.array(sorted(set(positions)), dtype=int)
+        return among_valid
 
-    def _fixed_psi(self, mnar, scale):
-        if self.mnar_coef is None:
+    def _fixed_psi(self, mnar, scale, valid):
+        """{position among the non-empty columns: psi in data units}, each
+        checked against :data:`PSI_LIMIT` per standard deviation."""
+        if self._psi is None:
             return None
-        if isinstance(self.mnar_coef, numbers.Real):
-            value = finite_number(self.mnar_coef, "mnar_coef")
-            fixed = {int(j): value for j in mnar}
-            where = dict.fromkeys(fixed, "mnar_coef")
+        names = feature_names(self)
+        columns = np.flatnonzero(valid)  # position among all, per valid one
+        if isinstance(self._psi, numbers.Real):
+            value = finite_number(self._psi, "psi")
+            fixed = {int(v): value for v in mnar}
+            where = dict.fromkeys(fixed, "psi")
         else:
             fixed, where = {}, {}
-            for column, value in self.mnar_coef.items():
-                value = finite_number(value, f"mnar_coef[{column!r}]")
-                j = self._position(column, "mnar_coef")
-                if j not in mnar:
+            for column, value in self._psi.items():
+                value = finite_number(value, f"psi[{column!r}]")
+                j = column_position(names, column, "psi")
+                v = int((np.cumsum(valid) - 1)[j])
+                if not valid[j] or v not in mnar:
                     raise ValueError(
-                        f"mnar_coef fixes psi of {describe_columns(self, [j])}, "
-                        "which has no missingness model (see mnar_features)."
+                        f"psi[{column!r}] is given for "
+                        f"{describe_columns(self, [j])}, which has no "
+                        "missingness model (see mnar_features)."
                     )
-                fixed[j], where[j] = value, f"mnar_coef[{column!r}]"
-        for j, value in fixed.items():
-            # Per standard deviation of the observed values, the scale on
-            # which the fit works; a non-finite scale (one value) is
-            # regularised elsewhere.
-            per_sd = abs(value) * scale[j] if np.isfinite(scale[j]) else abs(value)
-            if not per_sd <= PSI_LIMIT:
-                raise ValueError(
-                    f"{where[j]} = {value:g} for {describe_columns(self, [j])} is "
-                    f"{per_sd:.3g} per standard deviation of its observed values; "
-                    f"use at most {PSI_LIMIT:g} there.  Beyond that the "
-                    "missingness is a deterministic cut-off in the value, "
-                    "which the quadrature of the E-step cannot resolve (EM "
-                    "stalls, or overflows)."
-                )
+                fixed[v], where[v] = value, f"psi[{column!r}]"
+        for v, value in fixed.items():
+            _check_psi_limit(
+                value, scale[v], where[v], describe_columns(self, [columns[v]])
+            )
         return fixed
+
+    # ------------------------------------------------------- model hooks
+
+    def _kernel(self, X, *, center, scale, rng):
+        valid = ~self._empty_features
+        mnar = self._mnar_positions(np.isnan(X), valid)
+        fit = partial(
+            fit_selection_em,
+            mnar=mnar,
+            link=self._resolved_link(),
+            psi=self._fixed_psi(mnar, scale, valid),
+            gamma=self.gamma,
+            random_state=child_seeds(rng),
+        )
+        return fit, {"X": X}
+
+    def _store_result(self, result, valid):
+        p, columns = len(valid), np.flatnonzero(valid)
+        self.mean_ = np.full(p, np.nan)
+        self.covariance_ = np.full((p, p), np.nan)
+        self._result = result
+        if result is None:
+            self.mnar_features_ = self.covariates_ = np.zeros(0, dtype=int)
+            self.selection_coef_ = pd.DataFrame(
+                columns=["intercept", "psi", "psi_fixed"]
+            )
+            return
+        self.mean_[valid] = result.mean
+        self.covariance_[np.ix_(valid, valid)] = result.covariance
+        self.mnar_features_ = columns[result.mnar]
+        self.covariates_ = columns[result.covariates]
+        self.selection_coef_ = self._coefficient_table(result)
 
     def _coefficient_table(self, result):
         names = feature_names(self)
+        columns = np.flatnonzero(~self._empty_features)
         table = pd.DataFrame(
             {"intercept": result.intercept, "psi": result.psi},
-            index=[names[j] for j in result.mnar],
+            index=[names[j] for j in columns[result.mnar]],
         )
-        for i, j in enumerate(result.covariates):
+        for i, j in enumerate(columns[result.covariates]):
             table[f"gamma[{names[j]}]"] = result.gamma[:, i]
         table["psi_fixed"] = result.psi_fixed
         return table
 
-    def transform(self, X):
-        """Fill each missing cell given its row's observed cells and missingness.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            A covariate of the missingness models (``covariates_``, never
-            missing in ``fit``) may be missing here, as in a test fold of
-            cross-validation: those cells are imputed under MAR, by their
-            conditional mean given the row's observed cells under the
-            fitted normal part (a draw with ``sample_posterior``), with one
-            warning naming the columns.  The selection index of the row's
-            MNAR cells then uses the imputed value.
-
-        Returns
-        -------
-        ndarray of shape (n_samples, n_features)
-        """
-        check_is_fitted(self)
-        X = validate_numeric(self, X, reset=False, copy=True)
-        # Columns empty in fit: 0, as in fit.  (Model files, which predate
-        # this, carry no such columns: a loaded model has no attribute.)
-        empty = getattr(self, "_empty_features", None)
-        if empty is not None:
-            X[:, empty] = 0.0
-        mask = np.isnan(X)
-        gaps = [j for j in self.covariates_ if mask[:, j].any()]
+    def _conditional(self, X, *, rng=None, want_variance=False, want_loglik=False):
+        """Completed X (non-empty columns) given the observed cells and the
+        missingness.  A covariate of the missingness models may be missing
+        here, as in a test fold of cross-validation: those cells are imputed
+        under MAR (see :func:`~emimpute.models._selection.impute_selection`),
+        with one warning naming the columns."""
+        if want_variance or want_loglik:
+            raise NotImplementedError(
+                "the selection kernel gives no variances or row log-likelihoods"
+            )
+        gaps = [
+            j
+            for j, v in zip(self.covariates_, self._result.covariates, strict=True)
+            if np.isnan(X[:, v]).any()
+        ]
         if gaps:
             # The selection models describe why the MNAR columns are
             # missing, not why a covariate is: MAR is the only assumption
@@ -411,63 +410,257 @@ class MNARSelectionImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator
                 "mean given each row's observed cells); fit on data with such "
                 "rows to model them instead.",
                 UserWarning,
-                stacklevel=2,
+                stacklevel=4,
             )
-        rng = check_random_state(self.random_state) if self.sample_posterior else None
         completed = impute_selection(X, self._result, rng=rng)
-        return completed.astype(X.dtype, copy=False)
+        return ConditionalMoments(completed.astype(X.dtype, copy=False), None, None)
+
+    # ------------------------------------------------------------ summary
 
     def summary(self):
-        """The assumed mechanism and the fitted coefficients, in words.
+        """The fitted missingness models, one row per MNAR column.
 
         Returns
         -------
-        str
+        pandas.DataFrame
+            ``selection_coef_`` (``intercept``, ``psi``, ``gamma[...]``,
+            ``psi_fixed``); ``attrs`` holds the link, the log-likelihood,
+            the iterations and whether EM converged.  The same in words is
+            the estimator's paragraph of :func:`emimpute.report.record`.
         """
         check_is_fitted(self)
-        names = feature_names(self)
-        link = "Phi" if self.selection == "probit" else "logistic"
-        lines = [
-            f"MNAR selection model ({self.selection} link), fitted by EM: "
-            f"{'converged' if self.converged_ else 'NOT converged'} after "
-            f"{self.n_iter_} iterations, log-likelihood {self.loglik_:.4f}.",
-            f"Data model: multivariate normal over {self.n_features_in_} columns.",
-        ]
-        for name, row in self.selection_coef_.iterrows():
-            terms = [f"{row['intercept']:.4g}", f"{row['psi']:+.4g} * {name}"]
-            terms += [
-                f"{row[f'gamma[{names[j]}]']:+.4g} * {names[j]}"
-                for j in self.covariates_
-            ]
-            how = "fixed (sensitivity analysis)" if row["psi_fixed"] else "estimated"
-            if row["psi"] > 0:
-                direction = f"larger values of {name} are more likely to be missing"
-            elif row["psi"] < 0:
-                direction = f"smaller values of {name} are more likely to be missing"
-            else:
-                direction = f"{name} is missing at random given the covariates"
-            lines.append(
-                f"Missingness of {name}: P(missing) = {link}({' '.join(terms)}); "
-                f"psi {how}: {direction}."
-            )
-        mar = [
-            names[j] for j in range(self.n_features_in_) if j not in self.mnar_features_
-        ]
-        if mar:
-            lines.append(
-                "Assumed missing at random (no missingness model): "
-                + ", ".join(mar)
-                + "."
-            )
-        lines.append(
-            "psi is identified only through the normality of the data model: "
-            "refit with mnar_coef over a range of values and report how the "
-            "conclusions move."
+        table = self.selection_coef_.copy()
+        table.attrs.update(
+            link=self._resolved_link(),
+            loglik=float(self.loglik_),
+            n_iter=int(self.n_iter_),
+            converged=bool(self.converged_),
         )
-        return "\n".join(lines)
+        return table
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.allow_nan = is_nan_marker(self.missing_values)
-        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
-        return tags
+    def _record(self):
+        return "\n".join(
+            [
+                "**MNARSelectionImputer** (missing not at random, selection model)",
+                "",
+                _describe_fit(self),
+                "",
+                markdown_table(self.selection_coef_),
+            ]
+        )
+
+    # ----------------------------------------------------- registry hooks
+
+    def _fitted_state(self):
+        r = self._result
+        std = r.standardised
+        return {
+            **super()._fitted_state(),
+            "mean_": self.mean_,
+            "covariance_": self.covariance_,
+            "selection": {
+                "mnar": r.mnar.tolist(),
+                "covariates": r.covariates.tolist(),
+                "intercept": r.intercept,
+                "psi": r.psi,
+                "gamma": r.gamma,
+                "psi_fixed": r.psi_fixed.tolist(),
+                "link": r.link,
+                "center": r.center,
+                "scale": r.scale,
+                "standardised": {
+                    "mean": std.mean,
+                    "covariance": std.covariance,
+                    "intercept": std.coef.intercept,
+                    "psi": std.coef.psi,
+                    "gamma": std.coef.gamma,
+                },
+                "node_seed": r.node_seed,
+            },
+        }
+
+    def _restore_fitted_state(self, state, check):
+        super()._restore_fitted_state(state, check)
+        valid = ~self._empty_features
+        p = self.n_features_in_
+        mean = check.array(state["mean_"], "mean_", (p,), allow_nan=~valid)
+        covariance = check.covariance(state["covariance_"], "covariance_", p, valid)
+        selection = _SelectionState(check, state["selection"], int(valid.sum()))
+        self._store_result(
+            selection.result(
+                mean[valid],
+                covariance[np.ix_(valid, valid)],
+                self._resolved_link(),
+                self.loglik_,
+                self.n_iter_,
+                self.converged_,
+            ),
+            valid,
+        )
+
+    @classmethod
+    def _cli_options(cls, group):
+        group.add_argument(
+            "--mnar-features",
+            help="comma-separated columns with a missingness model "
+            "(--method mnar; default: all incomplete)",
+        )
+        group.add_argument(
+            "--link",
+            choices=["probit", "logit"],
+            help="link of the missingness model (--method mnar; default probit)",
+        )
+
+    @classmethod
+    def _params_from_cli(cls, args):
+        features = getattr(args, "mnar_features", None)
+        return {
+            "mnar_features": features.split(",") if features else None,
+            "link": getattr(args, "link", None) or "probit",
+        }
+
+
+def _check_psi_limit(value, scale, where, column):
+    """ValueError when |psi| is beyond :data:`PSI_LIMIT` per standard
+    deviation of the column's observed values (``scale``)."""
+    # Per standard deviation of the observed values, the scale on which the
+    # fit works; a non-finite scale (one value) is regularised elsewhere.
+    per_sd = abs(value) * scale if np.isfinite(scale) else abs(value)
+    if not per_sd <= PSI_LIMIT:
+        raise ValueError(
+            f"{where} = {value:g} for {column} is {per_sd:.3g} per standard "
+            f"deviation of its observed values; use at most {PSI_LIMIT:g} "
+            "there.  Beyond that the missingness is a deterministic cut-off in "
+            "the value, which the quadrature of the E-step cannot resolve (EM "
+            "stalls, or overflows)."
+        )
+
+
+def _describe_fit(imputer):
+    """The assumed mechanism and the fitted coefficients, in words."""
+    names = feature_names(imputer)
+    link = imputer.summary().attrs["link"]
+    lines = [
+        f"MNAR selection model ({link} link), fitted by EM: "
+        f"{'converged' if imputer.converged_ else 'NOT converged'} after "
+        f"{imputer.n_iter_} iterations, log-likelihood {imputer.loglik_:.4f}.",
+        f"Data model: multivariate normal over {imputer.n_features_in_} columns.",
+    ]
+    function = "Phi" if link == "probit" else "logistic"
+    for name, row in imputer.selection_coef_.iterrows():
+        lines.append(_describe_model(name, row, names, imputer.covariates_, function))
+    mar = [
+        names[j]
+        for j in range(imputer.n_features_in_)
+        if j not in imputer.mnar_features_
+    ]
+    if mar:
+        lines.append(
+            "Assumed missing at random (no missingness model): " + ", ".join(mar) + "."
+        )
+    lines.append(
+        "psi is identified only through the normality of the data model: "
+        "refit with psi over a range of values and report how the "
+        "conclusions move."
+    )
+    return "\n".join(lines)
+
+
+def _describe_model(name, row, names, covariates, function):
+    """One sentence: the missingness model of one column."""
+    terms = [f"{row['intercept']:.4g}", f"{row['psi']:+.4g} * {name}"]
+    terms += [f"{row[f'gamma[{names[j]}]']:+.4g} * {names[j]}" for j in covariates]
+    how = "fixed (sensitivity analysis)" if row["psi_fixed"] else "estimated"
+    if row["psi"] > 0:
+        direction = f"larger values of {name} are more likely to be missing"
+    elif row["psi"] < 0:
+        direction = f"smaller values of {name} are more likely to be missing"
+    else:
+        direction = f"{name} is missing at random given the covariates"
+    return (
+        f"Missingness of {name}: P(missing) = {function}({' '.join(terms)}); "
+        f"psi {how}: {direction}."
+    )
+
+
+class _SelectionState:
+    """The ``selection`` field of a model file, checked (every error names
+    the field) and turned back into the kernel's result.  ``p`` counts the
+    modelled (non-empty) columns, on which the positions are."""
+
+    FIELDS = frozenset(
+        {"mnar", "covariates", "intercept", "psi", "gamma", "psi_fixed", "link",
+         "center", "scale", "standardised"}
+    )  # fmt: skip
+    STANDARDISED = frozenset({"mean", "covariance", "intercept", "psi", "gamma"})
+
+    def __init__(self, check, node, p):
+        # node_seed (the Sobol nodes' seed) is absent from files of 0.1.
+        check.keys(node, "selection", self.FIELDS, {"node_seed"})
+        check.keys(node["standardised"], "selection.standardised", self.STANDARDISED)
+        self.check, self.node, self.p = check, node, p
+        self.mnar = check.positions(node["mnar"], "selection.mnar", p)
+        self.covariates = check.positions(node["covariates"], "selection.covariates", p)
+        if np.intersect1d(self.mnar, self.covariates).size:
+            raise check.error("selection.covariates", "overlaps selection.mnar")
+
+    def vector(self, prefix, key, length):
+        node = self.node if prefix == "selection" else self.node["standardised"]
+        return self.check.array(node[key], f"{prefix}.{key}", (length,))
+
+    def gamma(self, prefix):
+        """A JSON array of k rows of c numbers ([[]] when c is 0)."""
+        node = self.node if prefix == "selection" else self.node["standardised"]
+        k, c = len(self.mnar), len(self.covariates)
+        if c == 0 and node["gamma"] in ([], [[]] * k):  # no covariate
+            return np.zeros((k, 0))
+        return self.check.array(node["gamma"], f"{prefix}.gamma", (k, c))
+
+    def coefficients(self, prefix):
+        k = len(self.mnar)
+        return (
+            self.vector(prefix, "intercept", k),
+            self.vector(prefix, "psi", k),
+            self.gamma(prefix),
+        )
+
+    def result(self, mean, covariance, link, loglik, n_iter, converged):
+        check, node, p = self.check, self.node, self.p
+        if node["link"] != link:
+            raise check.error(
+                "selection.link", f"is {node['link']!r}; params.link is {link!r}"
+            )
+        scale = self.vector("selection", "scale", p)
+        if (scale <= 0).any():
+            raise check.error("selection.scale", "must be positive")
+        std = "selection.standardised"
+        standardised = SelectionParams(
+            self.vector(std, "mean", p),
+            check.covariance(
+                node["standardised"]["covariance"], f"{std}.covariance", p
+            ),
+            SelectionCoefficients(*self.coefficients(std)),
+        )
+        seed = node.get("node_seed")
+        if seed is not None:
+            seed = check.integer(seed, "selection.node_seed")
+        intercept, psi, gamma = self.coefficients("selection")
+        return SelectionEMResult(
+            mean=mean,
+            covariance=covariance,
+            mnar=self.mnar,
+            covariates=self.covariates,
+            intercept=intercept,
+            psi=psi,
+            gamma=gamma,
+            psi_fixed=check.flags(node["psi_fixed"], "selection.psi_fixed", len(psi)),
+            link=node["link"],
+            center=self.vector("selection", "center", p),
+            scale=scale,
+            standardised=standardised,
+            loglik=loglik,
+            loglik_path=np.array([]),
+            n_iter=n_iter,
+            converged=converged,
+            node_seed=seed,
+        )

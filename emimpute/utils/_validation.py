@@ -5,31 +5,24 @@ import warnings
 
 import numpy as np
 import pandas as pd
-from sklearn.utils.validation import validate_data
+
+from emimpute.utils._columns import describe as _describe
+
+# feature_names and describe_columns are imported from here by modules that
+# predate _columns (report, sensitivity, the multiple imputer): kept importable.
+from emimpute.utils._columns import (  # noqa: F401
+    describe_columns,
+    feature_names,
+)
+from emimpute.utils._sklearn_compat import validate_data
 
 
 def is_nan_marker(value):
-    """True if ``value`` marks missing cells as NaN (np.nan, float('nan'))."""
+    """True if ``value`` marks missing cells as NaN (np.nan, float('nan'),
+    or pandas' ``pd.NA``, which validation turns into NaN)."""
+    if value is pd.NA:
+        return True
     return bool(isinstance(value, numbers.Real) and np.isnan(value))
-
-
-def feature_names(estimator):
-    """The fitted estimator's column names, or ``x0``, ``x1``, ... for arrays."""
-    names = getattr(estimator, "feature_names_in_", None)
-    if names is None:
-        return [f"x{j}" for j in range(estimator.n_features_in_)]
-    return [str(c) for c in names]
-
-
-def describe_columns(estimator, indices):
-    """ "column 'age'" or "columns 'age', 'income'" (positions if unnamed)."""
-    return _describe(getattr(estimator, "feature_names_in_", None), indices)
-
-
-def _describe(names, indices):
-    kind = "columns" if len(indices) > 1 else "column"
-    labels = (f"'{names[i]}'" if names is not None else str(i) for i in indices)
-    return f"{kind} {', '.join(labels)}"
 
 
 def convert_object_columns(X):
@@ -180,19 +173,27 @@ def numeric_matrix(X, purpose):
     return values, names
 
 
-def warn_empty_features(estimator, empty):
+def warn_empty_features(estimator, empty, stacklevel=3):
     """Warn, as :class:`~sklearn.impute.SimpleImputer` does, that columns with
-    no observed value are dropped (unless ``keep_empty_features``)."""
-    if empty.any() and not estimator.keep_empty_features:
-        columns = np.flatnonzero(empty)
-        them = "them" if len(columns) > 1 else "it"
-        warnings.warn(
-            f"Skipping {describe_columns(estimator, columns)}: no observed "
-            f"value, so nothing to fit; transform drops {them} (set "
-            f"keep_empty_features=True to keep {them}, filled with 0).",
-            UserWarning,
-            stacklevel=3,
+    no observed value are dropped (or, with ``keep_empty_features``, filled
+    with 0); ``stacklevel`` counts from the caller of this function's caller."""
+    if not empty.any():
+        return
+    columns = np.flatnonzero(empty)
+    them = "them" if len(columns) > 1 else "it"
+    if estimator.keep_empty_features:
+        what = f"transform fills {them} with 0. Drop {them} before imputing."
+    else:
+        what = (
+            f"transform drops {them} (set keep_empty_features=True to keep "
+            f"{them}, filled with 0)."
         )
+    warnings.warn(
+        f"Skipping {describe_columns(estimator, columns)}: no observed value, "
+        f"so nothing to fit; {what}",
+        UserWarning,
+        stacklevel=stacklevel,
+    )
 
 
 # Columns whose values spread over a range outside these bounds have

@@ -302,3 +302,28 @@ def test_mar_missingness_biases_complete_cases_but_not_em():
     assert abs(em.mean_[1] - 1.0) < 4 * se
     assert abs(np.nanmean(X[:, 1]) - 1.0) > 30 * se
     assert em.covariance_[1, 1] == pytest.approx(0.8**2 + 0.6**2, rel=0.05)
+
+
+def test_parameter_draws_follow_the_complete_data_posterior():
+    # With nothing missing, one data-augmentation P-step draws (mu, S) from
+    # their posterior given the data (Schafer 1997, sec. 5.2.2): S from the
+    # inverse Wishart with n - 1 df and scale A (the scatter about the mean),
+    # so E[S] = A / (n - p - 2), and mu | S ~ N(ybar, S / n).
+    rng = np.random.default_rng(0)
+    X = rng.multivariate_normal([1.0, -1.0], [[1.0, 0.6], [0.6, 2.0]], size=40)
+    n, p = X.shape
+    fitted = EMImputer().fit(X)
+    draws = [
+        fitted._draw_parameters(X, n_steps=2, rng=np.random.RandomState(seed))[0]
+        for seed in range(2000)
+    ]
+    means = np.array([d.mean_ for d in draws])
+    covariances = np.array([d.covariance_ for d in draws])
+    centred = X - X.mean(axis=0)
+    expected_cov = centred.T @ centred / (n - p - 2)
+    # Monte Carlo error of 2000 draws: a few percent of each quantity.
+    np.testing.assert_allclose(covariances.mean(axis=0), expected_cov, rtol=0.06)
+    np.testing.assert_allclose(means.mean(axis=0), X.mean(axis=0), atol=0.02)
+    np.testing.assert_allclose(means.var(axis=0), np.diag(expected_cov) / n, rtol=0.1)
+    assert fitted.mean_ is not draws[0].mean_  # the fitted imputer is untouched
+    np.testing.assert_array_equal(fitted.mean_, EMImputer().fit(X).mean_)

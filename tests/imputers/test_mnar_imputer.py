@@ -2,6 +2,8 @@
 biased, EMImputer at psi = 0, imputations against simulation truth, the
 pandas / Pipeline / GridSearchCV contract, and bad input."""
 
+import copy
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -64,12 +66,8 @@ def test_imputations_are_closer_to_the_hidden_truth(income_fit):
 def test_draws_are_reproducible_and_spread_around_the_means(income_fit):
     full, data, imputer = income_fit
     hidden = data["income"].isna().to_numpy()
-    drawing = MNARSelectionImputer(
-        mnar_features=["income"], sample_posterior=True, random_state=3
-    )
-    drawing._result = imputer._result
-    for attribute in ("n_features_in_", "feature_names_in_", "covariates_"):
-        setattr(drawing, attribute, getattr(imputer, attribute))
+    # The fitted model, drawing (set_params changes no fitted attribute).
+    drawing = copy.deepcopy(imputer).set_params(sample_posterior=True, random_state=3)
     first, again = drawing.transform(data), drawing.transform(data)
     assert np.array_equal(first, again)
     means = imputer.transform(data)[hidden, 0]
@@ -85,7 +83,7 @@ def test_draws_are_reproducible_and_spread_around_the_means(income_fit):
 def test_psi_fixed_at_zero_is_emimputer(link, assert_same_fit):
     _, data = incomes(600, seed=1)
     data.loc[::7, "age"] = np.nan  # a MAR column too
-    fixed = MNARSelectionImputer(selection=link, mnar_coef=0.0, tol=1e-10)
+    fixed = MNARSelectionImputer(link=link, psi=0.0, tol=1e-10)
     fixed.fit(data)
     mar = EMImputer(tol=1e-10).fit(data)
     assert_same_fit(
@@ -94,12 +92,12 @@ def test_psi_fixed_at_zero_is_emimputer(link, assert_same_fit):
     )  # fmt: skip
     assert list(fixed.mnar_features_) == [0, 1]  # None: every incomplete column
     assert fixed.selection_coef_["psi_fixed"].all()
-    assert "fixed (sensitivity analysis)" in fixed.summary()
+    assert "fixed (sensitivity analysis)" in fixed._record()
 
 
-def test_summary_states_the_mechanism(income_fit):
+def test_the_record_states_the_mechanism(income_fit):
     _, _, imputer = income_fit
-    text = imputer.summary()
+    text = imputer._record()
     coef = imputer.selection_coef_.loc["income"]
     assert "probit link" in text and "converged" in text
     assert f"{coef['psi']:+.4g} * income" in text
@@ -123,9 +121,9 @@ def test_pandas_output_pipeline_and_grid_search_over_psi():
         LinearRegression(),
     )
     search = GridSearchCV(
-        pipeline, {"mnarselectionimputer__mnar_coef": [0.0, 1.0]}, cv=3
+        pipeline, {"mnarselectionimputer__psi": [0.0, 1.0]}, cv=3
     ).fit(X, y)
-    assert search.best_params_["mnarselectionimputer__mnar_coef"] in (0.0, 1.0)
+    assert search.best_params_["mnarselectionimputer__psi"] in (0.0, 1.0)
 
 
 def test_float32_in_float32_out():
@@ -139,8 +137,8 @@ def test_float32_in_float32_out():
     [
         ({"mnar_features": ["salary"]}, "'salary', which is not a column"),
         ({"mnar_features": ["age"]}, "no missing value in column 'age'"),
-        ({"mnar_coef": {"age": 0.5}}, "has no missingness model"),
-        ({"mnar_coef": {"wage": 0.5}}, "'wage', which is not a column"),
+        ({"psi": {"age": 0.5}}, "has no missingness model"),
+        ({"psi": {"wage": 0.5}}, "'wage', which is not a column"),
     ],
 )
 def test_bad_arguments_name_the_column(arguments, message):
@@ -151,9 +149,16 @@ def test_bad_arguments_name_the_column(arguments, message):
 
 def test_bad_data():
     _, data = incomes(300, seed=6)
-    with pytest.warns(UserWarning, match="Skipping column 'empty'"):
-        filled = MNARSelectionImputer().fit_transform(data.assign(empty=np.nan))
+    with_empty = data.assign(empty=np.nan)
+    with pytest.warns(UserWarning, match="Skipping column 'empty'.* fills it"):
+        filled = MNARSelectionImputer().fit_transform(with_empty)
     assert_array_equal(filled[:, -1], 0.0)  # kept, filled as SimpleImputer
+    # Left out of the model: the other columns are imputed as without it.
+    assert_array_equal(filled[:, :-1], MNARSelectionImputer().fit_transform(data))
+    with pytest.warns(UserWarning, match="Skipping column 'empty'.* drops it"):
+        dropped = MNARSelectionImputer(keep_empty_features=False).fit(with_empty)
+    assert dropped.transform(with_empty).shape == data.shape
+    assert list(dropped.get_feature_names_out()) == list(data.columns)
     with pytest.raises(TypeError, match="column 'city'"):
         MNARSelectionImputer().fit(data.assign(city="Paris"))
     before = data.copy()
@@ -215,7 +220,7 @@ def test_covariate_gaps_at_psi_zero_give_the_normal_conditional_mean(covariate_g
     # With psi = 0 the missingness of income says nothing about its value,
     # so every missing cell (income too) is the normal conditional mean.
     data, new = covariate_gaps
-    imputer = MNARSelectionImputer(mnar_features=["income"], mnar_coef=0.0).fit(data)
+    imputer = MNARSelectionImputer(mnar_features=["income"], psi=0.0).fit(data)
     with pytest.warns(UserWarning, match="missing at random"):
         out = imputer.transform(new)
     values = new.to_numpy()
@@ -256,42 +261,68 @@ def test_cross_validation_with_covariate_holes_only_in_a_test_fold():
 
 
 @pytest.mark.parametrize(
-    ("mnar_coef", "message"),
+    ("psi", "message"),
     [
-        (np.nan, r"mnar_coef must be a finite number, got nan"),
-        (np.inf, r"mnar_coef must be a finite number, got inf"),
-        (-np.inf, r"mnar_coef must be a finite number, got -inf"),
-        ({"income": np.nan}, r"mnar_coef\['income'\] must be a finite number"),
-        ({0: np.inf}, r"mnar_coef\[0\] must be a finite number, got inf"),
-        ({"income": "high"}, r"mnar_coef\['income'\] must be a finite number"),
-        ({"income": None}, r"mnar_coef\['income'\] must be a finite number"),
+        (np.nan, r"psi must be a finite number, got nan"),
+        (np.inf, r"psi must be a finite number, got inf"),
+        (-np.inf, r"psi must be a finite number, got -inf"),
+        ({"income": np.nan}, r"psi\['income'\] must be a finite number"),
+        ({0: np.inf}, r"psi\[0\] must be a finite number, got inf"),
+        ({"income": "high"}, r"psi\['income'\] must be a finite number"),
+        ({"income": None}, r"psi\['income'\] must be a finite number"),
     ],
 )
-def test_mnar_coef_must_be_finite(mnar_coef, message):
+def test_psi_must_be_finite(psi, message):
     # nan gave a cryptic linear-algebra error and inf ran for 97 s (issue 12).
     _, data = incomes(300, seed=5)
-    imputer = MNARSelectionImputer(mnar_features=["income"], mnar_coef=mnar_coef)
+    imputer = MNARSelectionImputer(mnar_features=["income"], psi=psi)
     with pytest.raises((ValueError, TypeError), match=message):
         imputer.fit(data)
 
 
 @pytest.mark.parametrize("value", [1e8, -1e8, 1e300])
-def test_mnar_coef_beyond_a_deterministic_cut_off_is_refused(value):
+def test_psi_beyond_a_deterministic_cut_off_is_refused(value):
     # 1e8 per unit ran 140 s to a wrong mean; 1e300 overflowed.
     _, data = incomes(300, seed=5)
-    imputer = MNARSelectionImputer(mnar_coef={"income": value})
-    with pytest.raises(ValueError, match=r"mnar_coef\['income'\] = .* column 'income'"):
+    imputer = MNARSelectionImputer(psi={"income": value})
+    with pytest.raises(ValueError, match=r"psi\['income'\] = .* column 'income'"):
         imputer.fit(data)
 
 
-def test_the_limit_on_mnar_coef_is_per_standard_deviation():
+def test_the_limit_on_psi_is_per_standard_deviation():
     # In units a million times smaller, 1e-5 per unit is under 1 per sd and
     # 1e-3 is about 900.
     _, data = incomes(300, seed=5)
     rescaled = data.assign(income=data["income"] * 1e6)
-    imputer = MNARSelectionImputer(mnar_features=["income"], mnar_coef=1e-5)
+    imputer = MNARSelectionImputer(mnar_features=["income"], psi=1e-5)
     assert imputer.fit(rescaled).converged_
-    with pytest.raises(ValueError, match="mnar_coef = 0.001 .* per standard") as err:
-        imputer.set_params(mnar_coef=1e-3).fit(rescaled)
+    with pytest.raises(ValueError, match="psi = 0.001 .* per standard") as err:
+        imputer.set_params(psi=1e-3).fit(rescaled)
     per_sd = float(str(err.value).split(" is ")[1].split(" per ")[0])
     assert per_sd == pytest.approx(1e-3 * rescaled["income"].std(), rel=0.01)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "value"),
+    [("selection", "link", "logit"), ("mnar_coef", "psi", 0.5)],
+)
+def test_renamed_parameters_still_work_for_one_release(old, new, value):
+    # One name per concept (the kernels' link and psi): the old names are
+    # deprecated aliases that warn, naming the new parameter, and fit the
+    # same model as the new name.
+    _, data = incomes(400, seed=9)
+    with pytest.warns(FutureWarning, match=rf"'{old}' was renamed '{new}'"):
+        before = MNARSelectionImputer(mnar_features=["income"], **{old: value})
+        before.fit(data)
+    after = MNARSelectionImputer(mnar_features=["income"], **{new: value}).fit(data)
+    pd.testing.assert_frame_equal(before.selection_coef_, after.selection_coef_)
+    assert_array_equal(before.transform(data), after.transform(data))
+    assert before.summary().attrs["link"] == after.summary().attrs["link"]
+
+
+def test_summary_is_the_coefficient_table(income_fit):
+    _, _, imputer = income_fit
+    table = imputer.summary()
+    assert isinstance(table, pd.DataFrame)
+    pd.testing.assert_frame_equal(table, imputer.selection_coef_)
+    assert table.attrs["link"] == "probit" and table.attrs["converged"]

@@ -1,0 +1,140 @@
+"""BaseEMImputer: what every registered imputer gets from the base class
+(parameter constraints, missing_values, indicator, empty features, copy,
+feature names, warnings), checked on each of them."""
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils._param_validation import InvalidParameterError
+
+from emimpute import EMImputer, MNARSelectionImputer
+from emimpute.imputers._base import BaseEMImputer
+from emimpute.imputers._registry import registered_imputers
+
+IMPUTERS = [entry.estimator for entry in registered_imputers()]
+
+
+def data(n=200, seed=0):
+    """Three correlated normal columns, a quarter of the first two hidden."""
+    rng = np.random.default_rng(seed)
+    cov = np.array([[1.0, 0.5, 0.3], [0.5, 1.0, 0.4], [0.3, 0.4, 1.0]])
+    X = rng.multivariate_normal(np.zeros(3), cov, size=n)
+    X[rng.random(n) < 0.25, 0] = np.nan
+    X[rng.random(n) < 0.25, 1] = np.nan
+    return X
+
+
+@pytest.mark.parametrize("cls", IMPUTERS)
+def test_constraints_and_parameters_extend_the_base(cls):
+    shared = set(BaseEMImputer._parameter_constraints)
+    assert shared <= set(cls._parameter_constraints)
+    assert shared <= set(cls().get_params())
+    assert set(cls._parameter_constraints) == set(cls().get_params())
+
+
+@pytest.mark.parametrize("cls", IMPUTERS)
+@pytest.mark.parametrize("marker", [-1, -1.5, np.float32(-1.0), np.int64(-1)])
+def test_a_number_marks_missing_cells_as_nan_does(cls, marker):
+    X = data()
+    coded = np.where(np.isnan(X), float(marker), X)
+    expected = cls().fit_transform(X)
+    assert_array_equal(cls(missing_values=marker).fit_transform(coded), expected)
+
+
+@pytest.mark.parametrize("cls", IMPUTERS)
+def test_pd_na_is_the_nan_marker(cls):
+    frame = pd.DataFrame(data()).astype("Float64")  # pd.NA at missing cells
+    imputer = cls(missing_values=pd.NA, tol=1e-10)
+    assert imputer.__sklearn_tags__().input_tags.allow_nan
+    # The same fit; a DataFrame's column-major layout changes the order of
+    # sums, hence the iterates by rounding, and the estimates within the
+    # stopping rule.
+    expected = cls(tol=1e-10).fit_transform(data())
+    assert_allclose(imputer.fit_transform(frame), expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("cls", IMPUTERS)
+@pytest.mark.parametrize("marker", [None, "NaN", [np.nan]])
+def test_other_markers_are_refused_naming_the_parameter(cls, marker):
+    with pytest.raises(InvalidParameterError, match="missing_values"):
+        cls(missing_values=marker).fit(data())
+
+
+@pytest.mark.parametrize("cls", IMPUTERS)
+def test_indicator_columns_are_the_missing_cells(cls):
+    X = data()
+    out = cls(add_indicator=True).fit(X).transform(X)
+    assert out.shape == (len(X), 5)  # two columns had missing cells
+    assert_array_equal(out[:, 3:], np.isnan(X[:, :2]))
+    assert_array_equal(out[:, :3], cls().fit_transform(X))
+    names = cls(add_indicator=True).fit(pd.DataFrame(X, columns=list("abc")))
+    assert list(names.get_feature_names_out()) == [
+        "a", "b", "c", "missingindicator_a", "missingindicator_b",
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("cls", IMPUTERS)
+def test_copy_false_imputes_in_place(cls):
+    X = data()
+    expected = cls().fit_transform(X)
+    imputer = cls(copy=False).fit(X)
+    out = imputer.transform(X)
+    assert np.shares_memory(out, X)
+    assert_array_equal(X, expected)
+    with_copy = data()
+    cls().fit(with_copy).transform(with_copy)
+    assert np.isnan(with_copy).any()  # copy=True leaves the caller's data
+
+
+@pytest.mark.parametrize("cls", IMPUTERS)
+def test_set_output_pandas_names_the_columns(cls):
+    frame = pd.DataFrame(data(), columns=["x", "y", "z"]).assign(empty=np.nan)
+    imputer = cls(keep_empty_features=True).set_output(transform="pandas")
+    with pytest.warns(UserWarning, match="Skipping column 'empty'.* fills it"):
+        out = imputer.fit_transform(frame)
+    assert list(out.columns) == ["x", "y", "z", "empty"]
+    assert (out["empty"] == 0).all()
+
+
+def test_what_each_model_provides():
+    X = data()
+    em, mnar = EMImputer().fit(X), MNARSelectionImputer().fit(X)
+    assert hasattr(em, "conditional_moments") and hasattr(em, "score")
+    # The selection kernel gives completed values only (no cell variances,
+    # no per-row likelihood yet): the methods are absent, not broken.
+    assert not hasattr(mnar, "conditional_moments")
+    assert not hasattr(mnar, "score_samples") and not hasattr(mnar, "score")
+
+
+@pytest.mark.parametrize(
+    ("cls", "advice"),
+    [(EMImputer, "ridge prior"), (MNARSelectionImputer, "fix it with psi")],
+)
+def test_one_convergence_warning_with_the_model_s_advice(cls, advice):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        cls(max_iter=1, tol=1e-12).fit(data())
+    notes = [w for w in caught if issubclass(w.category, ConvergenceWarning)]
+    assert len(notes) == 1
+    assert "did not converge in max_iter=1" in str(notes[0].message)
+    assert advice in str(notes[0].message)
+
+
+@pytest.mark.parametrize("cls", IMPUTERS)
+def test_registry_hooks_have_defaults(cls):
+    imputer = cls().fit(data())
+    state = imputer._fitted_state()
+    assert set(state) == set(cls._state_fields)
+    assert imputer._record().startswith(f"**{cls.__name__}**")
+    assert isinstance(cls._params_from_cli(_Namespace()), dict)
+
+
+class _Namespace:
+    """argparse's namespace with no flag given."""
+
+    def __getattr__(self, name):
+        return None
