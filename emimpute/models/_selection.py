@@ -583,6 +583,40 @@ class SelectionModel(EMModel):
     its parameters are :class:`SelectionParams`, its statistics
     :class:`SelectionStatistics`.  The MNAR coefficients psi are held where
     ``held`` (given by the user, or held for a start, :meth:`holding`).
+
+    Parameters
+    ----------
+    Z : ndarray of shape (n, p)
+        The standardised data, NaN at missing cells.
+    mnar, covariates : ndarrays of int
+        Columns with a selection model, and the covariates of those models.
+    link : {"probit", "logit"}
+    held : ndarray of bool, one per selection model
+        Where psi is held at its value in the parameters.
+    initial_coef : SelectionCoefficients
+        Zeros but for the held psi, per standard deviation: where
+        :meth:`start` begins.
+    ridge : float
+        Prior strength, as in :func:`emimpute.models._normal.m_step`.
+    node_seed : int or None
+        Seed of the Sobol nodes (rows with three or more MNAR cells).
+    center, scale : ndarrays of shape (p,)
+        The standardisation, for :meth:`statistics_of` of rows in data units.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(200, 3))
+    >>> X[X[:, 0] > 0.5, 0] = np.nan
+    >>> model = SelectionModel.from_data(X, [0])
+    >>> params = model.start()
+    >>> whole = model.e_step(params)
+    >>> halves = model.statistics_of(X[:100], params) + model.statistics_of(
+    ...     X[100:], params
+    ... )
+    >>> bool(np.isclose(halves.loglik, whole.loglik))
+    True
     """
 
     singular_message = (
@@ -889,6 +923,17 @@ def impute_selection(X, result, *, rng=None):
     Returns
     -------
     ndarray of shape (n, p), float64
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.multivariate_normal([0, 0], [[1, 0.5], [0.5, 1]], size=500)
+    >>> X[X[:, 0] > 0.5, 0] = np.nan  # the high values hidden
+    >>> result = fit_selection_em(X, [0], psi={0: 2.0}, gamma=False)
+    >>> completed = impute_selection(X, result)
+    >>> bool(completed[np.isnan(X[:, 0]), 0].mean() > np.nanmean(X[:, 0]))
+    True
     """
     params = result.standardised
     Z = (np.asarray(X, dtype=np.float64) - result.center) / result.scale
