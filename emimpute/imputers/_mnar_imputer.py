@@ -11,9 +11,11 @@ from sklearn.utils.validation import check_is_fitted
 from emimpute.gaussian._conditional import ConditionalMoments
 from emimpute.imputers._base import BaseEMImputer
 from emimpute.imputers._registry import register_imputer
+from emimpute.models._normal import observed_column_moments
 from emimpute.models._selection import (
     SelectionCoefficients,
     SelectionEMResult,
+    SelectionModel,
     SelectionParams,
     fit_selection_em,
     impute_selection,
@@ -282,13 +284,11 @@ class MNARSelectionImputer(BaseEMImputer):
         """``link``, or the deprecated ``selection`` when given."""
         return self.link if self.selection == "deprecated" else self.selection
 
-    def _mnar_positions(self, mask, valid):
+    def _mnar_positions(self, mask, valid, names):
         """Positions among the non-empty columns of the MNAR columns."""
         if self.mnar_features is None:
             return np.flatnonzero(mask.any(axis=0))
-        positions = column_positions(
-            feature_names(self), self.mnar_features, "mnar_features"
-        )
+        positions = column_positions(names, self.mnar_features, "mnar_features")
         empty = [j for j in positions if not valid[j]]
         if empty:
             raise ValueError(
@@ -308,12 +308,11 @@ class MNARSelectionImputer(BaseEMImputer):
             )
         return among_valid
 
-    def _fixed_psi(self, mnar, scale, valid):
+    def _fixed_psi(self, mnar, scale, valid, names):
         """{position among the non-empty columns: psi in data units}, each
         checked against :data:`PSI_LIMIT` per standard deviation."""
         if self._psi is None:
             return None
-        names = feature_names(self)
         columns = np.flatnonzero(valid)  # position among all, per valid one
         if isinstance(self._psi, numbers.Real):
             value = finite_number(self._psi, "psi")
@@ -341,17 +340,40 @@ class MNARSelectionImputer(BaseEMImputer):
     # ------------------------------------------------------- model hooks
 
     def _kernel(self, X, *, center, scale, rng):
-        valid = ~self._empty_features
-        mnar = self._mnar_positions(np.isnan(X), valid)
-        fit = partial(
-            fit_selection_em,
-            mnar=mnar,
-            link=self._resolved_link(),
-            psi=self._fixed_psi(mnar, scale, valid),
-            gamma=self.gamma,
-            random_state=child_seeds(rng),
+        settings = self._selection_settings(
+            X, scale, ~self._empty_features, feature_names(self), rng
         )
-        return fit, {"X": X}
+        return partial(fit_selection_em, **settings), {"X": X}
+
+    def _selection_settings(self, X, scale, valid, names, rng):
+        """The arguments of the selection kernel (fit_selection_em,
+        SelectionModel.from_data) other than X and ridge."""
+        mnar = self._mnar_positions(np.isnan(X), valid, names)
+        return {
+            "mnar": mnar,
+            "link": self._resolved_link(),
+            "psi": self._fixed_psi(mnar, scale, valid, names),
+            "gamma": self.gamma,
+            "random_state": child_seeds(rng),
+        }
+
+    def _build_model(self, X):
+        """The selection model of X (float, NaN at missing cells, every
+        column observed somewhere) and its start, with this estimator's
+        settings: the model :meth:`fit` runs.  Columns are named as in
+        ``fit`` when fitted on X's columns, else by position."""
+        self._check_params()
+        X = np.asarray(X, dtype=np.float64)
+        p = X.shape[1]
+        names = [f"x{j}" for j in range(p)]
+        if getattr(self, "n_features_in_", None) == p:
+            names = feature_names(self)
+        _, _, scale, _, _ = observed_column_moments(X)
+        settings = self._selection_settings(
+            X, scale, np.ones(p, dtype=bool), names, self.random_state
+        )
+        model = SelectionModel.from_data(X, ridge=self.ridge, **settings)
+        return model, model.start()
 
     def _store_result(self, result, valid):
         p, columns = len(valid), np.flatnonzero(valid)
