@@ -112,11 +112,6 @@ class SelectionCoefficients:
     gamma: np.ndarray  # (n_models, n_covariates)
 
 
-# The name emimpute/_model_io.py imports; remove once it imports
-# SelectionCoefficients.
-_Coefficients = SelectionCoefficients
-
-
 @dataclass(frozen=True)
 class SelectionParams:
     """Normal data model and selection coefficients (standardised scale)."""
@@ -124,12 +119,6 @@ class SelectionParams:
     mean: np.ndarray
     covariance: np.ndarray
     coef: SelectionCoefficients
-
-    def __iter__(self):
-        # Transitional: emimpute/_model_io.py still unpacks
-        # ``mean, cov, coef = result.standardised``; remove once it reads
-        # the fields by name.
-        return iter((self.mean, self.covariance, self.coef))
 
 
 @dataclass(frozen=True)
@@ -213,15 +202,6 @@ class SelectionEMResult:
     n_iter: int
     converged: bool
     node_seed: int | None = None
-
-    def __post_init__(self):
-        # Transitional: emimpute/_model_io.py builds ``standardised`` as a
-        # tuple (mean, covariance, coefficients); remove once it builds
-        # SelectionParams.
-        if isinstance(self.standardised, tuple):
-            object.__setattr__(
-                self, "standardised", SelectionParams(*self.standardised)
-            )
 
 
 # ---------------------------------------------------------------------------
