@@ -32,8 +32,6 @@ import emimpute  # noqa: F401  (registers the imputers)
 from emimpute.engine._driver import run_em
 from emimpute.engine._model import EMModel, sum_statistics
 from emimpute.imputers._registry import registered_imputers
-from emimpute.models._normal import NormalModel, prepare_problem
-from emimpute.models._selection import SelectionModel
 
 ENTRIES = registered_imputers()
 NAMES = [entry.name for entry in ENTRIES]
@@ -76,33 +74,9 @@ def estimator(name, **extra):
     return cls(**{key: value for key, value in wanted.items() if key in known})
 
 
-def _local_normal(est, X):
-    model = NormalModel.in_memory(prepare_problem(X, est.ridge))
-    return model, model.start()
-
-
-def _local_selection(est, X):
-    model = SelectionModel.from_data(
-        X, est.mnar_features, link=est.link, gamma=est.gamma, ridge=est.ridge,
-        random_state=0,
-    )  # fmt: skip
-    return model, model.start()
-
-
-#: Until every shell has its ``_build_model`` hook: the same model built
-#: here.  Remove an entry once its shell has the hook.
-LOCAL_MODELS = {"em": _local_normal, "mnar": _local_selection}
-
-
 def model_and_start(name):
     """``(model, start)`` from the estimator's ``_build_model`` hook."""
-    est = estimator(name)
-    try:
-        return est._build_model(X)
-    except NotImplementedError:
-        if name not in LOCAL_MODELS:
-            pytest.fail(f"{type(est).__name__} has no _build_model hook")
-        return LOCAL_MODELS[name](est, X)
+    return estimator(name)._build_model(X)
 
 
 @pytest.fixture(scope="module")
