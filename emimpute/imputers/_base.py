@@ -15,9 +15,11 @@ and implements
     the model's EM on the validated data ``X`` (float, NaN at missing cells,
     only the columns with an observed value; ``center`` and ``scale`` their
     observed means and standard deviations, ``rng`` the fit's
-    ``RandomState``).  Its result has ``loglik``, ``loglik_path``, ``n_iter``
-    and ``converged`` (and the model's parameters).  The base runs it
-    through the automatic ridge and issues the warnings.
+    ``RandomState``).  Its result has ``loglik``, ``loglik_path``, ``n_iter``,
+    ``converged`` and ``covariance`` (or ``dispersion``, the matrix whose
+    eigenvalues the automatic ridge checks for collinearity), and the
+    model's parameters.  The base runs it through the automatic ridge and
+    issues the warnings.
 ``_store_result(self, result, valid)``
     Set the fitted attributes from that result (``valid``: the non-empty
     columns among all).  ``result`` is None when no cell was observed.

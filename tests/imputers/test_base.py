@@ -9,9 +9,11 @@ import pandas as pd
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.impute import SimpleImputer
 from sklearn.utils._param_validation import InvalidParameterError
 
 from emimpute import EMImputer, MNARSelectionImputer
+from emimpute.gaussian._conditional import ConditionalMoments
 from emimpute.imputers._base import BaseEMImputer
 from emimpute.imputers._registry import registered_imputers
 
@@ -138,3 +140,48 @@ class _Namespace:
 
     def __getattr__(self, name):
         return None
+
+
+class _ColumnMeans:
+    """A kernel result: the observed column means (the MLE of independent
+    normal columns, reached in one step)."""
+
+    def __init__(self, X):
+        self.mean = np.nanmean(X, axis=0)
+        self.covariance = np.diag(np.nanvar(X, axis=0))
+        self.loglik, self.loglik_path = 0.0, np.zeros(1)
+        self.n_iter, self.converged = 1, True
+
+
+class _MeanImputer(BaseEMImputer):
+    """The smallest model on the base: the module docstring's hooks only."""
+
+    _provides = frozenset()
+
+    def _kernel(self, X, *, center, scale, rng):
+        return (lambda X, **settings: _ColumnMeans(X)), {"X": X}
+
+    def _store_result(self, result, valid):
+        self.mean_ = np.full(len(valid), np.nan)
+        if result is not None:
+            self.mean_[valid] = result.mean
+
+    def _conditional(self, X, *, rng=None, want_variance=False, want_loglik=False):
+        filled = np.where(np.isnan(X), self.mean_[~self._empty_features], X)
+        return ConditionalMoments(filled, None, None)
+
+
+@pytest.mark.parametrize("keep", [False, True])
+@pytest.mark.parametrize("indicator", [False, True])
+def test_a_model_needs_only_the_documented_hooks(keep, indicator):
+    # The reference: scikit-learn's own mean imputation, with the same
+    # treatment of empty columns and the same indicator.
+    X = np.column_stack([data(), np.full(200, np.nan)])
+    settings = {"keep_empty_features": keep, "add_indicator": indicator}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # the empty column
+        ours = _MeanImputer(**settings).fit(X)
+        reference = SimpleImputer(**settings).fit(X)
+        expected = reference.transform(X)
+    assert_allclose(ours.transform(X), expected, rtol=1e-12)
+    assert_array_equal(ours.get_feature_names_out(), reference.get_feature_names_out())
