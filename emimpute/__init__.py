@@ -36,11 +36,13 @@ from emimpute.imputers._delta_imputer import DeltaAdjustedImputer
 from emimpute.imputers._em_imputer import EMImputer
 from emimpute.imputers._mnar_imputer import MNARSelectionImputer
 from emimpute.imputers._multiple_imputer import MultipleImputer
+from emimpute.imputers._t_imputer import StudentTImputer
 
 __all__ = [
     "DeltaAdjustedImputer",
     "EMImputer",
     "MNARSelectionImputer",
     "MultipleImputer",
+    "StudentTImputer",
 ]
 __version__ = "0.1.0"

@@ -76,7 +76,7 @@ def main(output_dir="examples/output"):
     grid = np.linspace(-0.5, 2.0, 11)
     rows = []
     for psi in grid:
-        fit = MNARSelectionImputer(mnar_features=["log_income"], mnar_coef=psi)
+        fit = MNARSelectionImputer(mnar_features=["log_income"], psi=psi)
         fit.fit(survey)
         rows.append(
             {"psi": psi, "mean log income": fit.mean_[0], "loglik": fit.loglik_}
