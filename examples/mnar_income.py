@@ -8,7 +8,7 @@ likelier it is missing (a probit selection on income itself).  The steps:
 1. the MAR baseline: EMImputer, which assumes that who answers depends only
    on what we see (age, education), underestimates mean income;
 2. the selection model, MNARSelectionImputer, with psi estimated, and its
-   summary: the assumption in words and numbers;
+   record (emimpute.report.record): the assumption in words and numbers;
 3. because psi is identified only through the normal model, the estimate
    over a grid of fixed psi values (a sensitivity analysis), drawn as mean
    income against psi, with the truth, the MAR answer (psi = 0) and the
@@ -31,6 +31,7 @@ import pandas as pd  # noqa: E402
 from scipy.special import ndtr  # noqa: E402
 
 from emimpute import EMImputer, MNARSelectionImputer  # noqa: E402
+from emimpute.report import record
 
 TRUE_PSI = 1.0
 
@@ -71,7 +72,7 @@ def main(output_dir="examples/output"):
         f"   imputed values average {mnar_fill:+.3f} "
         f"(the hidden true values average {full['log_income'][hidden].mean():+.3f})\n"
     )
-    print(mnar.summary(), "\n")
+    print(record(mnar), "\n")  # the assumption in words, and the coefficients
 
     grid = np.linspace(-0.5, 2.0, 11)
     rows = []
