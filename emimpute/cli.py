@@ -29,7 +29,6 @@ on loading.  Errors print one line to standard error and exit with status 1
 """
 
 import argparse
-import functools
 import sys
 import warnings
 
@@ -54,7 +53,7 @@ from emimpute._cli_files import (
 )
 from emimpute._model_io import load_model, save_model
 from emimpute.diagnostics import little_mcar_test, missing_patterns
-from emimpute.imputers._registry import ImputerEntry, entry_of, registered_imputers
+from emimpute.imputers._registry import registered_imputers
 
 # --- the models --------------------------------------------------------------
 
@@ -77,10 +76,7 @@ DEPRECATED_FLAGS = {"--selection": "--link"}
 
 def _methods():
     """``--method`` name -> :class:`ImputerEntry`, every registered imputer."""
-    methods = {entry.name: entry for entry in registered_imputers()}
-    for entry in _unregistered():
-        methods.setdefault(entry.name, entry)
-    return methods
+    return {entry.name: entry for entry in registered_imputers()}
 
 
 def _imputer(entry, args):
@@ -95,8 +91,7 @@ def _imputer(entry, args):
             params[name] = value
         elif value != _FLAG_DEFAULTS[name]:
             raise CommandError(f"{flag} does not apply to --method {entry.name}")
-    from_cli = getattr(cls, "_params_from_cli", None)
-    params.update(from_cli(args) if from_cli is not None else _legacy_params(cls, args))
+    params.update(cls._params_from_cli(args))
     return cls(**params)
 
 
@@ -268,8 +263,7 @@ def _fit_options(parser):
             name,
             owners,
         )
-        add = getattr(entry.estimator, "_cli_options", None)
-        (add or functools.partial(_legacy_options, entry.estimator))(group)
+        entry.estimator._cli_options(group)
     parser.set_defaults(model_flags=owners)
 
 
@@ -406,48 +400,6 @@ def main(argv=None):
             print(f"emimpute {args.command}: error: {error}", file=sys.stderr)
             return 1
     return 0
-
-
-# --- until the imputers declare themselves (registry and flags) -------------
-# EMImputer and MNARSelectionImputer register themselves and add their own
-# flags with the shared estimator base; these keep the command line working
-# meanwhile.
-
-
-def _unregistered():
-    from emimpute import EMImputer, MNARSelectionImputer
-
-    legacy = [
-        ImputerEntry("em", EMImputer, "multivariate normal, missing at random (EM)"),
-        ImputerEntry(
-            "mnar",
-            MNARSelectionImputer,
-            "selection model, missing not at random",
-        ),
-    ]
-    return [entry for entry in legacy if entry_of(entry.estimator) is None]
-
-
-def _legacy_options(cls, group):
-    if cls.__name__ != "MNARSelectionImputer":
-        return
-    group.add_argument(
-        "--mnar-features",
-        help="comma-separated columns with a missingness model (default: all "
-        "incomplete)",
-    )
-    group.add_argument(
-        "--link",
-        choices=["probit", "logit"],
-        help="link of the missingness model (default probit)",
-    )
-
-
-def _legacy_params(cls, args):
-    if cls.__name__ != "MNARSelectionImputer":
-        return {}
-    features = args.mnar_features.split(",") if args.mnar_features else None
-    return {"mnar_features": features, "selection": args.link or "probit"}
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ Examples
 import functools
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
@@ -29,34 +28,9 @@ from emimpute.diagnostics import MCARTestResult
 from emimpute.imputers._registry import registered_imputers
 from emimpute.pooling import PooledResult
 from emimpute.sensitivity import TippingPoint
+from emimpute.utils._markdown import markdown_table
 
 __all__ = ["markdown_table", "record", "report"]
-
-
-def markdown_table(frame, digits=4):
-    """A DataFrame as a Markdown table (index included), numbers to ``digits``
-    significant digits."""
-
-    def cell(value):
-        if isinstance(value, (float, np.floating)):
-            return f"{value:.{digits}g}"
-        return str(value)
-
-    frame = (
-        frame.reset_index()
-        if frame.index.name or not isinstance(frame.index, pd.RangeIndex)
-        else frame
-    )
-    header = "| " + " | ".join(str(c) for c in frame.columns) + " |"
-    rule = "| " + " | ".join("---" for _ in frame.columns) + " |"
-    rows = ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.to_numpy()]
-    return "\n".join([header, rule, *rows])
-
-
-def converged_text(estimator):
-    """ "converged after n iterations" (or that it did not), for records."""
-    state = "converged" if estimator.converged_ else "**did not converge**"
-    return f"{state} after {estimator.n_iter_} iterations"
 
 
 def record(item):
@@ -99,7 +73,6 @@ def record(item):
 
 def _no_record(item):
     imputers = [entry.estimator.__name__ for entry in registered_imputers()]
-    imputers = list(dict.fromkeys([*imputers, *_LEGACY_NAMES]))
     return TypeError(
         f"no record for {type(item).__name__}: record() takes a fitted "
         f"{', '.join(imputers)}, DeltaAdjustedImputer or "
@@ -114,9 +87,6 @@ def _record_of(item):
     own = getattr(item, "_record", None)
     if isinstance(item, BaseEstimator) and callable(own):
         return own()
-    legacy = _legacy_record(item)
-    if legacy is not None:
-        return legacy
     raise _no_record(item)
 
 
@@ -203,40 +173,3 @@ def report(path, title, sections):
             lines.append("")
     path.write_text("\n".join(lines))
     return path
-
-
-# --- until the imputers write their own records (their ``_record()``) -------
-# EMImputer and MNARSelectionImputer move their paragraphs into their own
-# files with the shared estimator base; these keep the records meanwhile.
-
-_LEGACY_NAMES = ("EMImputer", "MNARSelectionImputer")
-
-
-def _legacy_record(item):
-    from emimpute.imputers._em_imputer import EMImputer
-    from emimpute.imputers._mnar_imputer import MNARSelectionImputer
-    from emimpute.utils._validation import feature_names
-
-    if isinstance(item, MNARSelectionImputer):
-        return "\n".join(
-            [
-                "**MNARSelectionImputer** (missing not at random, selection model)",
-                "",
-                item.summary(),
-                "",
-                markdown_table(item.selection_coef_),
-            ]
-        )
-    if isinstance(item, EMImputer):
-        how = "draws" if item.sample_posterior else "conditional means"
-        return "\n".join(
-            [
-                "**EMImputer** (missing at random, multivariate normal, maximum "
-                "likelihood by EM)",
-                "",
-                f"Columns: {', '.join(feature_names(item))}; ridge = "
-                f"{item.ridge:g}; {converged_text(item)}; log-likelihood "
-                f"{item.loglik_:.4f}; imputation by {how}.",
-            ]
-        )
-    return None

@@ -28,7 +28,8 @@ from emimpute.imputers._mnar_imputer import MNARSelectionImputer
 from emimpute.imputers._multiple_imputer import MultipleImputer
 from emimpute.models._normal import observed_column_moments
 from emimpute.pooling import pool
-from emimpute.utils._validation import feature_names, finite_number
+from emimpute.utils._columns import feature_names
+from emimpute.utils._validation import finite_number
 
 __all__ = ["TippingPoint", "sensitivity_analysis", "tipping_point"]
 
@@ -174,10 +175,7 @@ def _selection_at(imputer, column, delta, column2, delta2):
     template = imputer if imputer is not None else MNARSelectionImputer()
     features = [column] if column2 is None else [column, column2]
     coef = {column: delta} if column2 is None else {column: delta, column2: delta2}
-    # psi is the selection model's name for its MNAR coefficients (mnar_coef
-    # before; kept until every MNARSelectionImputer has the new name).
-    key = "psi" if "psi" in template.get_params(deep=False) else "mnar_coef"
-    return clone(template).set_params(mnar_features=features, **{key: coef})
+    return clone(template).set_params(mnar_features=features, psi=coef)
 
 
 def _is_callable_analysis(analysis):

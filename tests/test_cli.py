@@ -69,8 +69,7 @@ def test_link_flag_and_its_deprecated_spelling(air_csv, tmp_path, capsys):
         assert main([*base, "--mnar-features", "Ozone", *flag]) == 0
         err = capsys.readouterr().err
         assert ("--selection is deprecated; use --link" in err) == (flag[0] != "--link")
-        params = load_model(model).get_params()
-        assert params.get("link", params.get("selection")) == "logit"
+        assert load_model(model).get_params()["link"] == "logit"
 
 
 def test_a_registered_model_joins_the_command_line(air_csv, tmp_path, capsys,

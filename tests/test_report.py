@@ -30,7 +30,7 @@ def test_records_state_the_assumptions():
     air = load_airquality()
     em = EMImputer().fit(air)
     assert "missing at random" in record(em) and "converged" in record(em)
-    mnar = MNARSelectionImputer(mnar_features=["Ozone"], mnar_coef=0.02).fit(air)
+    mnar = MNARSelectionImputer(mnar_features=["Ozone"], psi=0.02).fit(air)
     text = record(mnar)
     assert "fixed (sensitivity analysis)" in text and "| Ozone |" in text
     delta = DeltaAdjustedImputer(delta={"Ozone": 1.1}, kind="scale").fit(air)

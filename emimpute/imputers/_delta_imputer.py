@@ -9,11 +9,8 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from emimpute.imputers._em_imputer import EMImputer
 from emimpute.models._normal import observed_column_moments
-from emimpute.utils._validation import (
-    describe_columns,
-    feature_names,
-    finite_number,
-)
+from emimpute.utils._columns import describe_columns, feature_names
+from emimpute.utils._validation import finite_number
 
 # The kinds of delta, one vocabulary for this imputer, sensitivity_analysis
 # (which adds "psi", the selection model's) and the records and plots.

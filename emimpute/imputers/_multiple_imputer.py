@@ -1,7 +1,5 @@
 """MultipleImputer: proper multiple imputation and pooled inference (meta-estimator)."""
 
-import copy
-import functools
 import numbers
 
 import numpy as np
@@ -22,11 +20,9 @@ from emimpute.imputers._inference import (
     inference_output,
 )
 from emimpute.imputers._registry import registered_imputers
-from emimpute.models._normal import observed_column_moments, standardising_scale
-from emimpute.models._normal_posterior import data_augmentation
 from emimpute.pooling import pool
+from emimpute.utils._columns import feature_names
 from emimpute.utils._progress import progress_bar
-from emimpute.utils._validation import feature_names
 
 # Bootstrap resamples in which a column has no observed value are redrawn,
 # up to this many times.
@@ -426,7 +422,7 @@ class MultipleImputer(TransformerMixin, BaseEstimator):
                 entry.estimator.__name__
                 for entry in registered_imputers()
                 if _can_draw_parameters(entry.estimator)
-            ] or ["EMImputer"]
+            ]
             raise ValueError(
                 "method='data-augmentation' needs an imputer that can draw its "
                 f"parameters from their posterior ({', '.join(able)}); "
@@ -677,38 +673,13 @@ def _drawing_key(estimator, name):
 def _can_draw_parameters(estimator):
     """Whether an imputer (instance or class) offers data augmentation: its
     ``_draw_parameters`` hook (see :mod:`emimpute.imputers._registry`)."""
-    if callable(getattr(estimator, "_draw_parameters", None)):
-        return True
-    # Until EMImputer carries the hook itself (the shared estimator base).
-    cls = estimator if isinstance(estimator, type) else type(estimator)
-    return issubclass(cls, EMImputer)
+    return callable(getattr(estimator, "_draw_parameters", None))
 
 
 def _augment_once(start, data, seed, burn_in):
     """One proper imputation by data augmentation from the fitted ``start``:
     ``burn_in`` steps of the model's own sampler (``_draw_parameters``)."""
     rng = np.random.RandomState(seed[0])
-    draw = getattr(start, "_draw_parameters", None)
-    if draw is None:
-        draw = functools.partial(_normal_draw_parameters, start)
-    imputer, completed = draw(data, n_steps=burn_in, rng=rng)
+    imputer, completed = start._draw_parameters(data, n_steps=burn_in, rng=rng)
     imputer.set_params(sample_posterior=True, random_state=int(seed[1]))
-    return imputer, completed
-
-
-def _normal_draw_parameters(start, data, *, n_steps, rng):
-    """EMImputer's data augmentation, until EMImputer has the hook."""
-    prior_scatter, prior_df = None, 0.0
-    # The ridge as an inverse-Wishart prior, as in EM: the one the fit used
-    # (ridge_, which the automatic ridge sets when the MLE does not exist).
-    ridge = getattr(start, "ridge_", start.ridge)
-    if ridge > 0:
-        _, _, scale, _, _ = observed_column_moments(data)
-        prior_scatter = ridge * np.diag(standardising_scale(scale) ** 2)
-        prior_df = ridge
-    completed, mean, covariance = data_augmentation(
-        data, start.mean_, start.covariance_, n_steps, rng, prior_scatter, prior_df
-    )
-    imputer = copy.deepcopy(start)
-    imputer.mean_, imputer.covariance_ = mean, covariance
     return imputer, completed

@@ -112,7 +112,7 @@ def test_bridge_to_the_logistic_selection_model():
     y = 1.0 + 0.8 * x + rng.normal(size=n)
     missing = rng.random(n) < special.expit(-1.0 + psi * y)
     data = np.column_stack([np.where(missing, np.nan, y), x])
-    selection = MNARSelectionImputer(selection="logit", mnar_coef=psi).fit(data)
+    selection = MNARSelectionImputer(link="logit", psi=psi).fit(data)
     mar = EMImputer().fit(data)
     cov = mar.covariance_
     residual = cov[0, 0] - cov[0, 1] ** 2 / cov[1, 1]

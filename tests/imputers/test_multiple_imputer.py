@@ -246,7 +246,7 @@ def test_works_with_the_selection_model_imputer():
 
     _, _, X, y = regression_data(300, seed=12)
     mi = MultipleImputer(
-        MNARSelectionImputer(mnar_coef=0.0), n_imputations=3,
+        MNARSelectionImputer(psi=0.0), n_imputations=3,
         estimator=LinearRegression(), random_state=0,
     ).fit(X, y)  # fmt: skip
     # psi held at 0 is MAR: the pooled slope agrees with EMImputer's MI.
