@@ -93,13 +93,13 @@ def compare(contaminate, seeds=range(3)):
 
 
 def main():
-    pd.set_option("display.precision", 3)
     contaminated = compare(contaminate=True)
-    print("5% gross errors, 20% of cells missing (mean of 3 data sets):")
-    print(contaminated, end="\n\n")
     clean = compare(contaminate=False)
-    print("The same data without errors:")
-    print(clean, end="\n\n")
+    with pd.option_context("display.precision", 3):
+        print("5% gross errors, 20% of cells missing (mean of 3 data sets):")
+        print(contaminated, end="\n\n")
+        print("The same data without errors:")
+        print(clean, end="\n\n")
 
     X, _, errors = simulate(0)
     t = StudentTImputer().fit(X)

@@ -28,6 +28,7 @@ from emimpute.gaussian._conditional import (
     plan_chunks,
     precision_and_logdet,
 )
+from emimpute.utils._scale import ridge_scatter, standardising_scale
 
 
 @dataclass(frozen=True)
@@ -408,12 +409,6 @@ def _incomplete_layout(X, center, chunk_size, unit=1.0):
     return data, chunks, bounds
 
 
-def standardising_scale(scale):
-    """Column scales for the prior and the tolerances.  A constant or empty
-    column has no scale of its own; 1 keeps the arithmetic finite."""
-    return np.where(np.isfinite(scale) & (scale > 0), scale, 1.0)
-
-
 def prepare_problem(
     X, ridge=0.0, chunk_size=None, column_moments=None, standardise=False
 ):
@@ -593,7 +588,7 @@ class NormalModel(EMModel):
         self.center = center
         self.scale = scale
         self.ridge = float(ridge)
-        self.prior_scatter = np.diag(scale**2)
+        self.prior_scatter = ridge_scatter(scale)  # diag(scale**2)
         self.origin, self.unit = origin, unit
 
     @classmethod

@@ -63,8 +63,8 @@ from emimpute.models._normal import (
     log_prior,
     observed_column_moments,
     observed_counts,
-    standardising_scale,
 )
+from emimpute.utils._scale import ridge_scatter, standardising_scale
 
 #: Bounds of an estimated df.  Below 0.5 the tails are so heavy that a
 #: handful of rows decide the fit; at 1000 the t is practically normal
@@ -538,7 +538,7 @@ class StudentTModel(EMModel):
         self.scale = scale
         self.ridge = float(ridge)
         self.df = check_df(df)
-        self.prior_scatter = np.diag(scale**2)
+        self.prior_scatter = ridge_scatter(scale)  # diag(scale**2)
         self.origin, self.unit = origin, unit
 
     @classmethod
