@@ -28,6 +28,7 @@ Parameters and statistics are small dataclasses, never tuples read by
 position.
 """
 
+import numbers
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, fields, replace
 
@@ -55,8 +56,22 @@ class Statistics:
         summed = {}
         for field in fields(self):
             a, b = getattr(self, field.name), getattr(other, field.name)
-            summed[field.name] = None if a is None and b is None else a + b
+            if a is None and b is None:
+                summed[field.name] = None
+            elif _is_sum(a) and _is_sum(b):
+                summed[field.name] = a + b
+            else:
+                # A tuple or list would be concatenated, not summed: a
+                # structured field needs the subclass's own __add__.
+                raise TypeError(
+                    f"{type(self).__name__}.{field.name} is not a number or an "
+                    "array; the subclass must define how its blocks add"
+                )
         return replace(self, **summed)
+
+
+def _is_sum(value):
+    return isinstance(value, (numbers.Number, np.ndarray))
 
 
 def sum_statistics(parts):

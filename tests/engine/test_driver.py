@@ -144,3 +144,14 @@ def test_statistics_add_field_by_field():
     assert total.optional is None
     with pytest.raises(TypeError):
         parts[0] + _Quadratic(0.0, np.zeros(2))
+
+
+def test_statistics_with_a_structured_field_must_say_how_they_add():
+    """A tuple field would be concatenated by +, silently: refused."""
+
+    @dataclass(frozen=True)
+    class Pairs(Statistics):
+        pairs: tuple
+
+    with pytest.raises(TypeError, match="Pairs.pairs"):
+        Pairs(0.0, (1, 2)) + Pairs(0.0, (3, 4))
