@@ -45,6 +45,7 @@ from emimpute.engine._driver import run_em
 from emimpute.engine._regularise import degenerate_columns
 from emimpute.gaussian._conditional import precision_and_logdet
 from emimpute.imputers._em_imputer import EMImputer
+from emimpute.imputers._t_imputer import StudentTImputer
 from emimpute.models._normal import (
     add_complete_rows,
     block_statistics,
@@ -73,6 +74,7 @@ from emimpute.utils._validation import (
 __all__ = [
     "BlockwiseFitMixin",
     "DaskEMImputer",
+    "DaskStudentTImputer",
     "blockwise_transform",
     "is_dask_collection",
 ]
@@ -341,6 +343,58 @@ converged_, indicator_, n_features_in_, feature_names_in_
             "scale": columns.scale,
         }
         return run_normal_em, data
+
+
+class DaskStudentTImputer(BlockwiseFitMixin, StudentTImputer):
+    """:class:`~emimpute.StudentTImputer` for Dask arrays and DataFrames.
+
+    Same parameters, attributes and estimates as
+    :class:`~emimpute.StudentTImputer`; ``fit`` also accepts a
+    ``dask.array.Array`` or ``dask.dataframe.DataFrame`` of any size, and
+    ``transform`` and the other methods return lazy Dask results for Dask
+    input (see :class:`DaskEMImputer`).
+
+    Attributes
+    ----------
+    n_blocks_ : int
+        Blocks of rows the data came in (0 for in-memory input).
+
+    Notes
+    -----
+    Two passes over the data before the iterations, as
+    :class:`DaskEMImputer`.  With a fixed ``df`` each E-step is one pass
+    (the t's statistics add over blocks at a given df).  With
+    ``df="estimate"`` each E-step is two passes: the first gathers every
+    row's observed-part distance and count of observed cells on the client
+    (n floats and n small integers), where the df is profiled; the second
+    sums the statistics at that df (:func:`student_t_e_step`).
+
+    Examples
+    --------
+    >>> import dask.array as da
+    >>> import numpy as np
+    >>> from emimpute import StudentTImputer
+    >>> from emimpute.dask import DaskStudentTImputer
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.standard_t(4.0, size=(1000, 2)) @ np.array([[1.0, 0.6], [0.0, 0.8]])
+    >>> X[rng.random(1000) < 0.3, 1] = np.nan
+    >>> imputer = DaskStudentTImputer(df=4.0).fit(da.from_array(X, chunks=(250, 2)))
+    >>> local = StudentTImputer(df=4.0).fit(X)
+    >>> bool(np.allclose(imputer.scale_, local.scale_, atol=1e-6))
+    True
+    """
+
+    def _blockwise_kernel(self, blocks, columns):
+        """``(fit, data)`` as :meth:`StudentTImputer._kernel`, with the t's
+        E-step summed over the blocks."""
+        data = {
+            "evaluate": functools.partial(student_t_e_step, blocks, columns),
+            "n_rows": columns.n_rows,
+            "center": columns.center,
+            "scale": columns.scale,
+            "df": self.df,
+        }
+        return run_student_t_em, data
 
 
 def _in_memory_class(cls):

@@ -137,6 +137,36 @@ def test_blockwise_student_t_fit_equals_the_in_memory_fit(
     assert fitted.converged and reference.converged
 
 
+@pytest.mark.parametrize("df", [4.0, "estimate"])
+def test_student_t_shell_on_a_cluster_equals_the_in_memory_fit(
+    client, df, assert_same_fit, loglik_tolerance
+):
+    from emimpute import StudentTImputer
+    from emimpute.dask import DaskStudentTImputer
+
+    rng = np.random.default_rng(8)
+    X = correlated(2000, 3, missing=0.0, seed=8)
+    X /= np.sqrt(rng.chisquare(4, size=2000) / 4)[:, None]
+    X[rng.random(X.shape) < 0.2] = np.nan
+    frame = pd.DataFrame(X, columns=["a", "b", "c"])
+    fitted = DaskStudentTImputer(df=df, tol=1e-10).fit(
+        dd.from_pandas(frame, npartitions=3)
+    )
+    reference = StudentTImputer(df=df, tol=1e-10).fit(frame)
+    assert fitted.n_blocks_ == 3
+    assert_same_fit(fitted.mean_, fitted.scale_, reference.mean_, reference.scale_,
+                    tol=1e-10, scale=np.sqrt(np.diag(reference.scale_)))  # fmt: skip
+    assert fitted.loglik_ == pytest.approx(
+        reference.loglik_, rel=loglik_tolerance(1e-10)
+    )
+    local = fitted.to_local()
+    assert type(local) is StudentTImputer and local.df_ == fitted.df_
+    lazy = fitted.transform(dd.from_pandas(frame, npartitions=3))
+    np.testing.assert_allclose(
+        lazy.compute().to_numpy(), local.transform(frame), rtol=0, atol=1e-12
+    )
+
+
 def test_plain_em_path_matches_step_by_step(client):
     # Without acceleration and a fixed number of steps, every iterate is the
     # same function of the data, so the whole path must agree up to the
