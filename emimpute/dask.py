@@ -9,7 +9,11 @@ Its ``transform`` imputes lazily, block by block.  :func:`blockwise_transform`
 does the same for any fitted imputer (every registered model,
 :class:`~emimpute.DeltaAdjustedImputer`, ... fitted in memory, say on a
 sample).  :class:`BlockwiseFitMixin` gives the blockwise fit to any model
-whose E-step statistics add over row blocks.
+whose E-step statistics add over row blocks: :class:`DaskStudentTImputer`
+is the same for :class:`~emimpute.StudentTImputer`.  A Dask version of
+another model is the mixin on its imputer with one method,
+``_blockwise_kernel`` (see the mixin); the selection model has none yet (fit
+it in memory on a sample and use :func:`blockwise_transform`).
 
 The work runs on Dask's current scheduler: the local threads by default, or
 a cluster once a ``distributed.Client`` is created.  Unless the collection

@@ -60,7 +60,7 @@ class MultipleImputer(TransformerMixin, BaseEstimator):
         How each imputation draws the parameters.  "bootstrap": fit the
         imputer on a bootstrap resample (any imputer that can draw).
         "data-augmentation" (imputers whose model can draw its parameters:
-        EMImputer, and every registered imputer with a ``_draw_parameters``
+        EMImputer, StudentTImputer, any imputer with a ``_draw_parameters``
         method): the Bayesian posterior, by ``burn_in`` iterations of the
         model's data-augmentation sampler (for the normal model Schafer
         1997, sec. 5.4; R ``norm::da.norm``) started at the EM estimate, one
