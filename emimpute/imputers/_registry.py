@@ -89,23 +89,6 @@ def registered_imputers():
     return list(_REGISTRY.values())
 
 
-def imputer_entry(name):
-    """The entry registered under ``name``.
-
-    Raises
-    ------
-    ValueError
-        Naming the registered imputers, if there is none of that name.
-    """
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        known = ", ".join(sorted(_REGISTRY))
-        raise ValueError(
-            f"no imputer named {name!r}; the imputers are {known}"
-        ) from None
-
-
 def entry_of(estimator):
     """The entry of an estimator instance or class, the most derived
     registered class in its MRO; None if it has none."""
