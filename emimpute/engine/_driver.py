@@ -146,6 +146,19 @@ def run_em(
     )
 
 
+def shifted_callback(callback, offset):
+    """``callback`` seeing the log-likelihood plus ``offset`` (a fit on
+    standardised data reports it in the data's units: the offset is the
+    Jacobian of the standardisation); None stays None."""
+    if callback is None:
+        return None
+
+    def report(iteration, loglik, change):
+        callback(iteration, loglik + offset, change)
+
+    return report
+
+
 def best_start(candidates, *, max_iter, tol, accelerate=True):
     """The best of short runs from several starts.
 

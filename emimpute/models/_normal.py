@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from emimpute.engine._driver import run_em
+from emimpute.engine._driver import run_em, shifted_callback
 from emimpute.engine._model import EMModel, Statistics
 from emimpute.engine._squarem import from_log_cholesky, log_cholesky
 from emimpute.gaussian import _compiled
@@ -529,12 +529,7 @@ def fit_normal_em(
     problem = prepare_problem(X, ridge, chunk_size, column_moments, standardise=True)
     # log f(x_o) = log f(z_o) - sum over the observed cells of log unit_j.
     jacobian = -float(observed_counts(X, chunk_size) @ np.log(unit))
-    report = None
-    if callback is not None:
-
-        def report(iteration, loglik, change):
-            callback(iteration, loglik + jacobian, change)
-
+    report = shifted_callback(callback, jacobian)
     run = run_em(
         NormalModel.in_memory(problem),
         max_iter=max_iter,

@@ -46,7 +46,7 @@ from dataclasses import dataclass, fields, replace
 import numpy as np
 from scipy.special import digamma, gammaln, polygamma
 
-from emimpute.engine._driver import run_em
+from emimpute.engine._driver import run_em, shifted_callback
 from emimpute.engine._model import EMModel, Statistics
 from emimpute.gaussian import _compiled
 from emimpute.gaussian._conditional import (
@@ -687,12 +687,7 @@ def fit_student_t_em(
     problem = prepare_t_problem(X, ridge, chunk_size, (center, std))
     # log f(x_o) = log f(z_o) - sum over the observed cells of log unit_j.
     jacobian = -float(observed_counts(X, chunk_size) @ np.log(unit))
-    report = None
-    if callback is not None:
-
-        def report(iteration, loglik, change):
-            callback(iteration, loglik + jacobian, change)
-
+    report = shifted_callback(callback, jacobian)
     model = StudentTModel.in_memory(problem, df)
     run = run_em(
         model, max_iter=max_iter, tol=tol, accelerate=accelerate, callback=report
