@@ -8,7 +8,6 @@ import numpy as np
 import pandas as pd
 from sklearn.utils.validation import check_is_fitted
 
-from emimpute.gaussian._conditional import ConditionalMoments
 from emimpute.imputers._base import BaseEMImputer
 from emimpute.imputers._registry import register_imputer
 from emimpute.models._normal import observed_column_moments
@@ -18,7 +17,7 @@ from emimpute.models._selection import (
     SelectionModel,
     SelectionParams,
     fit_selection_em,
-    impute_selection,
+    selection_moments,
 )
 from emimpute.utils._columns import (
     column_position,
@@ -160,7 +159,18 @@ class MNARSelectionImputer(BaseEMImputer):
     scrambled Sobol points for more.  The M-step updates the normal part and
     each weighted probit/logit regression (see ``emimpute/models/_selection.py``).
     With one incomplete column and the probit link this is Heckman's (1979)
-    selection model, and the fit is its maximum likelihood estimate.  Its
+    selection model, and the fit is its maximum likelihood estimate.
+
+    ``conditional_moments`` gives the mean and variance of each missing cell
+    given the row's observed cells *and* its missingness (the reweighted
+    distribution, whose means ``transform`` uses and which
+    ``sample_posterior`` draws from).  ``score_samples`` gives each row's
+    log-likelihood under the whole model: the normal density of its
+    observed cells times the probability of its pattern of missingness
+    given them; over the rows of ``fit`` it sums to ``loglik_``.  A
+    covariate missing only at transform is MAR: its variance is the normal
+    conditional one, and the missingness models are evaluated at its
+    conditional mean (a plug-in).  Its
     likelihood can have several modes in psi: the fit starts from the best
     of short runs with psi held at -1, 0 and 1 standard deviations, and
     ``summary`` and a grid of ``psi`` values show how flat it is.
@@ -205,9 +215,9 @@ class MNARSelectionImputer(BaseEMImputer):
         ],
         "mnar_coef": [numbers.Real, dict, None, Hidden(StrOptions({"deprecated"}))],
     }
-    # Means and draws only: the kernel gives no cell variances or per-row
-    # log-likelihoods yet (impute_selection returns the completed data).
-    _provides = frozenset()
+    # Variances and row log-likelihoods given the missingness
+    # (emimpute.models._selection.selection_moments).
+    _provides = frozenset({"variance", "loglik"})
     _convergence_advice = (
         "Increase max_iter; if psi is barely identified (few rows, or little "
         "information in the shape of the observed values), fix it with psi."
@@ -406,14 +416,12 @@ class MNARSelectionImputer(BaseEMImputer):
 
     def _conditional(self, X, *, rng=None, want_variance=False, want_loglik=False):
         """Completed X (non-empty columns) given the observed cells and the
-        missingness.  A covariate of the missingness models may be missing
-        here, as in a test fold of cross-validation: those cells are imputed
-        under MAR (see :func:`~emimpute.models._selection.impute_selection`),
-        with one warning naming the columns."""
-        if want_variance or want_loglik:
-            raise NotImplementedError(
-                "the selection kernel gives no variances or row log-likelihoods"
-            )
+        missingness, with variances and row log-likelihoods on request
+        (:func:`~emimpute.models._selection.selection_moments`).  A
+        covariate of the missingness models may be missing here, as in a
+        test fold of cross-validation: those cells are imputed under MAR,
+        and the missingness models use that value, with one warning naming
+        the columns."""
         gaps = [
             j
             for j, v in zip(self.covariates_, self._result.covariates, strict=True)
@@ -429,13 +437,18 @@ class MNARSelectionImputer(BaseEMImputer):
                 f"{describe_columns(self, gaps)}, never missing in fit and so a "
                 "covariate of the missingness models, are imputed as missing "
                 "at random from the fitted normal model (their conditional "
-                "mean given each row's observed cells); fit on data with such "
-                "rows to model them instead.",
+                "mean given each row's observed cells, which the missingness "
+                "models then use, also in score_samples); fit on data with "
+                "such rows to model them instead.",
                 UserWarning,
                 stacklevel=4,
             )
-        completed = impute_selection(X, self._result, rng=rng)
-        return ConditionalMoments(completed.astype(X.dtype, copy=False), None, None)
+        moments = selection_moments(
+            X, self._result, rng=rng, want_variance=want_variance,
+            want_loglik=want_loglik,
+        )  # fmt: skip
+        moments.completed = moments.completed.astype(X.dtype, copy=False)
+        return moments
 
     # ------------------------------------------------------------ summary
 

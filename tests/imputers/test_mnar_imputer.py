@@ -326,3 +326,66 @@ def test_summary_is_the_coefficient_table(income_fit):
     assert isinstance(table, pd.DataFrame)
     pd.testing.assert_frame_equal(table, imputer.selection_coef_)
     assert table.attrs["link"] == "probit" and table.attrs["converged"]
+
+
+def test_scores_sum_to_the_log_likelihood_and_means_are_transforms(income_fit):
+    """At the fitted parameters the E-step's log-likelihood is the
+    observed-data log-likelihood, so the rows' scores sum to loglik_ (an
+    identity, to rounding); conditional_moments' means are transform's."""
+    _, data, imputer = income_fit
+    scores = imputer.score_samples(data)
+    assert scores.sum() == pytest.approx(imputer.loglik_, rel=1e-12)
+    assert imputer.score(data) == pytest.approx(scores.mean(), rel=1e-15)
+    mean, variance = imputer.conditional_moments(data)
+    assert_allclose(mean, imputer.transform(data), rtol=0, atol=0)
+    missing = data.isna().to_numpy()
+    assert np.all(variance[~missing] == 0) and np.all(variance[missing] > 0)
+
+
+def test_covariate_gaps_score_and_variance_use_the_mar_plug_in(covariate_gaps):
+    """Rows whose covariates are missing only at transform: the covariate's
+    variance is the normal conditional one given the observed cells; the
+    score is log f(x_o) (scipy) plus log P(income's state | x_o) with the
+    missingness model evaluated at the covariates' conditional means (the
+    documented plug-in), by quadrature over a missing income."""
+    from scipy import integrate, stats
+
+    data, new = covariate_gaps
+    imputer = MNARSelectionImputer(mnar_features=["income"]).fit(data)
+    with pytest.warns(UserWarning, match="missing at random"):
+        scores = imputer.score_samples(new)
+    with pytest.warns(UserWarning, match="missing at random"):
+        _, variance = imputer.conditional_moments(new)
+    mean, cov = imputer.mean_, imputer.covariance_
+    coef = imputer.selection_coef_.iloc[0]
+    gamma = coef[["gamma[age]", "gamma[education]"]].to_numpy(float)
+    values = new.to_numpy()
+    for i in np.flatnonzero(np.isnan(values[:, 1:]).any(axis=1)):
+        row = values[i]
+        o, m = np.flatnonzero(~np.isnan(row)), np.flatnonzero(np.isnan(row))
+        regression = np.linalg.solve(cov[np.ix_(o, o)], cov[np.ix_(o, m)])
+        cond_mean = mean[m] + (row[o] - mean[o]) @ regression
+        cond_var = np.diag(cov[np.ix_(m, m)] - cov[np.ix_(m, o)] @ regression)
+        covariate = m > 0
+        assert_allclose(variance[i, m[covariate]], cond_var[covariate], rtol=1e-10)
+        plugged = row.copy()
+        plugged[m] = cond_mean
+        eta = coef["intercept"] + plugged[1:] @ gamma
+        expected = 0.0  # a row with nothing observed: no density term
+        if len(o):
+            expected = stats.multivariate_normal.logpdf(
+                row[o], mean[o], cov[np.ix_(o, o)]
+            )
+        if np.isnan(row[0]):
+            nu, s = cond_mean[0], np.sqrt(cond_var[0])
+
+            def integrand(y, nu=nu, s=s, eta=eta):
+                return stats.norm.pdf(y, nu, s) * special.ndtr(eta + coef["psi"] * y)
+
+            prob = integrate.quad(
+                integrand, nu - 12 * s, nu + 12 * s, epsabs=0, epsrel=1e-12
+            )[0]
+            expected += np.log(prob)
+        else:
+            expected += special.log_ndtr(-(eta + coef["psi"] * row[0]))
+        assert scores[i] == pytest.approx(expected, abs=1e-8)

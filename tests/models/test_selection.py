@@ -11,7 +11,11 @@ from scipy import integrate, optimize, special, stats
 
 from emimpute.engine._model import sum_statistics
 from emimpute.models._normal import fit_normal_em
-from emimpute.models._selection import SelectionModel, fit_selection_em
+from emimpute.models._selection import (
+    SelectionModel,
+    fit_selection_em,
+    selection_moments,
+)
 
 COV = np.array([[1.0, 0.5, 0.3], [0.5, 1.0, 0.4], [0.3, 0.4, 1.0]])
 MEAN = np.array([1.0, 0.0, -1.0])
@@ -330,3 +334,143 @@ def test_without_mnar_columns_it_is_the_mar_fit(assert_same_fit):
         result.mean, result.covariance, mar.mean, mar.covariance, tol=1e-10,
         scale=np.nanstd(X, axis=0),
     )  # fmt: skip
+
+
+# ---------------------------------------------------------------------------
+# Conditional moments and row log-likelihoods (selection_moments)
+
+
+def heckman_moments(y_given, b, psi):
+    """Mean and variance of y ~ N(nu, s^2) given "missing", P(missing | y)
+    = Phi(b + psi y) (METHODS.md sec. 5 in this parameterisation): with
+    sc = sqrt(1 + psi^2 s^2), a = (b + psi nu) / sc, rho = psi s / sc and
+    lambda = phi(a) / Phi(a) (y = nu + s u is missing iff w = (psi s u -
+    e) / sc > -a, w standard normal with corr(u, w) = rho),
+    E = nu + s rho lambda, Var = s^2 (1 - rho^2 lambda (lambda + a))."""
+    nu, s = y_given
+    sc = np.sqrt(1 + psi**2 * s**2)
+    a = (b + psi * nu) / sc
+    rho = psi * s / sc
+    lam = np.exp(stats.norm.logpdf(a) - special.log_ndtr(a))
+    return nu + s * rho * lam, s**2 * (1 - rho**2 * lam * (lam + a))
+
+
+def test_heckman_closed_form_is_right_by_simulation():
+    """The signs of :func:`heckman_moments`, by importance weighting of
+    normal draws with the selection probability (1e6 draws: se ~ 1e-3)."""
+    rng = np.random.default_rng(0)
+    nu, s, b, psi = 0.3, 1.4, -0.2, 0.8
+    y = rng.normal(nu, s, size=1_000_000)
+    w = special.ndtr(b + psi * y)
+    mean = np.average(y, weights=w)
+    var = np.average((y - mean) ** 2, weights=w)
+    ref_mean, ref_var = heckman_moments((nu, s), b, psi)
+    assert mean == pytest.approx(ref_mean, abs=6e-3)
+    assert var == pytest.approx(ref_var, abs=1e-2)
+
+
+def test_conditional_moments_are_heckmans_closed_form():
+    """One MNAR column y (probit), one never-missing covariate x: at the
+    fitted parameters, each missing y has Heckman's mean and variance given
+    x and "missing"; observed cells have variance 0."""
+    X_full, X3 = selected(1000, "probit", seed=11, mcar_x1=0.0)
+    X = X3[:, [0, 2]]
+    result = fit_selection_em(X, [0], link="probit", tol=1e-9)
+    assert result.converged and abs(result.psi[0]) > 0.3  # not MAR
+    moments = selection_moments(X, result, want_variance=True)
+    mean, cov = result.mean, result.covariance
+    x = X[:, 1]
+    nu = mean[0] + cov[0, 1] / cov[1, 1] * (x - mean[1])
+    s = np.sqrt(cov[0, 0] - cov[0, 1] ** 2 / cov[1, 1])
+    b = result.intercept[0] + result.gamma[0, 0] * x
+    ref_mean, ref_var = heckman_moments((nu, s), b, result.psi[0])
+    missing = np.isnan(X[:, 0])
+    # Gauss-Hermite against the closed form: about 1e-10.
+    assert_allclose(moments.completed[missing, 0], ref_mean[missing], rtol=1e-8)
+    assert_allclose(moments.variance[missing, 0], ref_var[missing], rtol=1e-8)
+    assert np.all(moments.variance[~np.isnan(X)] == 0)
+    # The variance given "missing" is below the normal one (truncation).
+    assert np.all(moments.variance[missing, 0] < s**2)
+
+
+def probability_of_missing(nu, s, eta, psi, F):
+    """int N(y; nu, s^2) F(eta + psi y) dy by adaptive quadrature."""
+
+    def integrand(y):
+        return stats.norm.pdf(y, nu, s) * F(eta + psi * y)
+
+    bounds = (nu - 12 * s, nu + 12 * s)
+    return integrate.quad(integrand, *bounds, epsabs=0, epsrel=1e-12)[0]
+
+
+@pytest.mark.parametrize("link", ["probit", "logit"])
+def test_row_logliks_by_numerical_integration(link):
+    """Per row: log f(x_o) (scipy's normal density of the observed cells)
+    + log P(pattern | x_o): the integral (scipy.integrate.quad) of the
+    conditional normal density of a missing x0 times F, or log(1 - F) at
+    an observed x0.  x1 is MCAR (no term); x2 the covariate.  Summed over
+    the rows of the fit: the fit's loglik (the same E-step, same nodes)."""
+    _, X = selected(400, link, seed=12, mcar_x1=0.3)
+    result = fit_selection_em(X, [0], link=link, tol=1e-8)
+    moments = selection_moments(X, result, want_loglik=True)
+    assert moments.loglik.sum() == pytest.approx(result.loglik, rel=1e-12)
+    F = special.ndtr if link == "probit" else special.expit
+    mean, cov = result.mean, result.covariance
+    alpha, psi, gamma = result.intercept[0], result.psi[0], result.gamma[0, 0]
+    x0_missing, x1_missing = np.isnan(X[:, 0]), np.isnan(X[:, 1])
+    rows = np.concatenate(
+        [np.flatnonzero(a & b)[:3] for a in (x0_missing, ~x0_missing)
+         for b in (x1_missing, ~x1_missing)]
+    )  # fmt: skip
+    assert len(rows) == 12
+    for i in rows:
+        o = np.flatnonzero(~np.isnan(X[i]))
+        expected = stats.multivariate_normal.logpdf(X[i, o], mean[o], cov[np.ix_(o, o)])
+        if x0_missing[i]:
+            coef = np.linalg.solve(cov[np.ix_(o, o)], cov[o, 0])
+            nu = mean[0] + (X[i, o] - mean[o]) @ coef
+            s = np.sqrt(cov[0, 0] - cov[0, o] @ coef)
+            prob = probability_of_missing(nu, s, alpha + gamma * X[i, 2], psi, F)
+            expected += np.log(prob)
+        else:
+            expected += np.log1p(-F(alpha + psi * X[i, 0] + gamma * X[i, 2]))
+        assert moments.loglik[i] == pytest.approx(expected, abs=1e-9)
+
+
+def test_row_logliks_add_to_the_fit_with_two_and_three_mnar_cells():
+    """Rows with two (product grid) and three (Sobol) MNAR cells: at the
+    fitted parameters, with the fit's nodes, the rows' sum is the fit's
+    loglik (an identity: the E-step's loglik at those parameters)."""
+    rng = np.random.default_rng(13)
+    X = rng.multivariate_normal(np.zeros(4), 0.5 * np.eye(4) + 0.5, size=200)
+    X[:, :3][rng.random((200, 3)) < 0.4] = np.nan
+    result = fit_selection_em(
+        X, [0, 1, 2], psi={0: 1.0, 1: 1.0, 2: 1.0}, max_iter=5, random_state=3
+    )
+    moments = selection_moments(X * 1.0, result, want_loglik=True, want_variance=True)
+    assert moments.loglik.sum() == pytest.approx(result.loglik, rel=1e-12)
+    assert np.all(moments.variance[np.isnan(X)] > 0)
+
+
+@pytest.mark.parametrize("link", ["probit", "logit"])
+def test_draws_have_the_conditional_mean_and_variance(link):
+    """R = 2000 draws (sampling-importance-resampling) per missing cell:
+    their mean within 5 standard errors of the conditional mean, their
+    variance within 5 standard errors (from the draws' fourth moment) of
+    the conditional variance; x0 MNAR, x1 MCAR (drawn given x0)."""
+    _, X = selected(60, link, seed=14, mcar_x1=0.3)
+    result = fit_selection_em(X, [0], link=link, psi={0: 1.5}, tol=1e-8)
+    reference = selection_moments(X, result, want_variance=True)
+    missing = np.isnan(X)
+    R = 2000
+    rng = np.random.RandomState(0)
+    draws = np.stack(
+        [selection_moments(X, result, rng=rng).completed[missing] for _ in range(R)]
+    )
+    mean, var = draws.mean(axis=0), draws.var(axis=0, ddof=1)
+    ref_mean, ref_var = reference.completed[missing], reference.variance[missing]
+    z_mean = (mean - ref_mean) / np.sqrt(ref_var / R)
+    mu4 = ((draws - mean) ** 4).mean(axis=0)
+    z_var = (var - ref_var) / np.sqrt((mu4 - var**2 * (R - 3) / (R - 1)) / R)
+    assert np.max(np.abs(z_mean)) < 5, np.max(np.abs(z_mean))
+    assert np.max(np.abs(z_var)) < 5, np.max(np.abs(z_var))
