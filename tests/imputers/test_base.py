@@ -106,10 +106,7 @@ def test_what_each_model_provides():
     X = data()
     em, mnar = EMImputer().fit(X), MNARSelectionImputer().fit(X)
     assert hasattr(em, "conditional_moments") and hasattr(em, "score")
-    # The selection kernel gives completed values only (no cell variances,
-    # no per-row likelihood yet): the methods are absent, not broken.
-    assert not hasattr(mnar, "conditional_moments")
-    assert not hasattr(mnar, "score_samples") and not hasattr(mnar, "score")
+    assert hasattr(mnar, "conditional_moments") and hasattr(mnar, "score")
 
 
 @pytest.mark.parametrize(
@@ -185,3 +182,11 @@ def test_a_model_needs_only_the_documented_hooks(keep, indicator):
         expected = reference.transform(X)
     assert_allclose(ours.transform(X), expected, rtol=1e-12)
     assert_array_equal(ours.get_feature_names_out(), reference.get_feature_names_out())
+
+
+def test_methods_a_model_cannot_give_are_absent_not_broken():
+    """conditional_moments and score exist only where _conditional provides
+    variances and log-likelihoods."""
+    imputer = _MeanImputer().fit(data())
+    assert not hasattr(imputer, "conditional_moments")
+    assert not hasattr(imputer, "score_samples") and not hasattr(imputer, "score")
