@@ -29,7 +29,8 @@ import numpy as np
 from _report import machine_header, markdown_table, timed
 from problems import normal_data, synthetic
 
-from emimpute import EMImputer, _compiled
+from emimpute import EMImputer
+from emimpute.gaussian import _compiled
 from emimpute.models._normal import e_step, m_step, prepare_problem
 
 # Longer than OpenBLAS's spin after a call (about 0.1 s here).

@@ -22,6 +22,7 @@ import pandas as pd
 from scipy import optimize, special
 from sklearn.utils import check_random_state
 
+from emimpute.utils._columns import column_position
 from emimpute.utils._validation import _describe, numeric_matrix
 
 __all__ = ["ampute"]
@@ -197,7 +198,7 @@ def _patterns(patterns, names):
         missing = np.zeros((len(patterns), p), dtype=bool)
         for j, columns in enumerate(patterns):
             for column in columns:
-                missing[j, _column_position(column, names)] = True
+                missing[j, column_position(names, column, "patterns")] = True
     else:
         matrix = np.asarray(patterns)
         if matrix.ndim != 2 or matrix.shape[1] != p:
@@ -218,16 +219,6 @@ def _patterns(patterns, names):
             "no information (mice refuses them too)"
         )
     return missing
-
-
-def _column_position(column, names):
-    if isinstance(column, str):
-        if column not in names:
-            raise ValueError(f"unknown column {column!r} in patterns")
-        return names.index(column)
-    if isinstance(column, numbers.Integral) and 0 <= column < len(names):
-        return int(column)
-    raise ValueError(f"unknown column {column!r} in patterns")
 
 
 def _frequencies(freq, n_patterns):

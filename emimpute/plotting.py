@@ -9,6 +9,7 @@ or the Figure when it draws several panels.
 import numpy as np
 
 from emimpute.diagnostics import missing_patterns
+from emimpute.utils._columns import column_position
 
 __all__ = [
     "plot_imputed_distributions",
@@ -145,7 +146,7 @@ def plot_imputed_distributions(X, X_imputed, *, columns=None, bins=30, ncols=3):
     if columns is None:
         positions = list(np.flatnonzero(mask.any(axis=0)))
     else:
-        positions = [names.index(c) if isinstance(c, str) else int(c) for c in columns]
+        positions = [column_position(names, c, "columns") for c in columns]
     if not positions:
         raise ValueError("no column has a missing value: nothing to compare")
     plt = _pyplot()

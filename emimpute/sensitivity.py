@@ -28,7 +28,7 @@ from emimpute.imputers._mnar_imputer import MNARSelectionImputer
 from emimpute.imputers._multiple_imputer import MultipleImputer
 from emimpute.models._normal import observed_column_moments
 from emimpute.pooling import pool
-from emimpute.utils._columns import feature_names
+from emimpute.utils._columns import column_position, feature_names
 from emimpute.utils._validation import finite_number
 
 __all__ = ["TippingPoint", "sensitivity_analysis", "tipping_point"]
@@ -196,9 +196,9 @@ def _delta_grid(
     data = _with_outcome(mi, X, y)
     missing = np.isnan(data)
     _, _, column_std, _, _ = observed_column_moments(data)
-    positions = [_position(mi, column)]
+    positions = [column_position(feature_names(mi), column, "column")]
     if column2 is not None:
-        positions.append(_position(mi, column2))
+        positions.append(column_position(feature_names(mi), column2, "column2"))
     neutral = neutral_delta(kind)
     p = mi.n_features_in_
     results = []
@@ -224,15 +224,6 @@ def _with_outcome(mi, X, y):
     """The matrix the imputers saw: X, and y's columns if imputed (a class
     label as indicators, so string labels work too)."""
     return mi._imputation_data(np.asarray(X, dtype=np.float64), y)
-
-
-def _position(mi, column):
-    names = feature_names(mi)
-    if isinstance(column, str) and column in names:
-        return names.index(column)
-    if isinstance(column, (int, np.integer)) and 0 <= column < len(names):
-        return int(column)
-    raise ValueError(f"column {column!r} is not a column of X")
 
 
 def _pool_callable(analysis, completed, y, names):

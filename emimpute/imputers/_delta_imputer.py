@@ -4,12 +4,12 @@ import numbers
 
 import numpy as np
 from sklearn.base import BaseEstimator, OneToOneFeatureMixin, TransformerMixin, clone
-from sklearn.utils._param_validation import HasMethods, StrOptions
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 
 from emimpute.imputers._em_imputer import EMImputer
 from emimpute.models._normal import observed_column_moments
-from emimpute.utils._columns import describe_columns, feature_names
+from emimpute.utils._columns import column_position, describe_columns, feature_names
+from emimpute.utils._sklearn_compat import HasMethods, StrOptions, validate_data
 from emimpute.utils._validation import finite_number
 
 # The kinds of delta, one vocabulary for this imputer, sensitivity_analysis
@@ -133,18 +133,10 @@ class DeltaAdjustedImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator
         if isinstance(self.delta, dict):
             for column, value in self.delta.items():
                 value = finite_number(value, f"delta[{column!r}]")
-                deltas[self._position(column)] = value
+                deltas[column_position(feature_names(self), column, "delta")] = value
         else:
             deltas[:] = finite_number(self.delta, "delta")
         return deltas
-
-    def _position(self, column):
-        names = getattr(self, "feature_names_in_", None)
-        if isinstance(column, str) and names is not None and column in list(names):
-            return list(names).index(column)
-        if isinstance(column, numbers.Integral) and 0 <= column < self.n_features_in_:
-            return int(column)
-        raise ValueError(f"delta names {column!r}, which is not a column of X")
 
     def transform(self, X):
         """Impute with the wrapped imputer, then adjust the imputed cells.

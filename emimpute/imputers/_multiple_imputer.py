@@ -6,11 +6,9 @@ import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, TransformerMixin, clone, is_classifier
-from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import HasMethods, Interval, StrOptions
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 from emimpute.imputers._em_imputer import EMImputer
 from emimpute.imputers._inference import (
@@ -23,6 +21,13 @@ from emimpute.imputers._registry import registered_imputers
 from emimpute.pooling import pool
 from emimpute.utils._columns import feature_names
 from emimpute.utils._progress import progress_bar
+from emimpute.utils._random import child_seeds
+from emimpute.utils._sklearn_compat import (
+    HasMethods,
+    Interval,
+    StrOptions,
+    validate_data,
+)
 
 # Bootstrap resamples in which a column has no observed value are redrawn,
 # up to this many times.
@@ -258,9 +263,7 @@ class MultipleImputer(TransformerMixin, BaseEstimator):
 
     def _imputation_jobs(self, base, data):
         """One delayed job per imputation, each with its own two seeds."""
-        seeds = check_random_state(self.random_state).randint(
-            np.iinfo(np.int32).max, size=(self.n_imputations, 2)
-        )
+        seeds = child_seeds(self.random_state, size=(self.n_imputations, 2))
         if self.method == "bootstrap":
             labels = self._column_labels()
             return (
