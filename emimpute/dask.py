@@ -45,7 +45,6 @@ from sklearn.impute import MissingIndicator
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from emimpute.engine._driver import run_em
 from emimpute.engine._regularise import degenerate_columns
 from emimpute.gaussian._conditional import precision_and_logdet
 from emimpute.imputers._em_imputer import EMImputer
@@ -60,14 +59,9 @@ from emimpute.models._normal import (
     run_normal_em,
     standardising_scale,
 )
-from emimpute.models._student_t import (
-    StudentTModel,
-    StudentTResult,
-    profile_df,
-    t_covariance,
-)
 from emimpute.models._student_t import block_distances as t_block_distances
 from emimpute.models._student_t import block_statistics as t_block_statistics
+from emimpute.models._student_t import profile_df, run_student_t_em
 from emimpute.utils._validation import (
     _raise_for_non_numeric,
     is_nan_marker,
@@ -596,38 +590,6 @@ def student_t_e_step(blocks, columns, mean, scale, df, df_start):
         )
     except np.linalg.LinAlgError:
         return None
-
-
-def run_student_t_em(
-    *, evaluate, n_rows, center, scale, df, ridge, max_iter, tol, accelerate,
-    callback,
-):  # fmt: skip
-    """EM for the multivariate t with any E-step ``evaluate`` (as
-    :func:`~emimpute.models._normal.run_normal_em` for the normal model):
-    :class:`~emimpute.models._student_t.StudentTModel` on the one driver,
-    in the data's units.
-
-    Returns
-    -------
-    StudentTResult
-    """
-    model = StudentTModel(
-        evaluate, n_rows=n_rows, center=center, scale=scale, ridge=ridge, df=df
-    )
-    run = run_em(
-        model, max_iter=max_iter, tol=tol, accelerate=accelerate, callback=callback
-    )
-    return StudentTResult(
-        mean=run.params.mean,
-        scale=run.params.scale,
-        df=run.stats.df,
-        covariance=t_covariance(run.params.scale, run.stats.df),
-        loglik=run.loglik,
-        loglik_path=run.path,
-        n_iter=run.n_iter,
-        n_em_steps=run.n_steps,
-        converged=run.converged,
-    )
 
 
 # ---------------------------------------------------------------------------

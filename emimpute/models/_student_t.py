@@ -706,6 +706,39 @@ def fit_student_t_em(
     )
 
 
+def run_student_t_em(
+    *,
+    evaluate, n_rows, center, scale, df, ridge, max_iter, tol, accelerate,
+    callback,
+):  # fmt: skip
+    """EM for the multivariate t with any E-step ``evaluate`` (as
+    :func:`~emimpute.models._normal.run_normal_em` for the normal model):
+    :class:`~emimpute.models._student_t.StudentTModel` on the one driver,
+    in the data's units.
+
+    Returns
+    -------
+    StudentTResult
+    """
+    model = StudentTModel(
+        evaluate, n_rows=n_rows, center=center, scale=scale, ridge=ridge, df=df
+    )
+    run = run_em(
+        model, max_iter=max_iter, tol=tol, accelerate=accelerate, callback=callback
+    )
+    return StudentTResult(
+        mean=run.params.mean,
+        scale=run.params.scale,
+        df=run.stats.df,
+        covariance=t_covariance(run.params.scale, run.stats.df),
+        loglik=run.loglik,
+        loglik_path=run.path,
+        n_iter=run.n_iter,
+        n_em_steps=run.n_steps,
+        converged=run.converged,
+    )
+
+
 # ---------------------------------------------------------------------------
 # The conditional distribution of the missing cells
 
