@@ -5,7 +5,7 @@ the imputers built on others."""
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from emimpute import DeltaAdjustedImputer, MultipleImputer
-from emimpute.dask import DaskEMImputer
+from emimpute.dask import DaskEMImputer, DaskStudentTImputer
 from emimpute.imputers._registry import registered_imputers
 
 ESTIMATORS = [
@@ -13,6 +13,7 @@ ESTIMATORS = [
     MultipleImputer(n_imputations=3),
     DeltaAdjustedImputer(delta=0.5),
     DaskEMImputer(),  # in-memory input; Dask input in tests/test_dask.py
+    DaskStudentTImputer(),
 ]
 
 # Every entry needs a reason: these are checks whose premise does not hold.
@@ -25,7 +26,7 @@ EXPECTED_FAILURES = {}
 def test_every_registered_imputer_is_checked():
     checked = {type(estimator) for estimator in ESTIMATORS}
     assert {entry.estimator for entry in registered_imputers()} <= checked
-    assert len(registered_imputers()) >= 2  # em and mnar at least
+    assert len(registered_imputers()) >= 3  # em, mnar and t at least
 
 
 @parametrize_with_checks(
