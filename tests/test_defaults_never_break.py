@@ -25,8 +25,9 @@ from emimpute import (
     EMImputer,
     MNARSelectionImputer,
     MultipleImputer,
+    StudentTImputer,
 )
-from emimpute.dask import DaskEMImputer
+from emimpute.dask import DaskEMImputer, DaskStudentTImputer
 from emimpute.exceptions import RegularisationWarning
 
 
@@ -65,12 +66,19 @@ ESTIMATORS = {
     "DeltaAdjustedImputer": lambda: DeltaAdjustedImputer(delta=0.5),
     "MultipleImputer": lambda: MultipleImputer(n_imputations=2, random_state=0),
     "DaskEMImputer": DaskEMImputer,
+    "StudentTImputer": StudentTImputer,
+    "DaskStudentTImputer": DaskStudentTImputer,
 }
 # Empty columns: dropped (as SimpleImputer by default) or kept, filled
 # with 0 (the selection model, and DeltaAdjustedImputer's default inner
 # imputer, so that their output keeps X's columns).  MultipleImputer's
 # transform is checked for finiteness only.
-DROPS_EMPTY_COLUMNS = {"EMImputer", "DaskEMImputer"}
+DROPS_EMPTY_COLUMNS = {
+    "EMImputer",
+    "DaskEMImputer",
+    "StudentTImputer",
+    "DaskStudentTImputer",
+}
 KEEPS_EMPTY_COLUMNS = {"DeltaAdjustedImputer", "MNARSelectionImputer"}
 
 

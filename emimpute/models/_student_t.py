@@ -413,6 +413,10 @@ def distances_and_sums(problem, shift, precision, logdet_cov, n_threads=None):
     distance = np.concatenate(
         [_complete_distances(problem.data[:nc], shift, precision), distance_i]
     )
+    # d^2 >= 0, but with a nearly singular scale (collinear columns under the
+    # automatic ridge) rounding can make it slightly negative, and log(nu + d^2)
+    # then fails for small nu.
+    np.maximum(distance, 0.0, out=distance)
     logdet_oo_sum = len(problem.data) * logdet_cov + logdet_mm
     return distance, cov_sum, logdet_oo_sum
 
@@ -768,7 +772,8 @@ def _conditional_chunk(X, chunk, mean, precision, logdet_cov, df, rng, want_vari
         want_variance=want_variance,
         want_factor=rng is not None,
     )
-    block, distance = moments.completed, moments.distance
+    block = moments.completed
+    distance = np.maximum(moments.distance, 0.0)  # rounding, as in the E-step
     # x_m | x_o ~ t_{dof}(c, C (df + d^2) / dof) (Liu & Rubin 1995, sec. 2).
     factor = (df + distance) / dof
     if rng is not None:

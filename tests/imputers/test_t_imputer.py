@@ -192,3 +192,26 @@ def test_command_line_method_t(tmp_path):
 def test_bad_df_is_refused_with_its_name(df):
     with pytest.raises(ValueError, match="df"):
         StudentTImputer(df=df).fit(np.eye(3))
+
+
+def test_collinear_binary_columns_fit_with_the_automatic_ridge():
+    """Found by the defaults property test: x2 = 2 x1 on 0/1 columns.  Under
+    the automatic ridge the scale is nearly singular, rounding made some
+    d^2 slightly negative and the df search took log of a negative number."""
+    X = np.array(
+        [
+            [0.0, 0.0, 0.0],
+            [0.0, 1.0, 2.0],
+            [1.0, 0.0, 0.0],
+            [1.0, 0.0, 0.0],
+            [0.0, 1.0, 2.0],
+        ]
+    )
+    with pytest.warns(Warning) as caught:
+        imputer = StudentTImputer().fit(X)
+    assert all(
+        type(w.message).__name__ in ("RegularisationWarning", "ConvergenceWarning")
+        for w in caught
+    )
+    assert np.all(np.isfinite(imputer.transform(X)))
+    assert np.all(imputer.row_weights(X) > 0)
