@@ -26,6 +26,15 @@ as scikit-learn's ``BaseMixture`` owns the loop and asks its subclasses for
 
 Parameters and statistics are small dataclasses, never tuples read by
 position.
+
+What a fitted model says about new rows (the conditional distribution of
+their missing cells: means, draws, variances, per-row log-likelihoods) is a
+function of the fitted parameters alone, not of the prepared data, so it is
+a module-level function of each model
+(:func:`emimpute.gaussian._conditional.conditional_moments` for the normal,
+:func:`emimpute.models._student_t.conditional_t`,
+:func:`emimpute.models._selection.selection_moments`), which the estimator
+shell calls from its ``_conditional`` hook.
 """
 
 import numbers
