@@ -35,9 +35,15 @@ class BinaryFit:
 
 def log_probabilities(index, link):
     """log F(index) and log(1 - F(index)), accurate in both tails."""
+    return log_cdf(index, link), log_cdf(-index, link)
+
+
+def log_cdf(index, link):
+    """log F(index) alone, accurate in both tails (half the work of
+    :func:`log_probabilities`; both links are symmetric, 1 - F(x) = F(-x))."""
     if link == "probit":
-        return special.log_ndtr(index), special.log_ndtr(-index)
-    return -np.logaddexp(0.0, -index), -np.logaddexp(0.0, index)
+        return special.log_ndtr(index)
+    return -np.logaddexp(0.0, -index)
 
 
 def weighted_loglik(coef, design, outcome, weights, link, offset=0.0):
@@ -48,25 +54,30 @@ def weighted_loglik(coef, design, outcome, weights, link, offset=0.0):
     :func:`fit_binary_glm` rejects, so the overflow is not worth a warning.
     """
     with np.errstate(over="ignore", invalid="ignore"):
-        log_p, log_q = log_probabilities(design @ coef + offset, link)
-        value = float(np.sum(weights * np.where(outcome, log_p, log_q)))
+        index = design @ coef + offset
+        return _sum_finite(weights, log_cdf(np.where(outcome, index, -index), link))
+
+
+def _sum_finite(weights, log_prob):
+    """sum_i w_i log_prob_i, or -inf when that is not finite."""
+    value = float(weights @ log_prob)
     return value if np.isfinite(value) else -np.inf
 
 
 def _score_and_curvature(index, outcome, link):
-    """d/d(index) of each row's log-likelihood, and minus its second derivative."""
-    if link == "logit":
-        p = special.expit(index)
-        return outcome - p, p * (1.0 - p)
-    # Probit: with q = 2y - 1, log Phi(q index) has derivative q lam and
-    # second derivative -lam (lam + q index), lam = phi(q index) / Phi(q index).
+    """d/d(index) of each row's log-likelihood, minus its second derivative,
+    and the log-likelihood itself (each row's log F(q index), q = 2y - 1)."""
     sign = np.where(outcome, 1.0, -1.0)
     signed = sign * index
+    log_prob = log_cdf(signed, link)
+    if link == "logit":
+        p = special.expit(index)
+        return outcome - p, p * (1.0 - p), log_prob
+    # Probit: log Phi(q index) has derivative q lam and second derivative
+    # -lam (lam + q index), lam = phi(q index) / Phi(q index).
     with np.errstate(over="ignore"):  # lam ~ -signed far in the left tail
-        lam = np.exp(
-            -0.5 * signed**2 - 0.5 * np.log(2 * np.pi) - special.log_ndtr(signed)
-        )
-    return sign * lam, lam * (lam + signed)
+        lam = np.exp(-0.5 * signed**2 - 0.5 * np.log(2 * np.pi) - log_prob)
+    return sign * lam, lam * (lam + signed), log_prob
 
 
 def fit_binary_glm(
@@ -120,14 +131,17 @@ def fit_binary_glm(
     outcome = np.asarray(outcome).astype(bool)
     weights = np.ones(len(outcome)) if weights is None else np.asarray(weights, float)
     coef = np.zeros(design.shape[1]) if start is None else np.array(start, float)
-    value = weighted_loglik(coef, design, outcome, weights, link, offset)
+    if max_iter < 1:
+        value = weighted_loglik(coef, design, outcome, weights, link, offset)
     for iteration in range(1, max_iter + 1):
         # Far in a tail (quasi-separated data), the score and curvature can
         # overflow; a step that is not finite then fails the halving below,
         # which ends the fit as not converged, so no warning is needed.
         with np.errstate(over="ignore", invalid="ignore"):
             index = design @ coef + offset
-            score, curvature = _score_and_curvature(index, outcome, link)
+            score, curvature, log_prob = _score_and_curvature(index, outcome, link)
+            if iteration == 1:  # the log-likelihood at the start, from log_prob
+                value = _sum_finite(weights, log_prob)
             gradient = design.T @ (weights * score)
             information = (design * (weights * curvature)[:, None]).T @ design
         if not (np.all(np.isfinite(gradient)) and np.all(np.isfinite(information))):

@@ -75,7 +75,7 @@ from emimpute.gaussian._conditional import (
     conditional_moments,
     precision_and_logdet,
 )
-from emimpute.models._binary_glm import fit_binary_glm, log_probabilities
+from emimpute.models._binary_glm import fit_binary_glm, log_cdf
 from emimpute.models._normal import (
     fit_normal_em,
     log_prior,
@@ -380,9 +380,9 @@ def _reweight(group, cond, base, coef, link, nodes, steepness):
     C_JJ = C_p[:, :k_J, :k_J]
     z, log_w = nodes.standard(k_J, steepness)
     y = c_p[:, None, :k_J] + np.einsum("nab,qb->nqa", np.linalg.cholesky(C_JJ), z)
-    log_weight = log_w + log_probabilities(
+    log_weight = log_w + log_cdf(
         _selection_index(base, coef, group.models, y), link
-    )[0].sum(axis=2)
+    ).sum(axis=2)
     log_prob = special.logsumexp(log_weight, axis=1)
     weight = np.exp(log_weight - log_prob[:, None])  # posterior weights (n, Q)
     # The other missing cells are normal given y: regression on y.
@@ -409,7 +409,7 @@ def _observed_pseudo_rows(rows, coef, base, covariate_values, mnar, link):
     for i, j in enumerate(mnar):
         seen = np.flatnonzero(~rows.mask[:, j])
         index = base[seen, i] + coef.psi[i] * rows.Z[seen, j]
-        loglik += log_probabilities(index, link)[1].sum()
+        loglik += log_cdf(-index, link).sum()
         parts.append(
             [
                 PseudoRows(
@@ -1058,7 +1058,7 @@ def _observed_mnar_terms(Z, mask, base, coef, result):
     seen = ~mask[:, result.mnar]
     values = np.where(seen, Z[:, result.mnar], 0.0)
     index = base + coef.psi * values
-    log_observed = log_probabilities(index, result.link)[1]
+    log_observed = log_cdf(-index, result.link)
     return np.where(seen, log_observed, 0.0).sum(axis=1)
 
 
@@ -1146,7 +1146,7 @@ def _resample_mnar_cells(group, c_p, C_p, base, coef, link, rng):
     z = rng.standard_normal((n, CANDIDATES, k_J))
     candidates = c_p[:, None, :k_J] + np.einsum("nab,nqb->nqa", L, z)
     index = _selection_index(base, coef, group.models, candidates)
-    log_weight = log_probabilities(index, link)[0].sum(axis=2)
+    log_weight = log_cdf(index, link).sum(axis=2)
     weight = np.exp(log_weight - special.logsumexp(log_weight, axis=1)[:, None])
     picks = (weight.cumsum(axis=1) < rng.random_sample((n, 1))).sum(axis=1)
     return candidates[np.arange(n), np.minimum(picks, CANDIDATES - 1)]

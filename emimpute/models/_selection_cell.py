@@ -32,6 +32,8 @@ Ibrahim, J. G. (1990). Incomplete data in generalized linear models. *JASA*
 85, 765-769.
 """
 
+from functools import lru_cache
+
 import numpy as np
 from scipy import special
 
@@ -68,6 +70,16 @@ def gauss_hermite(n_nodes):
     >>> bool(np.isclose(np.exp(log_w).sum(), np.sqrt(np.pi)))
     True
     """
+    return _gauss_hermite(int(n_nodes))
+
+
+@lru_cache(maxsize=64)
+def _gauss_hermite(n_nodes):
+    """The rule of :func:`gauss_hermite`, computed once per size (every
+    E-step of a fit asks for it; read-only, as it is shared)."""
     t, w = special.roots_hermite(n_nodes)
     keep = w > 0
-    return t[keep], np.log(w[keep])
+    t, log_w = t[keep], np.log(w[keep])
+    t.flags.writeable = False
+    log_w.flags.writeable = False
+    return t, log_w
