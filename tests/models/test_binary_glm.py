@@ -3,9 +3,14 @@ scipy.optimize and against replicated rows."""
 
 import numpy as np
 import pytest
-from scipy import optimize, special
+from scipy import optimize, special, stats
 
-from emimpute.models._binary_glm import fit_binary_glm, weighted_loglik
+from emimpute.models._binary_glm import (
+    fit_binary_glm,
+    log_cdf,
+    log_probabilities,
+    weighted_loglik,
+)
 
 
 def simulated(n, link, seed):
@@ -64,3 +69,30 @@ def test_separated_data_do_not_converge_but_never_go_down():
 def test_unknown_link():
     with pytest.raises(ValueError, match="link"):
         fit_binary_glm(np.ones((2, 1)), [0, 1], link="cloglog")
+
+
+@pytest.mark.parametrize("link", ["probit", "logit"])
+def test_log_cdf_in_both_tails(link):
+    # Against scipy's distributions: the normal and the logistic.
+    x = np.array([-40.0, -8.0, -1.0, 0.0, 0.5, 8.0, 40.0])
+    law = stats.norm if link == "probit" else stats.logistic
+    np.testing.assert_allclose(log_cdf(x, link), law.logcdf(x), rtol=1e-12)
+    log_p, log_q = log_probabilities(x, link)
+    np.testing.assert_allclose(log_p, law.logcdf(x), rtol=1e-12)
+    np.testing.assert_allclose(log_q, law.logsf(x), rtol=1e-12)
+
+
+@pytest.mark.parametrize("link", ["probit", "logit"])
+def test_reported_loglik_is_the_weighted_loglik(link):
+    # The value carried through the Newton steps (taken from the score
+    # pass) is the log-likelihood at the coefficients returned.
+    rng = np.random.default_rng(3)
+    design = np.column_stack([np.ones(300), rng.normal(size=300)])
+    outcome = rng.random(300) < special.expit(0.3 + design[:, 1])
+    weights = rng.uniform(0.1, 2.0, 300)
+    for max_iter in (0, 1, 2, 50):
+        fit = fit_binary_glm(
+            design, outcome, weights, link=link, max_iter=max_iter, offset=0.2
+        )
+        direct = weighted_loglik(fit.coef, design, outcome, weights, link, 0.2)
+        assert np.isclose(fit.loglik, direct, rtol=1e-12)
