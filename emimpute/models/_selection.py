@@ -372,6 +372,19 @@ def _selection_index(base, coef, models, y):
     )
 
 
+def _normalised(log_weight):
+    """log sum_q exp(l_q) per row and the weights exp(l_q) / that sum, with
+    one pass of exp (scipy's logsumexp, then exp again, took two)."""
+    top = np.max(log_weight, axis=1, keepdims=True)
+    top = np.where(np.isfinite(top), top, 0.0)  # a row of -inf stays -inf
+    weight = np.exp(log_weight - top)
+    total = weight.sum(axis=1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_total = np.log(total)
+        weight /= total
+    return (log_total + top)[:, 0], weight
+
+
 def _reweight(group, cond, base, coef, link, nodes, steepness):
     """Posterior mean and covariance of a group's missing cells given
     "missing", by the nodes of its MNAR cells."""
@@ -383,8 +396,7 @@ def _reweight(group, cond, base, coef, link, nodes, steepness):
     log_weight = log_w + log_cdf(
         _selection_index(base, coef, group.models, y), link
     ).sum(axis=2)
-    log_prob = special.logsumexp(log_weight, axis=1)
-    weight = np.exp(log_weight - log_prob[:, None])  # posterior weights (n, Q)
+    log_prob, weight = _normalised(log_weight)  # posterior weights (n, Q)
     # The other missing cells are normal given y: regression on y.
     regression = np.linalg.solve(C_JJ, C_p[:, :k_J, :])  # (n, k_J, k)
     nodes_all = c_p[:, None, :] + np.einsum(
@@ -392,7 +404,9 @@ def _reweight(group, cond, base, coef, link, nodes, steepness):
     )
     mean_p = np.einsum("nq,nqk->nk", weight, nodes_all)
     centred = nodes_all - mean_p[:, None, :]
-    cov_p = np.einsum("nq,nqa,nqb->nab", weight, centred, centred)
+    # sum_q w_q d_q d_q' as one batched product (einsum with three operands
+    # does not use BLAS).
+    cov_p = (centred * weight[:, :, None]).transpose(0, 2, 1) @ centred
     cov_p += C_p - np.einsum("nak,nal->nkl", C_p[:, :k_J, :], regression)
     inverse = np.argsort(order, axis=1)
     post_mean = np.take_along_axis(mean_p, inverse, axis=1)
