@@ -30,7 +30,8 @@ class EMRun:
     ``stats`` is the E-step at ``params``, ``value`` the objective there,
     ``path`` the log-likelihood after each iteration and ``n_steps`` the
     evaluations of the EM map (the unit of cost comparable with and without
-    acceleration).
+    acceleration); ``stopped`` is the model's reason when it stopped the run
+    early (:meth:`~emimpute.engine._model.EMModel.out_of_bounds`).
     """
 
     params: object
@@ -40,6 +41,7 @@ class EMRun:
     n_iter: int
     n_steps: int
     converged: bool
+    stopped: str | None = None
 
     @property
     def loglik(self):
@@ -123,7 +125,7 @@ def run_em(
     params = model.start() if params is None else params
     stats = evaluator.checked(params)
     value = model.objective(params, stats)
-    path, converged, step_max, iteration = [], False, 1.0, 0
+    path, converged, step_max, iteration, stopped = [], False, 1.0, 0, None
     for iteration in range(1, max_iter + 1):
         params1, stats1 = evaluator.em_map(params, stats)
         new_params, new_stats = params1, stats1
@@ -141,8 +143,18 @@ def run_em(
         if step_change < tol and value_change < tol:
             converged = True
             break
+        stopped = model.out_of_bounds(params)
+        if stopped is not None:
+            break
     return EMRun(
-        params, stats, value, np.asarray(path), iteration, evaluator.n_steps, converged
+        params,
+        stats,
+        value,
+        np.asarray(path),
+        iteration,
+        evaluator.n_steps,
+        converged,
+        stopped,
     )
 
 

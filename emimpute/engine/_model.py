@@ -135,6 +135,16 @@ class EMModel(ABC):
             f"{type(self).__name__} has no statistics of a block of rows"
         )
 
+    def out_of_bounds(self, params):
+        """A reason to stop at ``params``, or None (the default).
+
+        For parameters running off to infinity, where the likelihood has no
+        finite maximum (the MNAR coefficient of a missingness that is a step
+        function of the value): EM would creep on for every iteration it is
+        given.  The driver stops, not converged, and reports the reason.
+        """
+        return None
+
     def log_prior(self, params):
         """Log prior density at ``params`` (up to a constant); 0 by
         default (maximum likelihood)."""

@@ -259,7 +259,15 @@ class BaseEMImputer(TransformerMixin, BaseEstimator):
         self.n_iter_ = result.n_iter
         self.converged_ = result.converged
         self._store_result(result, valid)
-        if not result.converged and self.max_iter > 0:
+        stopped = getattr(result, "stopped", None)
+        if stopped is not None:  # the model stopped it (EMModel.out_of_bounds)
+            warnings.warn(
+                f"{name} stopped after {result.n_iter} iterations without "
+                f"converging: {stopped}. {self._convergence_advice}",
+                ConvergenceWarning,
+                stacklevel=4,
+            )
+        elif not result.converged and self.max_iter > 0:
             warnings.warn(
                 f"{name} did not converge in max_iter={self.max_iter} iterations "
                 f"(tol={self.tol}). {self._convergence_advice}",

@@ -12,6 +12,7 @@ from emimpute.imputers._base import BaseEMImputer
 from emimpute.imputers._registry import register_imputer
 from emimpute.models._normal import observed_column_moments
 from emimpute.models._selection import (
+    PSI_LIMIT,
     SelectionCoefficients,
     SelectionEMResult,
     SelectionModel,
@@ -30,14 +31,14 @@ from emimpute.utils._random import child_seeds
 from emimpute.utils._sklearn_compat import Hidden, StrOptions
 from emimpute.utils._validation import finite_number
 
-# Largest |psi| allowed, per standard deviation of the column's observed
-# values.  At 100, P(missing) goes from Phi(-5) to Phi(5) within a tenth of a
-# standard deviation: a cut-off for every practical purpose.  Above about
-# 1000 the Gauss-Hermite nodes (at most MAX_NODES in
-# emimpute.models._selection_cell) no longer resolve the step: measured on
-# 300 rows, psi = 2400 per sd did not converge in 500 iterations (39 s),
-# psi = 8e7 ran 140 s to a wrong mean and 1e300 overflowed.
-PSI_LIMIT = 100.0
+# PSI_LIMIT (emimpute.models._selection): the largest |psi| allowed, per
+# standard deviation of the column's observed values, fixed or estimated.
+# At 100, P(missing) goes from Phi(-5) to Phi(5) within a tenth of a standard
+# deviation: a cut-off for every practical purpose.  Above about 1000 the
+# Gauss-Hermite nodes (at most MAX_NODES in emimpute.models._selection_cell)
+# no longer resolve the step: measured on 300 rows, psi = 2400 per sd did not
+# converge in 500 iterations (39 s), psi = 8e7 ran 140 s to a wrong mean and
+# 1e300 overflowed.
 
 # Parameters renamed in 0.2 (one name per concept: the kernels' names), kept
 # for one release as deprecated aliases: old name -> new name.

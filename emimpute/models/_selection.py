@@ -93,6 +93,12 @@ SOBOL_POINTS = 512
 # each refined by a short fit with psi held, the best one then freed.
 PSI_STARTS = (-1.0, 0.0, 1.0)
 START_ITER, START_TOL = 5, 1e-4
+# The largest |psi| per standard deviation of the column.  At 100 the chance
+# of being missing goes from 0 to 1 within a tenth of a standard deviation:
+# a free psi beyond it is running off to infinity (the missingness is a step
+# function of the value and the likelihood has no finite maximum in psi), so
+# the fit stops there instead of creeping on for max_iter iterations.
+PSI_LIMIT = 100.0
 # Newton steps of the selection models' first fit, at the MAR start.
 START_NEWTON_STEPS = 100
 # Candidates per row for sampling-importance-resampling (draws).
@@ -203,6 +209,7 @@ class SelectionEMResult:
     n_iter: int
     converged: bool
     node_seed: int | None = None
+    stopped: str | None = None  # why the fit stopped early, if it did
 
 
 # ---------------------------------------------------------------------------
@@ -736,6 +743,18 @@ class SelectionModel(EMModel):
     def log_prior(self, params):
         return log_prior(params.covariance, self.prior, self.ridge)
 
+    def out_of_bounds(self, params):
+        # psi is per standard deviation on this (standardised) scale.
+        free = np.abs(params.coef.psi[~self.held])
+        if free.size and not np.all(free <= PSI_LIMIT):
+            return (
+                f"the MNAR coefficient psi passed {PSI_LIMIT:g} per standard "
+                "deviation and was still growing: the likelihood has no finite "
+                "maximum in psi (missingness that is a step function of the "
+                "value)"
+            )
+        return None
+
     def to_vector(self, params):
         coef = params.coef
         return np.concatenate(
@@ -879,6 +898,7 @@ def _in_data_units(model, run):
         n_iter=run.n_iter,
         converged=run.converged,
         node_seed=model.node_seed,
+        stopped=run.stopped,
     )
 
 

@@ -155,3 +155,22 @@ def test_statistics_with_a_structured_field_must_say_how_they_add():
 
     with pytest.raises(TypeError, match="Pairs.pairs"):
         Pairs(0.0, (1, 2)) + Pairs(0.0, (3, 4))
+
+
+class _RunsOff(LinearMap):
+    """A map whose fixed point is at infinity in practice: the model says
+    when the parameters have run past its bound."""
+
+    def m_step(self, params, stats):
+        return stats.point * 2.0
+
+    def out_of_bounds(self, params):
+        return "ran off" if np.max(np.abs(params)) > 1e3 else None
+
+
+def test_a_model_can_stop_a_run_that_runs_off():
+    run = run_em(_RunsOff([0.0], rate=0.5), np.array([1.0]), accelerate=False)
+    assert run.stopped == "ran off"
+    assert not run.converged
+    assert run.n_iter == 10  # 2**10 = 1024 is the first point past 1e3
+    assert run_em(LinearMap([0.0], rate=0.5), tol=1e-8).stopped is None

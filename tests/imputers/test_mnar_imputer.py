@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 from scipy import special
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LinearRegression
 from sklearn.model_selection import GridSearchCV, KFold, cross_val_score
 from sklearn.pipeline import make_pipeline
@@ -389,3 +390,25 @@ def test_covariate_gaps_score_and_variance_use_the_mar_plug_in(covariate_gaps):
         else:
             expected += special.log_ndtr(-(eta + coef["psi"] * row[0]))
         assert scores[i] == pytest.approx(expected, abs=1e-8)
+
+
+def test_a_step_function_missingness_stops_psi_early():
+    """Every value above a threshold is missing: the likelihood has no finite
+    maximum in psi, which runs off to infinity.  The fit stops once psi
+    passes PSI_LIMIT per standard deviation (not converged, saying why),
+    instead of creeping on for max_iter iterations at the node cap (this
+    data took 2-19 s before; regression cases of issue 14)."""
+    rng = np.random.default_rng(0)
+    X = rng.multivariate_normal([0.0, 0.0], [[1.0, 0.6], [0.6, 1.0]], size=50)
+    X[X[:, 0] > np.quantile(X[:, 0], 0.6), 0] = np.nan
+    for link in ("probit", "logit"):
+        with pytest.warns(ConvergenceWarning, match="no finite maximum in psi"):
+            imputer = MNARSelectionImputer(link=link).fit(X)
+        assert not imputer.converged_
+        assert imputer.n_iter_ < 100
+        psi_per_sd = abs(imputer.selection_coef_["psi"].iloc[0]) * np.nanstd(X[:, 0])
+        assert psi_per_sd > 100
+        completed = imputer.transform(X)
+        assert np.isfinite(completed).all()
+        # The imputed values lie above the observed ones, as the step says.
+        assert completed[np.isnan(X[:, 0]), 0].min() > np.nanmax(X[:, 0]) - 0.5
