@@ -58,10 +58,11 @@ def iterative_imputer_shape(X):
 
 ESTIMATORS = {
     "EMImputer": EMImputer,
-    # The selection model's fits of tiny degenerate data can take 20 s and
-    # more (the open issue "MNAR at the speed of MAR"); max_iter=20 keeps
-    # this test quick without changing what it checks (no error, finite
-    # output).  The slow test below runs it with default arguments.
+    # The selection model's fits of tiny degenerate data took up to 20 s
+    # (psi running off to infinity, now stopped at PSI_LIMIT); a few still
+    # take 1-2 s (the open issue "MNAR at the speed of MAR").  max_iter=20
+    # keeps this test quick without changing what it checks (no error,
+    # finite output).  The slow test below runs it with default arguments.
     "MNARSelectionImputer": lambda: MNARSelectionImputer(max_iter=20),
     "DeltaAdjustedImputer": lambda: DeltaAdjustedImputer(delta=0.5),
     "MultipleImputer": lambda: MultipleImputer(n_imputations=2, random_state=0),
