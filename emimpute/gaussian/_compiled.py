@@ -202,11 +202,7 @@ def complete_blocks(
             )
         return row_sum, cov_sum, logdet, cross
 
-    if n_threads == 1:
-        results = [run(0)]
-    else:
-        with ThreadPoolExecutor(n_threads) as pool:
-            results = list(pool.map(run, range(n_threads)))
+    results = _in_threads(run, n_threads)
     row_sum = np.sum([result[0] for result in results], axis=0)
     logdet_sum = sum(result[2] for result in results)
     if np.isnan(logdet_sum):
@@ -245,13 +241,18 @@ def weighted_sums(data, weights, n_threads=None):
         _fast_estep.weighted_sums(data[start:stop], weights[start:stop], row_sum, cross)
         return row_sum, cross
 
-    if n_threads == 1:
-        results = [run(0)]
-    else:
-        with ThreadPoolExecutor(n_threads) as pool:
-            results = list(pool.map(run, range(n_threads)))
+    results = _in_threads(run, n_threads)
     row_sum = np.sum([result[0] for result in results], axis=0)
     return row_sum, _symmetric(results, 1, p)
+
+
+def _in_threads(run, n_threads):
+    """``[run(0), ..., run(n_threads - 1)]``, in threads when more than one
+    (the kernel releases the GIL)."""
+    if n_threads == 1:
+        return [run(0)]
+    with ThreadPoolExecutor(n_threads) as pool:
+        return list(pool.map(run, range(n_threads)))
 
 
 def _symmetric(results, index, p):

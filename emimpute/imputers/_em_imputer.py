@@ -154,35 +154,6 @@ class EMImputer(BaseEMImputer):
     _state_fields = BaseEMImputer._state_fields | {"mean_", "covariance_"}
     _optional_state = frozenset({"ridge_"})  # empty_features: always written
 
-    def __init__(
-        self,
-        *,
-        missing_values=np.nan,
-        ridge=0.0,
-        max_iter=500,
-        tol=1e-6,
-        accelerate=True,
-        sample_posterior=False,
-        random_state=None,
-        add_indicator=False,
-        keep_empty_features=False,
-        copy=True,
-        verbose=0,
-    ):
-        super().__init__(
-            missing_values=missing_values,
-            ridge=ridge,
-            max_iter=max_iter,
-            tol=tol,
-            accelerate=accelerate,
-            sample_posterior=sample_posterior,
-            random_state=random_state,
-            add_indicator=add_indicator,
-            keep_empty_features=keep_empty_features,
-            copy=copy,
-            verbose=verbose,
-        )
-
     # ------------------------------------------------------- model hooks
 
     def _kernel(self, X, *, center, scale, rng):

@@ -24,12 +24,23 @@ from scipy import stats
 from emimpute.gaussian._conditional import conditional_moments
 
 
-def parameter_draw(completed, rng, prior_scatter=None, prior_df=0.0):
-    """One P-step: (mu, S) drawn from their posterior given complete data."""
+def parameter_draw(completed, rng, prior_scatter=None, prior_df=0.0, weights=None):
+    """One P-step: (mu, S) drawn from their posterior given complete data.
+
+    With ``weights`` (the multivariate t's, given the row weights: Liu 1995)
+    the mean and scatter are the weighted ones and mu | S ~ N(xbar_w,
+    S / sum w); without, every row weighs 1.
+    """
     n, p = completed.shape
-    mean = completed.mean(axis=0)
-    centred = completed - mean
-    scatter = centred.T @ centred
+    if weights is None:
+        total, mean = n, completed.mean(axis=0)
+        centred = completed - mean
+        scatter = centred.T @ centred
+    else:
+        total = weights.sum()
+        mean = weights @ completed / total
+        centred = completed - mean
+        scatter = (centred * weights[:, None]).T @ centred
     if prior_scatter is not None:
         scatter = scatter + prior_scatter
     df = n - 1 + prior_df
@@ -40,7 +51,7 @@ def parameter_draw(completed, rng, prior_scatter=None, prior_df=0.0):
         )
     covariance = stats.invwishart.rvs(df=df, scale=scatter, random_state=rng)
     covariance = np.atleast_2d(covariance)
-    draw = rng.multivariate_normal(mean, covariance / n)
+    draw = rng.multivariate_normal(mean, covariance / total)
     return draw, covariance
 
 

@@ -29,9 +29,9 @@ Schafer, J. L. (1997). *Analysis of Incomplete Multivariate Data*, sec. 5.4.
 """
 
 import numpy as np
-from scipy import stats
 
 from emimpute.gaussian._conditional import conditional_moments
+from emimpute.models._normal_posterior import parameter_draw
 from emimpute.models._student_t import conditional_t
 
 
@@ -53,26 +53,6 @@ def impute_step(X, mean, scale, df, rng):
     # N(c, C / w) from a draw of N(c, C); observed cells (draw == centre) stay.
     completed = centre + (draw - centre) / np.sqrt(weights)[:, None]
     return completed, weights
-
-
-def parameter_step(completed, weights, rng, prior_scatter=None, prior_df=0.0):
-    """One P-step: (mu, S) from their posterior given completed rows and
-    their weights."""
-    n, p = completed.shape
-    total = weights.sum()
-    centre = weights @ completed / total
-    deviation = completed - centre
-    scatter = (deviation * weights[:, None]).T @ deviation
-    if prior_scatter is not None:
-        scatter = scatter + prior_scatter
-    dof = n - 1 + prior_df
-    if dof <= p - 1:
-        raise ValueError(
-            f"data augmentation needs more rows than columns (n={n}, p={p}); "
-            "use a ridge prior"
-        )
-    scale = np.atleast_2d(stats.invwishart.rvs(df=dof, scale=scatter, random_state=rng))
-    return rng.multivariate_normal(centre, scale / total), scale
 
 
 def t_data_augmentation(
@@ -117,5 +97,7 @@ def t_data_augmentation(
         completed, weights = impute_step(X, mean, scale, df, rng)
         if iteration == n_iter - 1:
             break
-        mean, scale = parameter_step(completed, weights, rng, prior_scatter, prior_df)
+        mean, scale = parameter_draw(
+            completed, rng, prior_scatter, prior_df, weights=weights
+        )
     return completed, mean, scale

@@ -6,12 +6,9 @@ the maximum likelihood estimate it should wander around."""
 import numpy as np
 from numpy.testing import assert_allclose
 
+from emimpute.models._normal_posterior import parameter_draw
 from emimpute.models._student_t import conditional_t, fit_student_t_em
-from emimpute.models._student_t_posterior import (
-    impute_step,
-    parameter_step,
-    t_data_augmentation,
-)
+from emimpute.models._student_t_posterior import impute_step, t_data_augmentation
 
 SCALE = np.array([[1.0, 0.6, 0.3], [0.6, 2.0, 0.4], [0.3, 0.4, 1.5]])
 MEAN = np.array([1.0, -1.0, 0.0])
@@ -53,7 +50,7 @@ def test_the_p_step_draws_have_the_posterior_moments():
     centre = weights @ completed / weights.sum()
     deviation = completed - centre
     scatter = (deviation * weights[:, None]).T @ deviation
-    draws = [parameter_step(completed, weights, rng) for _ in range(20_000)]
+    draws = [parameter_draw(completed, rng, weights=weights) for _ in range(20_000)]
     means = np.array([mean for mean, _ in draws])
     scales = np.array([scale for _, scale in draws])
     expected = scatter / (30 - 1 - 3 - 1)
