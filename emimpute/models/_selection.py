@@ -699,6 +699,36 @@ class SelectionModel(EMModel):
         )  # fmt: skip
         return SelectionParams(mar.mean, mar.covariance, coef)
 
+    def warm_start(self, result):
+        """The parameters of an earlier fit (a :class:`SelectionEMResult`,
+        data units) on this model's standardised scale, held psi as given."""
+        same = np.array_equal(result.mnar, self.mnar) and np.array_equal(
+            result.covariates, self.covariates
+        )
+        if not same or result.link != self.link:
+            raise ValueError(
+                "the warm start is a fit of other MNAR columns, covariates or "
+                f"link (columns {result.mnar.tolist()}, covariates "
+                f"{result.covariates.tolist()}, link {result.link!r}); fit "
+                "from scratch instead"
+            )
+        center, scale = self.center, self.scale
+        mnar, covariates = self.mnar, self.covariates
+        # index = a + psi x_j + g' x_c, with x = center + scale * z.
+        psi = np.where(self.held, self.initial_coef.psi, result.psi * scale[mnar])
+        coef = SelectionCoefficients(
+            result.intercept
+            + result.psi * center[mnar]
+            + result.gamma @ center[covariates],
+            psi,
+            result.gamma * scale[covariates],
+        )
+        return SelectionParams(
+            (result.mean - center) / scale,
+            result.covariance / np.outer(scale, scale),
+            coef,
+        )
+
     def psi_starts(self, params):
         """(model, params) for :func:`~emimpute.engine._driver.best_start`:
         every free psi held at each of ``PSI_STARTS``."""
@@ -798,6 +828,7 @@ def fit_selection_em(
     accelerate=True,
     random_state=None,
     callback=None,
+    init=None,
 ):
     """Fit the normal data model and the selection models by EM.
 
@@ -829,6 +860,12 @@ def fit_selection_em(
         (None: fresh ones); kept in the result for imputation.
     callback : callable, optional
         ``callback(iteration, loglik, change)`` after each iteration.
+    init : SelectionEMResult, optional
+        A warm start: EM begins at this earlier fit (of the same columns,
+        possibly on other rows or with other held psi; a held psi takes its
+        value from ``psi``), without the MAR start and the multi-start in
+        psi.  Along a grid of held psi values, starting each point from its
+        neighbour's fit saves most of the iterations.
 
     Returns
     -------
@@ -851,6 +888,19 @@ def fit_selection_em(
         X, mnar, link=link, psi=psi, gamma=gamma, ridge=ridge,
         random_state=random_state,
     )  # fmt: skip
+    if init is not None:
+        params = model.warm_start(init)
+    else:
+        params = _cold_start(model, tol, accelerate)
+    run = run_em(
+        model, params, max_iter=max_iter, tol=tol, accelerate=accelerate,
+        callback=callback,
+    )  # fmt: skip
+    return _in_data_units(model, run)
+
+
+def _cold_start(model, tol, accelerate):
+    """The MAR fit, then (with a free psi) the best of the psi starts."""
     params = model.start(tol=min(tol, 1e-6))
     if not model.held.all():
         # The likelihood of selection models can have several modes in psi
@@ -862,11 +912,7 @@ def fit_selection_em(
             tol=START_TOL,
             accelerate=accelerate,
         ).params
-    run = run_em(
-        model, params, max_iter=max_iter, tol=tol, accelerate=accelerate,
-        callback=callback,
-    )  # fmt: skip
-    return _in_data_units(model, run)
+    return params
 
 
 def _in_data_units(model, run):
