@@ -16,8 +16,13 @@ ones, y, are reweighted by the chance of being missing:
 
     f(y | x_o, missing) ~ N(y; c_J, C_JJ) prod_j F(alpha_j + psi_j y_j + ...),
 
-and the other missing cells are normal given (x_o, y).  The expectation
-over y uses nodes: Gauss-Hermite for one MNAR cell per row (exact to about
+and the other missing cells are normal given (x_o, y).  Under the probit
+link the model is a latent normal threshold (:mod:`._selection_latent`):
+for rows with at most ``ORTHANT_CELLS`` missing MNAR cells the moments are
+closed-form truncated-normal ones, computed on rows grouped by pattern on
+top of the normal model's compiled E-step (:mod:`._selection_patterns`).
+The other rows, and every row under the logit link, take the expectation
+over y by nodes: Gauss-Hermite for one MNAR cell per row (exact to about
 1e-10, the node count growing with the steepness psi s, see
 :mod:`emimpute.models._selection_cell`), a product Gauss-Hermite grid for
 two, and a scrambled Sobol sample (fixed for the fit, so the fit is
@@ -27,12 +32,14 @@ Chen 1999).  The node count depends on the parameters only (not on the
 rows), so the statistics of a data set are the sum of those of its row
 blocks.
 
-M-step.  The normal part from the weighted expected sufficient statistics;
-each selection model by a weighted binary regression of "is missing" on
-(1, x_j, x_c) over its pseudo-rows (:class:`PseudoRows`: the observed
-cells, and the weighted nodes of the missing ones;
-:func:`emimpute.models._binary_glm.fit_binary_glm`), psi_j held fixed
-through an offset when given.
+M-step.  The normal part from the weighted expected sufficient statistics.
+Probit: each selection model by least squares of its latent u on (1, x_j,
+x_c) from summed moments, with parameter expansion
+(:func:`._selection_latent.fit_latent_probit`).  Logit: a weighted binary
+regression of "is missing" on (1, x_j, x_c) over its pseudo-rows
+(:class:`PseudoRows`: the observed cells, and the weighted nodes of the
+missing ones; :func:`emimpute.models._binary_glm.fit_binary_glm`).  A psi_j
+given by the user is held fixed.
 
 Starting values.  The likelihood of a selection model can have more than
 one mode in psi (on Mroz's wage data, Heckman's model has one near psi = 0.1
@@ -77,6 +84,7 @@ from emimpute.gaussian._conditional import (
 )
 from emimpute.models._binary_glm import fit_binary_glm, log_cdf
 from emimpute.models._normal import (
+    e_step,
     fit_normal_em,
     log_prior,
     m_step,
@@ -84,11 +92,30 @@ from emimpute.models._normal import (
     standardising_scale,
 )
 from emimpute.models._selection_cell import gauss_hermite, gauss_hermite_size
+from emimpute.models._selection_latent import (
+    CellMoments,
+    LatentSums,
+    add_missing_sums,
+    add_observed_sums,
+    fit_latent_probit,
+    latent_posterior,
+    node_cell_moments,
+    orthant_moments,
+)
+from emimpute.models._selection_patterns import (
+    PatternLayout,
+    lay_out_patterns,
+    pattern_terms,
+)
 
 # Nodes per dimension of the product Gauss-Hermite grid for two MNAR cells.
 GRID_NODES_2D = 24
 # Sobol points for three or more MNAR cells in one row (a power of two).
 SOBOL_POINTS = 512
+# Under the probit link, rows with at most this many missing MNAR cells
+# get closed-form truncated-normal moments (:mod:`_selection_latent`);
+# rows with more, and every row under the logit link, use the nodes.
+ORTHANT_CELLS = 1
 # Starting values of each free psi (per standard deviation of its column),
 # each refined by a short fit with psi held, the best one then freed.  Two
 # iterations rank the starts as five did (Mroz's two modes, and 29 of 30
@@ -163,13 +190,14 @@ class PseudoRows:
 @dataclass(frozen=True)
 class SelectionStatistics(Statistics):
     """Expected sums for the normal part (``row_sum``, ``cross``, about 0 on
-    the standardised scale) and, per selection model, its
-    :class:`PseudoRows`.  Blocks add: the sums add, the pseudo-rows
-    concatenate."""
+    the standardised scale) and, per selection model, the data of its
+    M-step: :class:`~emimpute.models._selection_latent.LatentSums` under
+    the probit link, :class:`PseudoRows` under the logit.  Blocks add: the
+    sums add, the pseudo-rows concatenate."""
 
     row_sum: np.ndarray
     cross: np.ndarray
-    pseudo: tuple  # of PseudoRows, one per selection model
+    selection: tuple  # of LatentSums or PseudoRows, one per selection model
 
     def __add__(self, other):
         if type(other) is not type(self):
@@ -178,7 +206,7 @@ class SelectionStatistics(Statistics):
             self.loglik + other.loglik,
             self.row_sum + other.row_sum,
             self.cross + other.cross,
-            tuple(a + b for a, b in zip(self.pseudo, other.pseudo, strict=True)),
+            tuple(a + b for a, b in zip(self.selection, other.selection, strict=True)),
         )
 
 
@@ -231,26 +259,47 @@ class _Group:
 
 @dataclass(frozen=True)
 class _Rows:
-    """A block of standardised rows and its layout, computed once."""
+    """A block of standardised rows and its layout, computed once.
+
+    The rows without a missing MNAR cell are those of the normal model: their
+    E-step is :func:`emimpute.models._normal.e_step` on ``plain`` (its
+    compiled kernel, about ``center`` 0).  The ``groups`` hold the others.
+    """
 
     Z: np.ndarray  # (n, p), NaN at missing cells
     mask: np.ndarray  # (n, p)
-    groups: list  # of _Group, over the incomplete rows
+    patterns: PatternLayout  # the rows of the normal kernel
+    groups: list  # of _Group, the rows integrated by nodes
+    observed: list  # per model, (design, Gram matrix) of its observed cells
 
 
-def _lay_out(Z, mnar):
+def _lay_out(Z, mnar, covariates, link):
+    """The rows without a missing MNAR cell and, under the probit link, those
+    with at most ``ORTHANT_CELLS`` of them (not entirely missing) go to the
+    normal kernel (:mod:`_selection_patterns`); the others to the nodes."""
     mask = np.isnan(Z)
-    return _Rows(Z, mask, _groups(mask, mnar))
+    k_J = mask[:, mnar].sum(axis=1)
+    closed_form = k_J == 0
+    if link == "probit":
+        closed_form |= (k_J <= ORTHANT_CELLS) & ~mask.all(axis=1)
+    patterns = lay_out_patterns(Z, mask, np.flatnonzero(closed_form), mnar)
+    groups = _groups(mask, mnar, only=~closed_form)
+    return _Rows(
+        Z, mask, patterns, groups, _observed_designs(Z, mask, mnar, covariates)
+    )
 
 
-def _groups(mask, mnar):
-    """Incomplete rows grouped by (k, k_J); missing columns increasing."""
+def _groups(mask, mnar, only=None):
+    """Incomplete rows (of ``only``, a boolean mask of rows, if given)
+    grouped by (k, k_J); missing columns increasing."""
     p = mask.shape[1]
     is_model = np.zeros(p, dtype=bool)
     is_model[mnar] = True
     model_of = np.full(p, -1)
     model_of[mnar] = np.arange(len(mnar))
     k = mask.sum(axis=1)
+    if only is not None:
+        k = np.where(only, k, 0)
     k_J = mask[:, is_model].sum(axis=1)
     groups = []
     for key in np.unique(k[k > 0] * (p + 1) + k_J[k > 0]):
@@ -418,61 +467,109 @@ def _reweight(group, cond, base, coef, link, nodes, steepness):
     # does not use BLAS).
     cov_p = (centred * weight[:, :, None]).transpose(0, 2, 1) @ centred
     cov_p += C_p - np.einsum("nak,nal->nkl", C_p[:, :k_J, :], regression)
-    inverse = np.argsort(order, axis=1)
-    post_mean = np.take_along_axis(mean_p, inverse, axis=1)
-    post_cov = np.take_along_axis(
-        np.take_along_axis(cov_p, inverse[:, :, None], 1), inverse[:, None, :], 2
-    )
+    post_mean, post_cov = _in_row_order(order, mean_p, cov_p)
     return _Reweighted(post_mean, post_cov, log_prob, y, weight)
 
 
-def _observed_pseudo_rows(rows, coef, base, covariate_values, mnar, link):
-    """Per model, the pseudo-rows of its observed cells (weight 1, not
-    missing) and the sum of their log(1 - F(index))."""
-    loglik, parts = 0.0, []
-    for i, j in enumerate(mnar):
-        seen = np.flatnonzero(~rows.mask[:, j])
-        index = base[seen, i] + coef.psi[i] * rows.Z[seen, j]
-        loglik += log_cdf(-index, link).sum()
-        parts.append(
-            [
-                PseudoRows(
-                    rows.Z[seen, j],
-                    covariate_values[seen],
-                    np.ones(len(seen)),
-                    np.zeros(len(seen), bool),
-                )
-            ]
+def _in_row_order(order, mean_p, cov_p):
+    """Moments in the MNAR-first ``order`` of :func:`_mnar_first` back in
+    the rows' order of missing cells."""
+    inverse = np.argsort(order, axis=1)
+    mean = np.take_along_axis(mean_p, inverse, axis=1)
+    cov = np.take_along_axis(
+        np.take_along_axis(cov_p, inverse[:, :, None], 1), inverse[:, None, :], 2
+    )
+    return mean, cov
+
+
+@dataclass(frozen=True)
+class _Posterior:
+    """The missing cells of a group given "missing": their moments, the
+    log-probability of the row's missingness given its observed cells, and
+    what the M-step needs: the nodes (logit) or the MNAR cells' moments
+    with their latent u (probit)."""
+
+    mean: np.ndarray  # (n, k) in the rows' order of missing cells
+    cov: np.ndarray  # (n, k, k)
+    log_prob: np.ndarray  # (n,)
+    nodes: _Reweighted | None
+    cells: CellMoments | None
+
+
+def _posterior(group, cond, base, coef, link, nodes, steepness):
+    """:class:`_Posterior` of a group with missing MNAR cells: in closed
+    form under the probit link for rows with at most ``ORTHANT_CELLS`` of
+    them (:func:`~emimpute.models._selection_latent.latent_posterior`), by
+    the nodes otherwise."""
+    models = group.models
+    if link == "probit" and models.shape[1] <= ORTHANT_CELLS:
+        order, c_p, C_p = _mnar_first(group, cond.c, cond.C)
+        index = np.take_along_axis(base, models, axis=1)
+        latent = latent_posterior(c_p, C_p, index, coef.psi[models], orthant_moments)
+        mean, cov = _in_row_order(order, latent.mean, latent.cov)
+        return _Posterior(mean, cov, latent.log_prob, None, latent.cells)
+    reweighted = _reweight(group, cond, base, coef, link, nodes, steepness)
+    cells = None
+    if link == "probit":
+        index = _selection_index(base, coef, models, reweighted.y)
+        cells = node_cell_moments(reweighted.y, reweighted.weight, index)
+    return _Posterior(
+        reweighted.mean, reweighted.cov, reweighted.log_prob, reweighted, cells
+    )
+
+
+def _observed_designs(Z, mask, mnar, covariates):
+    """Per model, the design (1, x_j, x_c) of the rows where x_j is observed
+    and its Gram matrix: fixed data, so computed once."""
+    designs = []
+    for j in mnar:
+        seen = np.flatnonzero(~mask[:, j])
+        design = np.column_stack(
+            [np.ones(len(seen)), Z[seen, j], Z[seen][:, covariates]]
         )
-    return loglik, parts
+        designs.append((design, design.T @ design))
+    return designs
 
 
-def _node_pseudo_rows(group, reweighted, covariate_values, parts):
-    """Append to ``parts`` (per model) the weighted nodes of the group's
-    MNAR cells, as missing pseudo-rows."""
-    models, rows = group.models, group.chunk.rows
-    Q = reweighted.y.shape[1]
+def _observed_terms(rows, coef, link):
+    """Per model, the M-step data of its observed cells (probit: their
+    :class:`LatentSums`; logit: a list of pseudo-rows, weight 1, not
+    missing) and the sum of their log(1 - F(index))."""
+    loglik, terms = 0.0, []
+    for i, (design, gram) in enumerate(rows.observed):
+        index = design @ np.r_[coef.intercept[i], coef.psi[i], coef.gamma[i]]
+        if link == "probit":
+            sums = LatentSums.zeros(design.shape[1] - 2)
+            loglik += add_observed_sums(sums, design, gram, index)
+            terms.append(sums)
+            continue
+        loglik += log_cdf(-index, link).sum()
+        ones = np.ones(len(index))
+        terms.append([PseudoRows(design[:, 1], design[:, 2:], ones, ones == 0)])
+    return loglik, terms
+
+
+def _add_missing_terms(models, rows, posterior, covariate_values, terms):
+    """Add to ``terms`` (per model) the M-step data of some rows' missing
+    MNAR cells (``models``: theirs, a row each; ``rows``: their rows in the
+    data): their moments (probit) or weighted nodes (logit)."""
     for a in range(models.shape[1]):
         for i in np.unique(models[:, a]):
             sel = np.flatnonzero(models[:, a] == i)
-            parts[i].append(
+            covariates = covariate_values[rows[sel]]
+            if posterior.cells is not None:
+                add_missing_sums(terms[i], covariates, posterior.cells, a, sel)
+                continue
+            nodes = posterior.nodes
+            Q = nodes.y.shape[1]
+            terms[i].append(
                 PseudoRows(
-                    reweighted.y[sel, :, a].ravel(),
-                    np.repeat(covariate_values[rows[sel]], Q, axis=0),
-                    reweighted.weight[sel].ravel(),
+                    nodes.y[sel, :, a].ravel(),
+                    np.repeat(covariates, Q, axis=0),
+                    nodes.weight[sel].ravel(),
                     np.ones(len(sel) * Q, bool),
                 )
             )
-
-
-def _complete_row_terms(rows, mean, precision, logdet_cov):
-    """log-likelihood, T1 and T2 of the rows with nothing missing."""
-    Z = rows.Z[~rows.mask.any(axis=1)]
-    p = Z.shape[1]
-    d = Z - mean
-    quad = np.einsum("ij,ij->i", d, d @ precision)
-    loglik = -0.5 * (len(Z) * (p * LOG_2PI + logdet_cov) + quad.sum())
-    return loglik, Z.sum(axis=0), Z.T @ Z
 
 
 def _scatter_sums(block, cols, cond_cov, T1, T2):
@@ -504,54 +601,66 @@ def _statistics(rows, params, spec):
     coef = params.coef
     covariate_values = rows.Z[:, spec.covariates]
     base = coef.intercept + covariate_values @ coef.gamma.T  # alpha + gamma' x_c
-    loglik, parts = _observed_pseudo_rows(
-        rows, coef, base, covariate_values, spec.mnar, spec.link
-    )
-    complete_loglik, T1, T2 = _complete_row_terms(
-        rows, params.mean, precision, logdet_cov
-    )
-    loglik += complete_loglik
+    loglik, terms = _observed_terms(rows, coef, spec.link)
+    problem = rows.patterns.problem
+    normal = e_step(problem, params.mean, params.covariance)
+    if normal is None:
+        raise np.linalg.LinAlgError("a covariance is not positive definite")
+    loglik += normal.loglik
+    T1, T2 = normal.row_sum.copy(), normal.cross.copy()
+    for pattern_set in rows.patterns.sets:  # e_step left c in problem.data
+        corrected = pattern_terms(
+            problem.data, pattern_set, precision, base, coef.psi, orthant_moments
+        )
+        T1 += corrected.row_sum
+        T2 += corrected.cross
+        loglik += corrected.log_prob
+        _add_missing_terms(
+            pattern_set.models[pattern_set.which], pattern_set.source,
+            corrected, covariate_values, terms,
+        )  # fmt: skip
     steepness = _steepness(params, spec.mnar)
     for group in rows.groups:
         cond = _conditional(rows.Z, group, params.mean, precision, logdet_cov)
         loglik += cond.loglik.sum()
         post_mean, post_cov = cond.c, cond.C
         if group.mnar_slots.shape[1]:
-            reweighted = _reweight(
+            posterior = _posterior(
                 group, cond, base[group.chunk.rows], coef, spec.link,
                 spec.nodes, steepness,
             )  # fmt: skip
-            loglik += float(reweighted.log_prob.sum())
-            post_mean, post_cov = reweighted.mean, reweighted.cov
-            _node_pseudo_rows(group, reweighted, covariate_values, parts)
+            loglik += float(posterior.log_prob.sum())
+            post_mean, post_cov = posterior.mean, posterior.cov
+            _add_missing_terms(
+                group.models, group.chunk.rows, posterior, covariate_values, terms
+            )
         np.put_along_axis(cond.block, cond.cols, post_mean, axis=1)
         _scatter_sums(cond.block, cond.cols, post_cov, T1, T2)
-    pseudo = tuple(PseudoRows.concatenate(part) for part in parts)
-    return SelectionStatistics(float(loglik), T1, T2, pseudo)
+    if spec.link != "probit":
+        terms = [PseudoRows.concatenate(parts) for parts in terms]
+    return SelectionStatistics(float(loglik), T1, T2, tuple(terms))
 
 
 # ---------------------------------------------------------------------------
 # M-step of the selection models
 
 
-def _fit_selection_models(pseudo, coef, held, link, newton_steps=1):
-    """New coefficients of every selection model from its pseudo-rows.
+def _fit_selection_models(selection, coef, held, link):
+    """New coefficients of every selection model from its M-step data.
 
-    One Newton step (with step halving, so the expected log-likelihood goes
-    up) per EM iteration by default: a generalised EM step, as monotone as a
-    full maximisation and much cheaper (Dempster, Laird & Rubin 1977, sec. 3).
+    Probit: the exact least-squares M-step of the latent normal
+    (:func:`~emimpute.models._selection_latent.fit_latent_probit`).  Logit:
+    one Newton step on the pseudo-rows (with step halving, so the expected
+    log-likelihood goes up), a generalised EM step, as monotone as a full
+    maximisation and much cheaper (Dempster, Laird & Rubin 1977, sec. 3).
     """
     fits = [
-        _fit_one_selection_model(
-            rows,
-            coef.intercept[i],
-            coef.psi[i],
-            coef.gamma[i],
-            held[i],
-            link,
-            newton_steps,
-        )  # fmt: skip
-        for i, rows in enumerate(pseudo)
+        fit_latent_probit(data, coef.psi[i], held[i])
+        if isinstance(data, LatentSums)
+        else _fit_one_selection_model(
+            data, coef.intercept[i], coef.psi[i], coef.gamma[i], held[i], link, 1
+        )
+        for i, data in enumerate(selection)
     ]
     if not fits:  # no column with a selection model: nothing to fit
         return coef
@@ -573,6 +682,28 @@ def _fit_one_selection_model(rows, intercept, psi, gamma, held, link, newton_ste
     )  # fmt: skip
     first_gamma = 1 if held else 2
     return fit.coef[0], psi if held else fit.coef[1], fit.coef[first_gamma:]
+
+
+def _selection_start(rows, mar, initial, spec):
+    """Each selection model's binary regression of "missing" on (1, x_c) at
+    the MAR fit ``mar``, its psi held at its initial value through an
+    offset psi x_j, x_j the MAR conditional mean where missing.  With psi
+    = 0 (a free psi's start) this is the exact maximum at the MAR fit."""
+    filled = conditional_moments(rows.Z, mar.mean, mar.covariance).completed
+    design = np.column_stack([np.ones(len(filled)), rows.Z[:, spec.covariates]])
+    fits = [
+        fit_binary_glm(
+            design, rows.mask[:, j], link=spec.link,
+            offset=initial.psi[i] * filled[:, j], max_iter=START_NEWTON_STEPS,
+        ).coef
+        for i, j in enumerate(spec.mnar)
+    ]  # fmt: skip
+    if not fits:
+        return initial
+    fits = np.array(fits)
+    return SelectionCoefficients(
+        fits[:, 0], initial.psi.copy(), fits[:, 1:].reshape(initial.gamma.shape)
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -632,7 +763,7 @@ class SelectionModel(EMModel):
         self, Z, mnar, covariates, *, link, held, initial_coef, ridge, node_seed,
         center, scale,
     ):  # fmt: skip
-        self.rows = _lay_out(Z, mnar)
+        self.rows = _lay_out(Z, mnar, covariates, link)
         self.spec = _Spec(mnar, covariates, link, _NodeRule(node_seed))
         self.held, self.initial_coef = held, initial_coef
         self.ridge, self.prior = float(ridge), np.eye(Z.shape[1])
@@ -691,12 +822,7 @@ class SelectionModel(EMModel):
         ``tol``) and each selection model fitted there with psi as given
         (0 unless held)."""
         mar = fit_normal_em(self.rows.Z, ridge=self.ridge, tol=tol)
-        params = SelectionParams(mar.mean, mar.covariance, self.initial_coef)
-        first = self.e_step(params)
-        coef = _fit_selection_models(
-            first.pseudo, self.initial_coef, np.ones_like(self.held), self.link,
-            newton_steps=START_NEWTON_STEPS,
-        )  # fmt: skip
+        coef = _selection_start(self.rows, mar, self.initial_coef, self.spec)
         return SelectionParams(mar.mean, mar.covariance, coef)
 
     def warm_start(self, result):
@@ -763,14 +889,15 @@ class SelectionModel(EMModel):
                 "missing cells in these rows; they must be observed"
             )
         try:
-            return _statistics(_lay_out(Z, self.mnar), params, self.spec)
+            rows = _lay_out(Z, self.mnar, self.covariates, self.link)
+            return _statistics(rows, params, self.spec)
         except np.linalg.LinAlgError:
             return None
 
     def m_step(self, params, stats):
         n = self.rows.Z.shape[0]
         mean, cov = m_step(stats.row_sum, stats.cross, n, self.prior, self.ridge)
-        coef = _fit_selection_models(stats.pseudo, params.coef, self.held, self.link)
+        coef = _fit_selection_models(stats.selection, params.coef, self.held, self.link)
         return SelectionParams(mean, cov, coef)
 
     def log_prior(self, params):
@@ -1114,12 +1241,12 @@ def _moments_standardised(Z, base, params, result, rng, want_variance, want_logl
         cond = _conditional(Z, group, params.mean, precision, logdet_cov)
         values, cov = cond.c, cond.C
         if group.mnar_slots.shape[1] and (rng is None or want_variance or want_loglik):
-            reweighted = _reweight(
+            posterior = _posterior(
                 group, cond, base[rows], params.coef, result.link, nodes, steepness
             )
-            values, cov = reweighted.mean, reweighted.cov
+            values, cov = posterior.mean, posterior.cov
             if want_loglik:
-                loglik[rows] += reweighted.log_prob
+                loglik[rows] += posterior.log_prob
         if rng is not None:
             values = _draw(group, cond.c, cond.C, base[rows], params.coef,
                            result.link, rng)  # fmt: skip

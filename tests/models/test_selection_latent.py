@@ -1,0 +1,150 @@
+"""The probit selection model as a latent normal, against independent
+references: numerical integration of the posterior of a missing MNAR cell,
+Newton's probit MLE, and the per-row E-step for the pattern-grouped one."""
+
+import numpy as np
+import pytest
+from numpy.testing import assert_allclose
+from scipy import integrate, special, stats
+
+from emimpute.models import _selection as selection
+from emimpute.models._binary_glm import fit_binary_glm
+from emimpute.models._selection_latent import (
+    LatentSums,
+    add_missing_sums,
+    add_observed_sums,
+    fit_latent_probit,
+    latent_posterior,
+    mills_ratio,
+    orthant_moments,
+)
+
+
+def posterior_by_quadrature(c, C, index, psi, j=0):
+    """Moments of x_m ~ N(c, C) and u = index + psi x_j + e given u > 0, by
+    integrating over x_j (scipy.integrate.quad): f(y | missing) is
+    N(y; c_j, C_jj) Phi(index + psi y) / P, and u given y is N(eta, 1)
+    truncated to u > 0, E[u | y] = eta + phi/Phi(eta), E[u^2 | y] =
+    1 + eta E[u | y], eta = index + psi y."""
+    sd = np.sqrt(C[j, j])
+
+    def moment(g):
+        def integrand(y):
+            eta = index + psi * y
+            return stats.norm.pdf(y, c[j], sd) * special.ndtr(eta) * g(y, eta)
+
+        lo, hi = c[j] - 14 * sd, c[j] + 14 * sd
+        return integrate.quad(integrand, lo, hi, epsabs=0, epsrel=1e-12, limit=200)[0]
+
+    prob = moment(lambda y, eta: 1.0)
+    mean_y = moment(lambda y, eta: y) / prob
+    var_y = moment(lambda y, eta: (y - mean_y) ** 2) / prob
+    latent = moment(lambda y, eta: eta + mills_ratio(eta)) / prob
+    cross = moment(lambda y, eta: y * (eta + mills_ratio(eta))) / prob
+    square = moment(lambda y, eta: 1 + eta * (eta + mills_ratio(eta))) / prob
+    # The other cells are normal given y: regression on y.
+    slope = C[:, j] / C[j, j]
+    mean = c + slope * (mean_y - c[j])
+    cov = C - np.outer(slope, C[j]) + np.outer(slope, slope) * var_y
+    return np.log(prob), mean, cov, (mean_y, var_y, latent, cross, square)
+
+
+@pytest.mark.parametrize(
+    "index, psi",
+    [(0.3, 1.2), (-2.5, 0.4), (1.5, -3.0), (-6.0, 2.0), (0.0, 0.0)],
+)
+def test_closed_form_posterior_equals_numerical_integration(index, psi):
+    rng = np.random.default_rng(int(10 * abs(index) + abs(psi)))
+    A = rng.normal(size=(3, 3))
+    C = A @ A.T + 0.3 * np.eye(3)
+    c = rng.normal(size=3)
+    post = latent_posterior(
+        c[None], C[None], np.array([[index]]), np.array([[psi]]), orthant_moments
+    )
+    log_prob, mean, cov, cell = posterior_by_quadrature(c, C, index, psi)
+    assert post.log_prob[0] == pytest.approx(log_prob, abs=1e-10)
+    assert_allclose(post.mean[0], mean, atol=1e-9)
+    assert_allclose(post.cov[0], cov, atol=1e-9)
+    got = post.cells
+    for value, reference in zip(
+        (got.mean, got.variance, got.latent, got.cross, got.square), cell, strict=True
+    ):
+        assert value[0, 0] == pytest.approx(reference, abs=1e-8)
+
+
+def test_least_squares_m_step_with_psi_held_is_the_regression():
+    """Held psi: the regression of u - psi x on (1, x_c), from the sums."""
+    rng = np.random.default_rng(1)
+    design = np.column_stack([np.ones(50), rng.normal(size=(50, 2))])
+    u = rng.normal(size=50)
+    sums = LatentSums(design.T @ design, design.T @ u, np.array(u @ u))
+    intercept, psi, gamma = fit_latent_probit(sums, 0.7, held=True)
+    reference = np.linalg.lstsq(design[:, [0, 2]], u - 0.7 * design[:, 1], rcond=None)
+    assert psi == 0.7
+    assert_allclose(np.r_[intercept, gamma], reference[0], atol=1e-12)
+
+
+def test_parameter_expanded_em_converges_to_newtons_probit_mle():
+    """With nothing missing but the latent u, EM on the latent normal (E-step
+    add_observed_sums / add_missing_sums, PX M-step) is EM for a probit
+    regression: its fixed point is the probit MLE, found independently by
+    Newton's method (fit_binary_glm)."""
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=400)
+    covariate = rng.normal(size=400)
+    missing = rng.random(400) < special.ndtr(-0.3 + 0.9 * x + 0.4 * covariate)
+    design = np.column_stack([np.ones(400), x, covariate])
+    newton = fit_binary_glm(design, missing, link="probit", tol=1e-12)
+    coef = np.zeros(3)
+    seen, gone = design[~missing], design[missing]
+    for _ in range(3000):
+        sums = LatentSums.zeros(1)
+        add_observed_sums(sums, seen, seen.T @ seen, seen @ coef)
+        # Missing rows with x known: u ~ N(index, 1) truncated to u > 0.
+        index = gone @ coef
+        nu = index + mills_ratio(index)
+        cells = selection.CellMoments(
+            mean=gone[:, 1:2], variance=np.zeros((len(gone), 1)),
+            latent=nu[:, None], cross=(gone[:, 1] * nu)[:, None],
+            square=(1 + index * nu)[:, None],
+        )  # fmt: skip
+        add_missing_sums(sums, gone[:, 2:], cells, 0, np.arange(len(gone)))
+        new = np.r_[fit_latent_probit(sums, 0.0, held=False)].ravel()
+        if np.max(np.abs(new - coef)) < 1e-13:
+            break
+        coef = new
+    assert_allclose(coef, newton.coef, atol=1e-9)
+
+
+def test_pattern_grouped_e_step_equals_the_row_by_row_one():
+    """An identity on fixed inputs: the E-step on rows grouped by pattern
+    (the normal kernel plus per-pattern corrections) equals the per-row
+    closed form (latent_posterior), summed."""
+    rng = np.random.default_rng(3)
+    n, p = 2000, 5
+    A = rng.normal(size=(p, p))
+    X = rng.multivariate_normal(np.zeros(p), A @ A.T + np.eye(p), size=n)
+    X[rng.random(n) < special.ndtr(X[:, 0]), 0] = np.nan
+    X[rng.random(n) < special.ndtr(-0.5 + 0.7 * X[:, 1]), 1] = np.nan
+    X[:, 2][rng.random(n) < 0.2] = np.nan
+    model = selection.SelectionModel.from_data(X, [0, 1])
+    params = model.start()
+    coef = selection.replace(params.coef, psi=np.array([0.8, -0.5]))
+    params = selection.replace(params, coef=coef)
+    grouped = model.e_step(params)
+    Z, mask = model.rows.Z, model.rows.mask
+    selected = mask[:, model.mnar].any(axis=1)
+    by_row = selection._Rows(
+        Z, mask,
+        selection.lay_out_patterns(Z, mask, np.flatnonzero(~selected), model.mnar),
+        selection._groups(mask, model.mnar, only=selected),
+        model.rows.observed,
+    )  # fmt: skip
+    reference = selection._statistics(by_row, params, model.spec)
+    assert grouped.loglik == pytest.approx(reference.loglik, rel=1e-13)
+    assert_allclose(grouped.row_sum, reference.row_sum, rtol=0, atol=1e-10)
+    assert_allclose(grouped.cross, reference.cross, rtol=1e-13, atol=1e-10)
+    for a, b in zip(grouped.selection, reference.selection, strict=True):
+        assert_allclose(a.dd, b.dd, rtol=1e-13, atol=1e-10)
+        assert_allclose(a.du, b.du, rtol=1e-13, atol=1e-10)
+        assert float(a.uu) == pytest.approx(float(b.uu), rel=1e-13)
