@@ -1,0 +1,519 @@
+"""Moments of a normal vector truncated to the positive orthant, k = 1 or 2.
+
+For each of n rows, ``u ~ N(m, V)`` with k = 1 or 2 components is conditioned
+on ``u > 0`` (every component positive); :func:`orthant_moments` returns
+``log P(u > 0)``, ``E[u | u > 0]`` and ``Cov[u | u > 0]`` for all rows at once.
+It serves the E-step of a probit (Heckman-type) selection model.
+
+Sources
+-------
+* k = 1: the truncated normal's inverse Mills ratio (Johnson, Kotz &
+  Balakrishnan 1994, *Continuous Univariate Distributions* 1, sec. 10.1).
+  Far in the upper tail (bound above ``LAGUERRE_FROM`` sd) the ratios are taken
+  from a Gauss-Laguerre rule on the exponentially tilted excess over the
+  bound, which has no cancellation (see :func:`_upper_tail_laguerre`).
+* The bivariate orthant probability: Drezner, Z. & Wesolowsky, G. O. (1990),
+  "On the computation of the bivariate normal integral", J. Statist. Comput.
+  Simul. 35, 101-107, with Genz's double-precision refinements: Gauss-Legendre
+  on the arcsin form for ``|rho| < 0.925`` and a series plus quadrature near
+  ``|rho| = 1`` (Genz, A. (2004), "Numerical computation of rectangular
+  bivariate and trivariate normal and t probabilities", Statistics and
+  Computing 14, 251-260).  Written here from the paper's formulas,
+  vectorised over rows; the loops are over the 20 quadrature nodes only.
+* k = 2 moments: Tallis, G. M. (1961), "The moment generating function of the
+  truncated multi-normal distribution", JRSS-B 23, 223-229; in the form of
+  Manjunath, B. G. & Wilhelm, S. (2012), "Moments calculation for the doubly
+  truncated multivariate normal density", arXiv:1206.5387, eqs. (9)-(16).
+* Far tails of k = 2 (``P(u > 0)`` below ``ACCURATE_FROM``): the log
+  probability and the moments come from one-dimensional quadrature on the log
+  scale (:func:`_tail_moments_2d`), conditioning on the component whose bound
+  is the farther out.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.special import log_ndtr, ndtr
+
+LOG_2PI = float(np.log(2.0 * np.pi))
+
+# Gauss-Legendre nodes on [-1, 1]: Genz (2004) uses 6, 12 or 20 points by
+# |rho|; 20 points everywhere is as accurate and keeps one vectorised branch.
+_GL_X, _GL_W = np.polynomial.legendre.leggauss(20)
+
+# Above this standardised bound the k = 1 ratios come from Gauss-Laguerre
+# (the direct formula's 1 - lambda (lambda - a) cancels about log10(a^2)
+# digits).
+LAGUERRE_FROM = 2.0
+_GLAG_X, _GLAG_W = np.polynomial.laguerre.laggauss(60)
+
+# Below this orthant probability the k = 2 moments are computed by the
+# log-scale tail quadrature instead of Tallis' ratios.
+ACCURATE_FROM = 1e-5
+
+# Genz's switch between the arcsin form and the form near |rho| = 1.
+_RHO_SWITCH = 0.925
+
+
+@dataclass(frozen=True)
+class OrthantMoments:
+    """Moments of ``u ~ N(m, V)`` conditioned on ``u > 0``, per row.
+
+    Attributes
+    ----------
+    log_prob : ndarray of shape (n,)
+        ``log P(u > 0)``.
+    mean : ndarray of shape (n, k)
+        ``E[u | u > 0]``.
+    cov : ndarray of shape (n, k, k)
+        ``Cov[u | u > 0]``, symmetric positive semi-definite.
+    accurate : ndarray of bool, shape (n,)
+        True where the moments are guaranteed to about 1e-9 relative
+        accuracy; rows with False should be recomputed by quadrature.
+    """
+
+    log_prob: np.ndarray
+    mean: np.ndarray
+    cov: np.ndarray
+    accurate: np.ndarray
+
+
+def bivariate_upper(h, k, rho):
+    """Upper orthant probability of a standard bivariate normal.
+
+    ``P(Z1 > h, Z2 > k)`` for ``(Z1, Z2)`` standard normal with correlation
+    ``rho``, by Genz's (2004) version of Drezner & Wesolowsky (1990); absolute
+    error about 1e-15.
+
+    Parameters
+    ----------
+    h, k : array_like
+        Lower limits (broadcast against each other and ``rho``; may be
+        infinite).
+    rho : array_like
+        Correlations, ``-1 < rho < 1``.
+
+    Returns
+    -------
+    ndarray
+        The probabilities, of the broadcast shape.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> p = bivariate_upper([0.0, 1.0], [0.0, -1.0], 0.5)
+    >>> bool(np.isclose(p[0], 1 / 4 + np.arcsin(0.5) / (2 * np.pi)))
+    True
+    """
+    h, k, rho = (np.asarray(x, dtype=float) for x in (h, k, rho))
+    h, k, rho = np.broadcast_arrays(h, k, rho)
+    if np.any(np.abs(rho) >= 1.0) or np.any(np.isnan(rho)):
+        raise ValueError("bivariate_upper: rho must lie strictly in (-1, 1).")
+    shape = h.shape
+    h, k, rho = h.ravel(), k.ravel(), rho.ravel()
+    # Infinite limits: Genz's formulas take finite numbers; +-40 sd is
+    # exact to double precision (Phi(-40) ~ 4e-350 underflows).
+    h, k = np.clip(h, -40.0, 40.0), np.clip(k, -40.0, 40.0)
+    out = np.empty_like(h)
+    mid = np.abs(rho) < _RHO_SWITCH
+    out[mid] = _upper_arcsin(h[mid], k[mid], rho[mid])
+    out[~mid] = _upper_near_one(h[~mid], k[~mid], rho[~mid])
+    return np.clip(out, 0.0, 1.0).reshape(shape)
+
+
+def _upper_arcsin(h, k, rho):
+    """Genz (2004), eq. (3): P = Phi(-h) Phi(-k) + 1/(2 pi) times the
+    integral over theta in (0, asin rho) of
+    exp(-(h^2 + k^2 - 2 h k sin theta) / (2 cos^2 theta)), by Gauss-Legendre."""
+    hk, hs = h * k, (h * h + k * k) / 2.0
+    asr = np.arcsin(rho)
+    total = np.zeros_like(h)
+    for x, w in zip(_GL_X, _GL_W, strict=True):  # loop over nodes, not rows
+        sn = np.sin(asr * (x + 1.0) / 2.0)
+        total += w * np.exp((sn * hk - hs) / (1.0 - sn * sn))
+    return total * asr / (4.0 * np.pi) + ndtr(-h) * ndtr(-k)
+
+
+def _upper_near_one(h, k, rho):
+    """Genz (2004), sec. 2.2: for |rho| >= 0.925, with s = sqrt(1 - rho^2) the
+    integral over x in (0, s) in Drezner & Wesolowsky's form, whose
+    singular part at x = 0 is integrated exactly by a two-term series and
+    the smooth remainder by Gauss-Legendre."""
+    neg = rho < 0
+    k = np.where(neg, -k, k)  # P for -rho from P for rho with k -> -k
+    hk = h * k
+    as_ = (1.0 - rho) * (1.0 + rho)
+    a = np.sqrt(as_)
+    bs = (h - k) ** 2
+    c = (4.0 - hk) / 8.0
+    d = (12.0 - hk) / 16.0
+    asr = -(bs / as_ + hk) / 2.0
+    bvn = np.where(
+        asr > -100.0,
+        a
+        * np.exp(np.maximum(asr, -100.0))
+        * (1.0 - c * (bs - as_) * (1.0 - d * bs / 5.0) / 3.0 + c * d * as_ * as_ / 5.0),
+        0.0,
+    )
+    b = np.sqrt(bs)
+    series = (
+        np.exp(np.minimum(-hk / 2.0, 100.0))
+        * np.sqrt(2.0 * np.pi)
+        * ndtr(-b / a)
+        * b
+        * (1.0 - c * bs * (1.0 - d * bs / 5.0) / 3.0)
+    )
+    bvn = bvn - np.where(-hk < 100.0, series, 0.0)
+    half = a / 2.0
+    for x, w in zip(_GL_X, _GL_W, strict=True):  # loop over nodes, not rows
+        xs = (half * (x + 1.0)) ** 2
+        rs = np.sqrt(1.0 - xs)
+        asr = -(bs / xs + hk) / 2.0
+        # exp(asr) * exp(-hk xs / (2 (1 + rs)^2)) in one exponent,
+        # -bs / (2 xs) - hk / (1 + rs), which cannot overflow.
+        both = np.exp(np.maximum(-bs / (2.0 * xs) - hk / (1.0 + rs), -745.0))
+        term = both / rs - np.exp(np.maximum(asr, -745.0)) * (
+            1.0 + c * xs * (1.0 + d * xs)
+        )
+        bvn = bvn + np.where(asr > -100.0, half * w * term, 0.0)
+    bvn = -bvn / (2.0 * np.pi)
+    # rho > 0: P = Phi(-max(h, k)) - bvn; rho < 0: P = bvn' + P(h < Z < k),
+    # the interval probability taken on the side that does not cancel.
+    pos = bvn + ndtr(-np.maximum(h, k))
+    between = np.where(h < 0.0, ndtr(k) - ndtr(h), ndtr(-h) - ndtr(-k))
+    negv = -bvn + np.where(k > h, between, 0.0)
+    return np.where(neg, negv, pos)
+
+
+def _log_phi(x):
+    """Log standard normal density."""
+    return -0.5 * x * x - 0.5 * LOG_2PI
+
+
+def _upper_tail_laguerre(a):
+    """Truncated standard normal Z > a for large a, without cancellation.
+
+    With Z = a + s / a the excess s has density proportional to
+    exp(-s) exp(-s^2 / (2 a^2)) on s > 0, so a Gauss-Laguerre rule in s gives
+    P(Z > a) = phi(a) / a * sum_i w_i g(s_i) with g(s) = exp(-s^2 / (2 a^2)),
+    and the mean and variance of s as weighted moments: both are O(1), so the
+    variance of Z, var(s) / a^2 ~ 1 / a^2, keeps full relative accuracy
+    where 1 - lambda (lambda - a) would cancel.
+    """
+    # A loop over the nodes keeps the memory at a few arrays of len(a).  The
+    # moments of s are O(1) with variance O(1), so the raw second moment
+    # loses nothing to cancellation.
+    mass = np.zeros_like(a)
+    first = np.zeros_like(a)
+    second = np.zeros_like(a)
+    inv_a2 = -0.5 / (a * a)
+    for s, w in zip(_GLAG_X, _GLAG_W, strict=True):
+        g = w * np.exp(s * s * inv_a2)
+        mass += g
+        first += g * s
+        second += g * (s * s)
+    s_mean = first / mass
+    s_var = second / mass - s_mean * s_mean
+    log_prob = _log_phi(a) - np.log(a) + np.log(mass)
+    return log_prob, a + s_mean / a, s_var / a**2
+
+
+def truncated_standard(a):
+    """Moments of a standard normal Z conditioned on Z > a, vectorised.
+
+    Parameters
+    ----------
+    a : ndarray of shape (n,)
+        Lower bounds (finite).
+
+    Returns
+    -------
+    log_prob, mean, var : ndarray of shape (n,)
+        ``log P(Z > a)``, ``E[Z | Z > a]`` and ``Var[Z | Z > a]``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> lp, m, v = truncated_standard(np.array([0.0]))
+    >>> bool(np.isclose(m[0], np.sqrt(2 / np.pi)))
+    True
+    """
+    a = np.asarray(a, dtype=float)
+    log_prob = log_ndtr(-a)
+    # Inverse Mills ratio phi(a) / Phi(-a) on the log scale: finite however
+    # far out a is (JKB 1994, sec. 10.1: E = lambda, Var = 1 - lambda (lambda - a)).
+    lam = np.exp(_log_phi(a) - log_prob)
+    mean = lam
+    var = 1.0 - lam * (lam - a)
+    far = a > LAGUERRE_FROM
+    if np.any(far):
+        log_prob[far], mean[far], var[far] = _upper_tail_laguerre(a[far])
+    return log_prob, mean, np.maximum(var, 0.0)
+
+
+def _tallis_2d(a1, a2, rho, log_prob):
+    """Tallis (1961) moments of a standard bivariate normal truncated below.
+
+    Manjunath & Wilhelm (2012), eqs. (9)-(16), with sigma_kk = 1, sigma_12 =
+    rho and no upper bounds: for Z > a,
+
+    * F_1 = phi(a1) Phi((rho a1 - a2) / r) / P (the truncated marginal density
+      of Z1 at its bound: a normal density times the conditional tail of Z2
+      given Z1 = a1), F_2 alike, F_12 = phi_2(a1, a2; rho) / P, r^2 = 1 - rho^2;
+    * E[Z_i] = sum_k sigma_ik F_k;
+    * E[Z_i Z_j] = sigma_ij + sum_k sigma_ik sigma_jk a_k F_k / sigma_kk
+      + sum_k sigma_ik sum_{q != k} (sigma_jq - sigma_kq sigma_jk / sigma_kk)
+      F_kq, whose last bracket is r^2 for (i, j, k) = (1, 2, 1), rho r^2 for
+      (1, 1, 2) and (2, 2, 1), and 0 otherwise.
+
+    Returns the means, the (co)variances (v11, v22, v12) and a condition
+    number for the cancellation in them.
+    """
+    r2 = (1.0 - rho) * (1.0 + rho)
+    r = np.sqrt(r2)
+    f1 = np.exp(_log_phi(a1) + log_ndtr((rho * a1 - a2) / r) - log_prob)
+    f2 = np.exp(_log_phi(a2) + log_ndtr((rho * a2 - a1) / r) - log_prob)
+    quad = (a1 * a1 - 2.0 * rho * a1 * a2 + a2 * a2) / (2.0 * r2)
+    f12 = np.exp(-quad - LOG_2PI - np.log(r) - log_prob)
+    e1 = f1 + rho * f2
+    e2 = rho * f1 + f2
+    m11 = 1.0 + a1 * f1 + rho * rho * a2 * f2 + rho * r2 * f12
+    m22 = 1.0 + rho * rho * a1 * f1 + a2 * f2 + rho * r2 * f12
+    m12 = rho + rho * a1 * f1 + rho * a2 * f2 + r2 * f12
+    v11, v22, v12 = m11 - e1 * e1, m22 - e2 * e2, m12 - e1 * e2
+    # Condition numbers: the sums of absolute terms over the result (its
+    # sd for the means and for v12), by which relative errors in the F's
+    # are amplified when the terms cancel (near |rho| = 1 or far in the
+    # tails a variance can be 1e-6 of E[Z^2]).
+    sd1, sd2 = np.sqrt(np.abs(v11)), np.sqrt(np.abs(v22))
+    t1 = np.abs(a1 * f1)
+    t2 = np.abs(a2 * f2)
+    tq = np.abs(rho) * r2 * f12
+    cond = np.maximum.reduce(
+        [
+            (np.abs(f1) + np.abs(rho * f2)) / (np.abs(e1) + sd1),
+            (np.abs(rho * f1) + np.abs(f2)) / (np.abs(e2) + sd2),
+            (1.0 + t1 + rho * rho * t2 + tq + e1 * e1) / np.abs(v11),
+            (1.0 + rho * rho * t1 + t2 + tq + e2 * e2) / np.abs(v22),
+            (1.0 + t1 + t2 + r2 * f12 + np.abs(e1 * e2)) / (sd1 * sd2),
+        ]
+    )
+    return e1, e2, v11, v22, v12, cond
+
+
+# Log-density drops (below the maximum) at which the tail quadrature splits
+# its range; beyond the last, exp(-50) of the peak, nothing is integrated.
+_TAIL_LEVELS = np.array([0.25, 1.0, 2.5, 5.0, 9.0, 15.0, 23.0, 34.0, 50.0])
+_KNEE_C = np.array([-6.0, -3.0, -1.5, 0.0, 1.5, 3.0, 4.5, 6.0, 8.0])
+_PIECE_X, _PIECE_W = np.polynomial.legendre.leggauss(16)
+_TAIL_CHUNK = 4096
+
+
+def _bisect(f, lo, hi, iters):
+    """Vectorised bisection for f(lo) >= 0 >= f(hi) (either may be the
+    larger end); returns the midpoint of the final bracket."""
+    for _ in range(iters):
+        mid = 0.5 * (lo + hi)
+        up = f(mid) >= 0.0
+        lo = np.where(up, mid, lo)
+        hi = np.where(up, hi, mid)
+    return 0.5 * (lo + hi)
+
+
+def _tail_breakpoints(a1, a2, rho, r):
+    """Split points of z > a1 for integrating exp(l(z)),
+    l(z) = log phi(z) + log Phi((rho z - a2) / r), the unnormalised density
+    of Z1 on the orthant.  l is concave with l'' <= -1 (a normal log density
+    plus a log-concave term), so: its maximiser lies in
+    [a1, a1 + max(l'(a1), 0)], and l has dropped by L within sqrt(2 L) of
+    it.  The pieces run between the points where l is L below its maximum
+    for L in _TAIL_LEVELS, on both sides, so that each piece holds a bounded
+    change of l whatever the scale (1 from phi, r from the conditional)."""
+
+    def ell(z):
+        return _log_phi(z) + log_ndtr((rho * z - a2) / r)
+
+    def slope(z):
+        c = (rho * z - a2) / r
+        return -z + rho / r * np.exp(_log_phi(c) - log_ndtr(c))
+
+    s0 = slope(a1)
+    mode = np.where(s0 > 0.0, _bisect(slope, a1, a1 + np.maximum(s0, 0.0), 64), a1)
+    top = ell(mode)
+    points = [mode]
+    for level in _TAIL_LEVELS:
+        width = np.sqrt(2.0 * level)
+
+        def drop(z, level=level):
+            return ell(z) - (top - level)
+
+        right = _bisect(drop, mode, mode + width, 40)
+        lo = np.maximum(a1, mode - width)
+        left = np.where(drop(lo) >= 0.0, lo, _bisect(drop, mode, lo, 40))
+        points = [left, *points, right]
+    points = np.stack(points, axis=1)
+    # The levels alone can leave the knee of Phi(c), c = (rho z - a2) / r,
+    # inside a piece (a flat stretch, then a cliff of width r / |rho|); split
+    # also where c crosses _KNEE_C, clipped to the range.
+    safe = np.where(rho == 0.0, 1.0, rho)
+    knees = (a2[:, None] + r[:, None] * _KNEE_C) / safe[:, None]
+    knees = np.where((rho == 0.0)[:, None], mode[:, None], knees)
+    knees = np.clip(knees, points[:, :1], points[:, -1:])
+    return np.sort(np.concatenate([points, knees], axis=1), axis=1), top
+
+
+def _tail_moments_2d(a1, a2, rho):
+    """Orthant moments of a standard bivariate normal, Z > (a1, a2), by
+    conditioning on Z1: P = int_{a1}^inf phi(z) Phi((rho z - a2) / r) dz on
+    the log scale (piecewise Gauss-Legendre between _tail_breakpoints), and
+    given Z1 = z, Z2 is N(rho z, r^2) truncated at a2, whose moments come
+    from truncated_standard.  The laws of total expectation and variance
+    then give all moments as weighted means with positive weights, centred
+    before squaring: no cancellation however small P is, and the covariance
+    is positive semi-definite by construction."""
+    r = np.sqrt((1.0 - rho) * (1.0 + rho))
+    points, top = _tail_breakpoints(a1, a2, rho, r)
+    half = 0.5 * np.diff(points, axis=1)  # (n, pieces)
+    centre = 0.5 * (points[:, 1:] + points[:, :-1])
+    z = (centre[:, :, None] + half[:, :, None] * _PIECE_X).reshape(len(a1), -1)
+    wq = (half[:, :, None] * _PIECE_W).reshape(len(a1), -1)
+    c = (rho[:, None] * z - a2[:, None]) / r[:, None]
+    omega = wq * np.exp(_log_phi(z) + log_ndtr(c) - top[:, None])
+    mass = omega.sum(axis=1)
+    p = omega / mass[:, None]
+    _, m_c, v_c = truncated_standard(-c.ravel())
+    mu2 = rho[:, None] * z + r[:, None] * m_c.reshape(z.shape)
+    v2 = (r * r)[:, None] * v_c.reshape(z.shape)
+    e1 = np.einsum("ij,ij->i", p, z)
+    e2 = np.einsum("ij,ij->i", p, mu2)
+    d1, d2 = z - e1[:, None], mu2 - e2[:, None]
+    v11 = np.einsum("ij,ij->i", p, d1 * d1)
+    v22 = np.einsum("ij,ij->i", p, v2 + d2 * d2)
+    v12 = np.einsum("ij,ij->i", p, d1 * d2)
+    return top + np.log(mass), e1, e2, v11, v22, v12
+
+
+def _check_inputs(mean, cov):
+    """Validate shapes and values; returns float copies' views (never
+    modifies the caller's arrays)."""
+    mean = np.asarray(mean, dtype=float)
+    cov = np.asarray(cov, dtype=float)
+    if mean.ndim != 2 or mean.shape[1] not in (1, 2):
+        raise ValueError(
+            f"orthant_moments: mean must have shape (n, k) with k in (1, 2); "
+            f"got {mean.shape}."
+        )
+    n, k = mean.shape
+    if cov.shape != (n, k, k):
+        raise ValueError(
+            f"orthant_moments: cov must have shape {(n, k, k)}; got {cov.shape}."
+        )
+    if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(cov))):
+        raise ValueError("orthant_moments: mean and cov must be finite.")
+    var = np.diagonal(cov, axis1=1, axis2=2)
+    if np.any(var <= 0.0):
+        raise ValueError("orthant_moments: every variance must be positive.")
+    if k == 2:
+        if not np.allclose(cov[:, 0, 1], cov[:, 1, 0], rtol=1e-12, atol=0.0):
+            raise ValueError("orthant_moments: cov must be symmetric.")
+        rho = cov[:, 0, 1] / np.sqrt(var[:, 0] * var[:, 1])
+        if np.any(np.abs(rho) >= 1.0):
+            raise ValueError(
+                "orthant_moments: cov must be positive definite (|correlation| < 1)."
+            )
+    return mean, cov
+
+
+def orthant_moments(mean, cov):
+    """Moments of ``u ~ N(mean, cov)`` conditioned on ``u > 0``, per row.
+
+    Parameters
+    ----------
+    mean : array_like of shape (n, k)
+        Means, k = 1 or 2.
+    cov : array_like of shape (n, k, k)
+        Positive definite covariances (``|correlation| < 1``).
+
+    Returns
+    -------
+    OrthantMoments
+        ``log_prob`` (n,), ``mean`` (n, k), ``cov`` (n, k, k) and
+        ``accurate`` (n,).  For k = 1 every row is accurate.  For k = 2 the
+        rows with ``P(u > 0) >= ACCURATE_FROM`` use Genz's probability and
+        Tallis' moments; the others the log-scale tail quadrature, which
+        keeps about 1e-10 relative accuracy however small the probability
+        (tested to ``|rho| = 0.99999`` and ``log P = -1e5``), so
+        ``accurate`` is True everywhere except where a result is not finite.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> out = orthant_moments(np.zeros((1, 1)), np.ones((1, 1, 1)))
+    >>> bool(np.isclose(out.mean[0, 0], np.sqrt(2 / np.pi)))
+    True
+    >>> out = orthant_moments(np.zeros((1, 2)), np.eye(2)[None])
+    >>> bool(np.isclose(np.exp(out.log_prob[0]), 0.25))
+    True
+    """
+    mean, cov = _check_inputs(mean, cov)
+    n, k = mean.shape
+    sd = np.sqrt(np.diagonal(cov, axis1=1, axis2=2))
+    # Standardise: u_i > 0  <=>  z_i > a_i = -m_i / s_i, z standard.  The
+    # clip keeps a_i^2 finite; beyond 1e150 sd nothing changes but log P.
+    a = np.clip(-mean / sd, -1e150, 1e150)
+    if k == 1:
+        log_prob, z_mean, z_var = truncated_standard(a[:, 0])
+        out_mean = mean + sd * z_mean[:, None]
+        out_cov = (sd[:, 0] ** 2 * z_var)[:, None, None]
+        return OrthantMoments(log_prob, out_mean, out_cov, np.ones(n, dtype=bool))
+    rho = cov[:, 0, 1] / (sd[:, 0] * sd[:, 1])
+    log_prob, e1, e2, v11, v22, v12 = _moments_2d(a[:, 0], a[:, 1], rho)
+    z_mean = np.stack([e1, e2], axis=1)
+    out_mean = mean + sd * z_mean
+    v11, v22 = np.maximum(v11, 0.0), np.maximum(v22, 0.0)
+    # Cauchy-Schwarz bound keeps the 2 x 2 covariance semi-definite.
+    bound = np.sqrt(v11 * v22)
+    v12 = np.clip(v12, -bound, bound)
+    out_cov = np.empty((n, 2, 2))
+    out_cov[:, 0, 0] = v11 * sd[:, 0] ** 2
+    out_cov[:, 1, 1] = v22 * sd[:, 1] ** 2
+    out_cov[:, 0, 1] = out_cov[:, 1, 0] = v12 * sd[:, 0] * sd[:, 1]
+    accurate = np.isfinite(log_prob) & np.all(np.isfinite(out_cov), axis=(1, 2))
+    accurate &= np.all(np.isfinite(out_mean), axis=1)
+    return OrthantMoments(log_prob, out_mean, out_cov, accurate)
+
+
+def _moments_2d(a1, a2, rho):
+    """Standardised k = 2 moments: Genz + Tallis where the probability is
+    at least ACCURATE_FROM (Genz's error is absolute, ~1e-16, so relative
+    1e-9 needs P well above 1e-7), the tail quadrature elsewhere."""
+    prob = bivariate_upper(a1, a2, rho)
+    fast = prob >= ACCURATE_FROM
+    log_prob = np.empty_like(a1)
+    res = [np.empty_like(a1) for _ in range(5)]
+    log_prob[fast] = np.log(prob[fast])
+    *moments, cond = _tallis_2d(a1[fast], a2[fast], rho[fast], log_prob[fast])
+    for dst, src in zip(res, moments, strict=True):
+        dst[fast] = src
+    # Relative error of the F's: ~4e-16 from the special functions plus
+    # Genz's absolute error (~2e-17) over P; amplified by cond it must stay
+    # below 1e-10, or the row goes to the tail quadrature (no cancellation
+    # there).  Calibrated against the tail quadrature on 40,000 random rows
+    # with |rho| up to 0.99999: the actual error never exceeded this estimate.
+    err = (4e-16 + 2e-17 / prob[fast]) * cond
+    fast[np.flatnonzero(fast)[~(err < 1e-10)]] = False
+    slow = np.flatnonzero(~fast)
+    for start in range(0, len(slow), _TAIL_CHUNK):  # chunks bound the memory
+        idx = slow[start : start + _TAIL_CHUNK]
+        # Condition on the component whose bound is farther out.
+        swap = a2[idx] > a1[idx]
+        b1 = np.where(swap, a2[idx], a1[idx])
+        b2 = np.where(swap, a1[idx], a2[idx])
+        lp, f1, f2, w11, w22, w12 = _tail_moments_2d(b1, b2, rho[idx])
+        log_prob[idx] = lp
+        res[0][idx] = np.where(swap, f2, f1)
+        res[1][idx] = np.where(swap, f1, f2)
+        res[2][idx] = np.where(swap, w22, w11)
+        res[3][idx] = np.where(swap, w11, w22)
+        res[4][idx] = w12
+    return (log_prob, *res)
