@@ -706,6 +706,31 @@ def _selection_start(rows, mar, initial, spec):
     )
 
 
+class RowsInMemory:
+    """The standardised rows Z (NaN at missing cells) of a selection model,
+    laid out once for the E-step: the row source of :class:`SelectionModel`
+    for data in memory."""
+
+    def __init__(self, Z, mnar, covariates, link):
+        self.rows = _lay_out(Z, mnar, covariates, link)
+        self.n_rows = Z.shape[0]
+        self.observed_counts = (~self.rows.mask).sum(axis=0)
+
+    def statistics(self, params, spec):
+        """:class:`SelectionStatistics` at ``params``; raises
+        ``numpy.linalg.LinAlgError`` if a covariance is not positive
+        definite."""
+        return _statistics(self.rows, params, spec)
+
+    def mar_fit(self, ridge, tol):
+        """The MAR fit (normal model) of the rows."""
+        return fit_normal_em(self.rows.Z, ridge=ridge, tol=tol)
+
+    def selection_start(self, mar, initial, spec):
+        """The selection models' start at the MAR fit (:func:`_selection_start`)."""
+        return _selection_start(self.rows, mar, initial, spec)
+
+
 # ---------------------------------------------------------------------------
 # The model
 
@@ -722,8 +747,13 @@ class SelectionModel(EMModel):
 
     Parameters
     ----------
-    Z : ndarray of shape (n, p)
-        The standardised data, NaN at missing cells.
+    source : RowsInMemory or another row source
+        Where the standardised rows are and how to pass over them: the
+        model asks it for ``statistics(params, spec)`` (the E-step),
+        ``n_rows``, ``observed_counts`` (observed cells per column),
+        ``mar_fit(ridge, tol)`` and ``selection_start(mar, initial, spec)``
+        (:meth:`start`).  :class:`RowsInMemory` for an array; a Dask source
+        sums the statistics of blocks.
     mnar, covariates : ndarrays of int
         Columns with a selection model, and the covariates of those models.
     link : {"probit", "logit"}
@@ -760,13 +790,13 @@ class SelectionModel(EMModel):
     )
 
     def __init__(
-        self, Z, mnar, covariates, *, link, held, initial_coef, ridge, node_seed,
-        center, scale,
+        self, source, mnar, covariates, *, link, held, initial_coef, ridge,
+        node_seed, center, scale,
     ):  # fmt: skip
-        self.rows = _lay_out(Z, mnar, covariates, link)
+        self.source = source
         self.spec = _Spec(mnar, covariates, link, _NodeRule(node_seed))
         self.held, self.initial_coef = held, initial_coef
-        self.ridge, self.prior = float(ridge), np.eye(Z.shape[1])
+        self.ridge, self.prior = float(ridge), np.eye(len(center))
         self.center, self.scale = center, scale
 
     @classmethod
@@ -782,6 +812,23 @@ class SelectionModel(EMModel):
         scale = standardising_scale(scale)
         mask = np.isnan(X)
         covariates = np.flatnonzero(~mask.any(axis=0)) if gamma else np.array([], int)
+        source = RowsInMemory((X - center) / scale, mnar, covariates, link)
+        return cls.from_source(
+            source, mnar, covariates, center, scale, link=link, psi=psi,
+            ridge=ridge, random_state=random_state,
+        )  # fmt: skip
+
+    @classmethod
+    def from_source(
+        cls, source, mnar, covariates, center, scale, *, link="probit", psi=None,
+        ridge=0.0, random_state=None,
+    ):  # fmt: skip
+        """The model of the rows of ``source`` (standardised by ``center``
+        and ``scale``: the observed column means and standardising scales);
+        ``mnar`` and ``covariates`` as column indices, the other arguments
+        those of :func:`fit_selection_em`."""
+        mnar = np.asarray(mnar, dtype=int)
+        covariates = np.asarray(covariates, dtype=int)
         held = np.array([psi is not None and j in psi for j in mnar], dtype=bool)
         # A given psi is per unit of its column: per standard deviation here.
         given = [psi[j] * scale[j] if held[i] else 0.0 for i, j in enumerate(mnar)]
@@ -790,7 +837,7 @@ class SelectionModel(EMModel):
             np.zeros(k), np.array(given, dtype=float), np.zeros((k, len(covariates)))
         )
         return cls(
-            (X - center) / scale, mnar, covariates, link=link, held=held,
+            source, mnar, covariates, link=link, held=held,
             initial_coef=initial, ridge=ridge,
             node_seed=_check_node_seed(random_state), center=center, scale=scale,
         )  # fmt: skip
@@ -821,8 +868,8 @@ class SelectionModel(EMModel):
         """The MAR fit (:func:`~emimpute.models._normal.fit_normal_em` at
         ``tol``) and each selection model fitted there with psi as given
         (0 unless held)."""
-        mar = fit_normal_em(self.rows.Z, ridge=self.ridge, tol=tol)
-        coef = _selection_start(self.rows, mar, self.initial_coef, self.spec)
+        mar = self.source.mar_fit(self.ridge, tol)
+        coef = self.source.selection_start(mar, self.initial_coef, self.spec)
         return SelectionParams(mar.mean, mar.covariance, coef)
 
     def warm_start(self, result):
@@ -872,7 +919,7 @@ class SelectionModel(EMModel):
 
     def e_step(self, params):
         try:
-            return _statistics(self.rows, params, self.spec)
+            return self.source.statistics(params, self.spec)
         except np.linalg.LinAlgError:  # a covariance not positive definite
             return None
 
@@ -895,7 +942,7 @@ class SelectionModel(EMModel):
             return None
 
     def m_step(self, params, stats):
-        n = self.rows.Z.shape[0]
+        n = self.source.n_rows
         mean, cov = m_step(stats.row_sum, stats.cross, n, self.prior, self.ridge)
         coef = _fit_selection_models(stats.selection, params.coef, self.held, self.link)
         return SelectionParams(mean, cov, coef)
@@ -1055,7 +1102,7 @@ def _in_data_units(model, run):
         coef.intercept - psi_units * center[mnar] - gamma_units @ center[covariates]
     )
     # log f(x_o) = log f(z_o) - sum over the observed cells of log scale_j.
-    jacobian = float(((~model.rows.mask) * np.log(scale)).sum())
+    jacobian = float(model.source.observed_counts @ np.log(scale))
     return SelectionEMResult(
         mean=center + scale * params.mean,
         covariance=params.covariance * np.outer(scale, scale),

@@ -46,7 +46,6 @@ import numpy as np
 from scipy import special
 
 LOG_SQRT_2PI = 0.5 * np.log(2.0 * np.pi)
-PX = True
 
 
 @dataclass(frozen=True)
@@ -162,8 +161,6 @@ def fit_latent_probit(sums, psi, held):
         coef = _solve(sums.dd[np.ix_(keep, keep)], rhs)
         return coef[0], psi, coef[1:]
     coef = _solve(sums.dd, sums.du)
-    if not PX:
-        return coef[0], coef[1], coef[2:]
     n = sums.dd[0, 0]  # the sum of d's leading 1: the rows
     residual = (sums.uu - coef @ sums.du) / n
     coef = coef / np.sqrt(residual) if residual > 0 else coef

@@ -132,13 +132,13 @@ def test_pattern_grouped_e_step_equals_the_row_by_row_one():
     coef = selection.replace(params.coef, psi=np.array([0.8, -0.5]))
     params = selection.replace(params, coef=coef)
     grouped = model.e_step(params)
-    Z, mask = model.rows.Z, model.rows.mask
+    Z, mask = model.source.rows.Z, model.source.rows.mask
     selected = mask[:, model.mnar].any(axis=1)
     by_row = selection._Rows(
         Z, mask,
         selection.lay_out_patterns(Z, mask, np.flatnonzero(~selected), model.mnar),
         selection._groups(mask, model.mnar, only=selected),
-        model.rows.observed,
+        model.source.rows.observed,
     )  # fmt: skip
     reference = selection._statistics(by_row, params, model.spec)
     assert grouped.loglik == pytest.approx(reference.loglik, rel=1e-13)
