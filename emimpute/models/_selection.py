@@ -706,6 +706,26 @@ def _selection_start(rows, mar, initial, spec):
     )
 
 
+def block_statistics(X, center, scale, params, spec):
+    """:class:`SelectionStatistics` of the rows of X (data units, NaN at
+    missing cells, the covariates observed) at ``params``, standardised by
+    ``center`` and ``scale``: what a block of rows adds to the E-step.
+
+    Raises ``ValueError`` if a covariate has a missing cell, and
+    ``numpy.linalg.LinAlgError`` if a covariance is not positive definite.
+    """
+    Z = (np.asarray(X, dtype=np.float64) - center) / scale
+    gaps = np.isnan(Z[:, spec.covariates]).any(axis=0)
+    if gaps.any():
+        columns = spec.covariates[gaps].tolist()
+        raise ValueError(
+            f"covariate columns {columns} of the selection models have "
+            "missing cells in these rows; they must be observed"
+        )
+    rows = _lay_out(Z, spec.mnar, spec.covariates, spec.link)
+    return _statistics(rows, params, spec)
+
+
 class RowsInMemory:
     """The standardised rows Z (NaN at missing cells) of a selection model,
     laid out once for the E-step: the row source of :class:`SelectionModel`
@@ -927,17 +947,8 @@ class SelectionModel(EMModel):
         """The E-step statistics of the rows of X (data units, NaN at
         missing cells, the covariates observed): summed over the row blocks
         of the data they equal :meth:`e_step`."""
-        Z = (np.asarray(X, dtype=np.float64) - self.center) / self.scale
-        gaps = np.isnan(Z[:, self.covariates]).any(axis=0)
-        if gaps.any():
-            columns = self.covariates[gaps].tolist()
-            raise ValueError(
-                f"covariate columns {columns} of the selection models have "
-                "missing cells in these rows; they must be observed"
-            )
         try:
-            rows = _lay_out(Z, self.mnar, self.covariates, self.link)
-            return _statistics(rows, params, self.spec)
+            return block_statistics(X, self.center, self.scale, params, self.spec)
         except np.linalg.LinAlgError:
             return None
 
