@@ -45,6 +45,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special
 
+from emimpute.gaussian._orthant import orthant_moments  # noqa: F401 (re-exported)
+
 LOG_SQRT_2PI = 0.5 * np.log(2.0 * np.pi)
 
 
@@ -73,27 +75,6 @@ def mills_ratio(t):
     """phi(t) / Phi(t), accurate in both tails (it tends to -t as t goes
     to -infinity, and to 0 as t goes to +infinity)."""
     return np.exp(-0.5 * t * t - LOG_SQRT_2PI - special.log_ndtr(t))
-
-
-@dataclass(frozen=True)
-class _Truncated:
-    log_prob: np.ndarray
-    mean: np.ndarray
-    cov: np.ndarray
-
-
-def orthant_moments(mean, cov):
-    """TEMPORARY one-dimensional version (n, 1) until the orthant kernel."""
-    if mean.shape[1] != 1:
-        raise NotImplementedError
-    m, v = mean[:, 0], cov[:, 0, 0]
-    s = np.sqrt(v)
-    alpha = m / s
-    lam = mills_ratio(alpha)
-    var = v * np.maximum(1.0 - lam * (alpha + lam), 0.0)
-    return _Truncated(
-        special.log_ndtr(alpha), (m + s * lam)[:, None], var[:, None, None]
-    )
 
 
 @dataclass(frozen=True)

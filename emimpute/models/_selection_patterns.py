@@ -150,6 +150,8 @@ def pattern_terms(data, pattern_set, precision, base, psi, orthant):
     index = np.take_along_axis(base[s.source], s.models[s.which], axis=1)
     m = index + psi_P[s.which] * c_J
     truncated = orthant(m, V[s.which])
+    if not truncated.accurate.all():  # not finite: the E-step fails here
+        raise np.linalg.LinAlgError("truncated-normal moments are not finite")
     delta = truncated.mean - m
     B_rows = B[s.which]  # (n_s, k, k_J)
     shift = np.einsum("nka,na->nk", B_rows, delta)

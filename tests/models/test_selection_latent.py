@@ -148,3 +148,32 @@ def test_pattern_grouped_e_step_equals_the_row_by_row_one():
         assert_allclose(a.dd, b.dd, rtol=1e-13, atol=1e-10)
         assert_allclose(a.du, b.du, rtol=1e-13, atol=1e-10)
         assert float(a.uu) == pytest.approx(float(b.uu), rel=1e-13)
+
+
+def test_two_mnar_cells_in_closed_form_equal_the_product_grid(monkeypatch):
+    """Rows with two missing MNAR cells: the bivariate truncated-normal
+    moments (Genz's orthant probability, Tallis' moments) against the
+    24 x 24 Gauss-Hermite product grid of the node path (exact to about
+    1e-10 at these slopes), for the whole E-step."""
+    rng = np.random.default_rng(4)
+    n, p = 3000, 5
+    A = rng.normal(size=(p, p))
+    X = rng.multivariate_normal(np.zeros(p), A @ A.T + np.eye(p), size=n)
+    X[rng.random(n) < special.ndtr(X[:, 0]), 0] = np.nan
+    X[rng.random(n) < special.ndtr(-0.5 + 0.7 * X[:, 1]), 1] = np.nan
+    X[:, 2][rng.random(n) < 0.2] = np.nan
+    model = selection.SelectionModel.from_data(X, [0, 1])
+    params = model.start()
+    coef = selection.replace(params.coef, psi=np.array([0.8, -0.5]))
+    params = selection.replace(params, coef=coef)
+    assert (np.isnan(X[:, :2]).sum(axis=1) == 2).sum() > 300
+    closed = model.e_step(params)
+    monkeypatch.setattr(selection, "ORTHANT_CELLS", 1)
+    grid = selection.SelectionModel.from_data(X, [0, 1]).e_step(params)
+    assert closed.loglik == pytest.approx(grid.loglik, abs=1e-8)
+    assert_allclose(closed.row_sum, grid.row_sum, atol=1e-8)
+    assert_allclose(closed.cross, grid.cross, atol=1e-8)
+    for a, b in zip(closed.selection, grid.selection, strict=True):
+        assert_allclose(a.dd, b.dd, atol=1e-8)
+        assert_allclose(a.du, b.du, atol=1e-8)
+        assert float(a.uu) == pytest.approx(float(b.uu), abs=1e-8)
