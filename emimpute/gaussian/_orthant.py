@@ -224,7 +224,7 @@ def _upper_tail_laguerre(a):
     s_mean = first / mass
     s_var = second / mass - s_mean * s_mean
     log_prob = _log_phi(a) - np.log(a) + np.log(mass)
-    return log_prob, a + s_mean / a, s_var / a**2
+    return log_prob, s_mean / a, s_var / a**2  # Z - a = s / a
 
 
 def truncated_standard(a):
@@ -247,17 +247,26 @@ def truncated_standard(a):
     >>> bool(np.isclose(m[0], np.sqrt(2 / np.pi)))
     True
     """
-    a = np.asarray(a, dtype=float)
+    log_prob, excess, var = _truncated_excess(np.asarray(a, dtype=float))
+    return log_prob, a + excess, var
+
+
+def _truncated_excess(a):
+    """``log P(Z > a)``, ``E[Z - a | Z > a]`` and ``Var[Z | Z > a]``.
+
+    The excess over the bound, not the mean, so that E[u] = s E[Z - a] for
+    u = m + s Z > 0 keeps its relative accuracy when a is far out (E[Z] ~ a
+    there and m + s E[Z] would cancel)."""
     log_prob = log_ndtr(-a)
     # Inverse Mills ratio phi(a) / Phi(-a) on the log scale: finite however
     # far out a is (JKB 1994, sec. 10.1: E = lambda, Var = 1 - lambda (lambda - a)).
     lam = np.exp(_log_phi(a) - log_prob)
-    mean = lam
-    var = 1.0 - lam * (lam - a)
+    excess = lam - a
+    var = 1.0 - lam * excess
     far = a > LAGUERRE_FROM
     if np.any(far):
-        log_prob[far], mean[far], var[far] = _upper_tail_laguerre(a[far])
-    return log_prob, mean, np.maximum(var, 0.0)
+        log_prob[far], excess[far], var[far] = _upper_tail_laguerre(a[far])
+    return log_prob, excess, np.maximum(var, 0.0)
 
 
 def _tallis_2d(a1, a2, rho, log_prob):
@@ -479,8 +488,8 @@ def orthant_moments(mean, cov):
     # clip keeps a_i^2 finite; beyond 1e150 sd nothing changes but log P.
     a = np.clip(-mean / sd, -1e150, 1e150)
     if k == 1:
-        log_prob, z_mean, z_var = truncated_standard(a[:, 0])
-        out_mean = mean + sd * z_mean[:, None]
+        log_prob, excess, z_var = _truncated_excess(a[:, 0])
+        out_mean = sd * excess[:, None]  # u = s (Z - a)
         out_cov = (sd[:, 0] ** 2 * z_var)[:, None, None]
         return OrthantMoments(log_prob, out_mean, out_cov, np.ones(n, dtype=bool))
     rho = cov[:, 0, 1] / (sd[:, 0] * sd[:, 1])

@@ -65,7 +65,11 @@ def test_k1_extreme_means_are_finite():
     assert out.log_prob[0] == pytest.approx(
         -5e5 - np.log(1e3) - 0.5 * np.log(2 * np.pi)
     )
-    assert out.mean[0, 0] == pytest.approx(1e-3, rel=1e-5)
+    # E[u | u > 0] = s (1/a - 2/a^3 + ...), a = -m/s: full relative accuracy
+    # (m + s E[Z] would keep only 1e-4 of it at a = 1e8).
+    assert out.mean[0, 0] == pytest.approx(1e-3 - 2e-9, rel=1e-12)
+    assert out.mean[4, 0] == pytest.approx(1e-8, rel=1e-12)
+    assert out.cov[4, 0, 0] == pytest.approx(1e-16, rel=1e-12)
 
 
 # ---------------------------------------------------- bivariate probability
@@ -316,3 +320,22 @@ def test_bad_input():
         orthant_moments(np.zeros((1, 2)), np.ones((1, 2, 2)))
     with pytest.raises(ValueError, match="finite"):
         orthant_moments(np.full((1, 1), np.nan), np.ones((1, 1, 1)))
+
+
+def test_k2_extreme_inputs_are_finite():
+    mean = np.array(
+        [[-1e3, -1e3], [1e3, -1e3], [-40.0, 40.0], [-30.0, -30.0], [-1e6, 2.0]]
+    )
+    rho = [0.99999, -0.99999, 0.5, -0.99999, 0.3]
+    cov = np.stack([_cov2(1.0, 1.0, r) for r in rho])
+    out = orthant_moments(mean, cov)
+    assert np.all(np.isfinite(out.log_prob)) and np.all(np.isfinite(out.cov))
+    assert np.all(out.mean > 0)
+    assert np.all(np.linalg.eigvalsh(out.cov) >= 0.0)
+    np.testing.assert_array_equal(out.accurate, out.log_prob > -1e6)
+    # Flagged, but still sensible: u1 far below its bound, u2 free, so u1
+    # is its k = 1 tail (E ~ 1e-6, to the 1e-4 double precision leaves of
+    # E[Z1] - a1 at a1 = 1e6) and u2 follows its regression on u1.
+    assert out.mean[4, 0] == pytest.approx(1e-6, rel=1e-3)
+    assert out.mean[4, 1] == pytest.approx(2.0 + 0.3 * (1e-6 + 1e6), rel=1e-12)
+    assert out.cov[4, 1, 1] == pytest.approx(1 - 0.09, rel=1e-9)
