@@ -226,6 +226,9 @@ CASES = [  # (m1, m2, s1, s2, rho)
     (-6.0, -5.0, 1.0, 1.0, 0.3),  # P ~ 1e-15: the tail quadrature
     (-3.0, -3.0, 1.0, 1.0, -0.9),  # P ~ 1e-43, Genz alone fails here
     (-9.0, 3.0, 1.0, 2.0, 0.8),
+    # P ~ 8e-5 but a sliver: Tallis' E[Z^2] - E[Z]^2 keeps only ~1e-6 of
+    # the variances, so the row must go to the tail quadrature.
+    (1.652634966341095, -1.655275819624301, 1.0, 1.0, -0.99999),
 ]
 
 
