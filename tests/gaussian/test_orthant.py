@@ -12,6 +12,7 @@ from scipy.stats import multivariate_normal, norm, truncnorm
 from emimpute.gaussian._orthant import (
     ACCURATE_FROM,
     bivariate_upper,
+    log_bivariate_upper,
     orthant_moments,
     truncated_standard,
 )
@@ -310,6 +311,13 @@ def test_k2_far_tail_matches_mpmath():
     out = orthant_moments(np.array([[-a1, -a2]]), _cov2(1.0, 1.0, rho)[None])
     assert out.log_prob[0] == pytest.approx(log_p, abs=1e-10)
     assert out.accurate[0]
+    both = log_bivariate_upper([a1, a2], [a2, a1], rho)
+    np.testing.assert_allclose(both, log_p, rtol=0, atol=1e-10)
+    # Where Genz is accurate the two agree.
+    h, k, r = np.array([0.5, -1.0]), np.array([1.0, 2.0]), np.array([0.3, -0.95])
+    np.testing.assert_allclose(
+        log_bivariate_upper(h, k, r), np.log(bivariate_upper(h, k, r)), rtol=1e-14
+    )
 
 
 def test_bad_input():
