@@ -282,7 +282,7 @@ def _lay_out(Z, mnar, covariates, link):
     closed_form = k_J == 0
     if link == "probit":
         closed_form |= (k_J <= ORTHANT_CELLS) & ~mask.all(axis=1)
-    patterns = lay_out_patterns(Z, mask, np.flatnonzero(closed_form), mnar)
+    patterns = lay_out_patterns(Z, mask, np.flatnonzero(closed_form), mnar, covariates)
     groups = _groups(mask, mnar, only=~closed_form)
     return _Rows(
         Z, mask, patterns, groups, _observed_designs(Z, mask, mnar, covariates)
@@ -610,7 +610,7 @@ def _statistics(rows, params, spec):
     T1, T2 = normal.row_sum.copy(), normal.cross.copy()
     for pattern_set in rows.patterns.sets:  # e_step left c in problem.data
         corrected = pattern_terms(
-            problem.data, pattern_set, precision, base, coef.psi, orthant_moments
+            problem.data, pattern_set, precision, coef, orthant_moments
         )
         T1 += corrected.row_sum
         T2 += corrected.cross

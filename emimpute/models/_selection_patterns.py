@@ -25,7 +25,7 @@ with c (Little & Rubin 2002, eq. 11.4-11.5, with the truncated moments in
 place of the normal ones).
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -42,8 +42,9 @@ class PatternSet:
     missing: np.ndarray  # (P, k) missing columns of each pattern, increasing
     slots: np.ndarray  # (P, k_J) positions of its MNAR cells among them
     models: np.ndarray  # (P, k_J) their selection models
-    rows: np.ndarray  # (n_s,) positions in the problem's data (chunk order)
+    rows: np.ndarray | slice  # positions in the problem's data (chunk order)
     source: np.ndarray  # (n_s,) the same rows in the data matrix
+    covariates: np.ndarray  # (n_s, n_covariates) their covariates
     which: np.ndarray  # (n_s,) each row's pattern, 0 .. P - 1, increasing
     starts: np.ndarray  # (P,) where each pattern's rows begin
 
@@ -57,9 +58,17 @@ class PatternLayout:
     sets: list
 
 
-def lay_out_patterns(Z, mask, rows, mnar):
+def lay_out_patterns(Z, mask, rows, mnar, covariates):
     """:class:`PatternLayout` of ``rows`` of the standardised data Z."""
     p = Z.shape[1]
+    # Rows with MNAR cells first, by their count and pattern: the problem
+    # keeps this order among rows with the same number of missing cells
+    # (a stable sort), so each set of patterns is one slice of its data
+    # (no gather at every E-step; checked in _pattern_set).
+    row_mask = mask[rows]
+    k_J = row_mask[:, mnar].sum(axis=1)
+    _, pattern_of = np.unique(_pattern_keys(row_mask), return_inverse=True)
+    rows = rows[np.lexsort((pattern_of, k_J, k_J == 0))]
     problem = prepare_problem(Z[rows], column_moments=(np.zeros(p), np.ones(p)))
     in_data = rows[np.concatenate([[], *(c.rows for c in problem.chunks)]).astype(int)]
     data_mask = mask[in_data]
@@ -79,12 +88,12 @@ def lay_out_patterns(Z, mask, rows, mnar):
     sets = []
     for key in np.unique(k * (p + 1) + k_J):
         chosen = np.flatnonzero(k * (p + 1) + k_J == key)  # patterns of the set
-        sets.append(
-            _pattern_set(
-                pattern_mask[chosen], chosen, pattern, selected, in_data,
-                is_model, model_of,
-            )
+        pattern_set = _pattern_set(
+            pattern_mask[chosen], chosen, pattern, selected, in_data,
+            is_model, model_of,
         )  # fmt: skip
+        covariate_values = Z[pattern_set.source][:, covariates]
+        sets.append(replace(pattern_set, covariates=covariate_values))
     return PatternLayout(problem, sets)
 
 
@@ -101,12 +110,16 @@ def _pattern_set(masks, chosen, pattern, selected, in_data, is_model, model_of):
     order = np.argsort(which, kind="stable")
     members, which = members[order], which[order]
     rows = selected[members]
+    source = in_data[rows]
+    if np.all(np.diff(rows) == 1):  # one slice of the data (see lay_out_patterns)
+        rows = slice(int(rows[0]), int(rows[-1]) + 1)
     return PatternSet(
         missing=missing,
         slots=slots,
         models=model_of[np.take_along_axis(missing, slots, axis=1)],
         rows=rows,
-        source=in_data[rows],
+        source=source,
+        covariates=None,
         which=which,
         starts=np.searchsorted(which, np.arange(n_patterns)),
     )
@@ -123,21 +136,21 @@ class PatternTerms:
     cells: CellMoments
 
 
-def pattern_terms(data, pattern_set, precision, base, psi, orthant):
+def pattern_terms(data, pattern_set, precision, coef, orthant):
     """:class:`PatternTerms` of one :class:`PatternSet`.
 
     ``data`` holds the problem's rows completed with their conditional
     means (after :func:`emimpute.models._normal.e_step`), ``precision`` is
-    inv(S), ``base`` (n, n_models) alpha + gamma' x_c of every row of the
-    data matrix, ``psi`` (n_models,), ``orthant`` the truncated moments of
-    u (:func:`emimpute.gaussian._orthant.orthant_moments`).
+    inv(S), ``coef`` the selection coefficients (standardised scale),
+    ``orthant`` the truncated moments of u
+    (:func:`emimpute.gaussian._orthant.orthant_moments`).
     """
     s = pattern_set
     P, k = s.missing.shape
     k_J = s.slots.shape[1]
     # Per pattern: C = inv(K_mm), K = C_.J diag(psi), V, B = K V^-1.
     C = np.linalg.inv(precision[s.missing[:, :, None], s.missing[:, None, :]])
-    psi_P = psi[s.models]  # (P, k_J)
+    psi_P = coef.psi[s.models]  # (P, k_J)
     C_J = np.take_along_axis(C, s.slots[:, None, :], axis=2)  # (P, k, k_J)
     K = C_J * psi_P[:, None, :]
     K_JJ = np.take_along_axis(K, s.slots[:, :, None], axis=1)  # (P, k_J, k_J)
@@ -147,7 +160,8 @@ def pattern_terms(data, pattern_set, precision, base, psi, orthant):
     x = data[s.rows]
     cols_J = np.take_along_axis(s.missing, s.slots, axis=1)[s.which]  # (n_s, k_J)
     c_J = np.take_along_axis(x, cols_J, axis=1)
-    index = np.take_along_axis(base[s.source], s.models[s.which], axis=1)
+    base = coef.intercept + s.covariates @ coef.gamma.T  # (n_s, n_models)
+    index = np.take_along_axis(base, s.models[s.which], axis=1)
     m = index + psi_P[s.which] * c_J
     truncated = orthant(m, V[s.which])
     if not truncated.accurate.all():  # not finite: the E-step fails here
@@ -158,7 +172,7 @@ def pattern_terms(data, pattern_set, precision, base, psi, orthant):
     y = np.zeros_like(x)
     np.put_along_axis(y, s.missing[s.which], shift, axis=1)
     # Per pattern: sum B Omega B' - n B K', on the pattern's (m, m) block.
-    n_P = np.diff(np.append(s.starts, len(s.rows)))
+    n_P = np.diff(np.append(s.starts, len(s.which)))
     omega_P = np.add.reduceat(truncated.cov, s.starts, axis=0)
     block = B @ omega_P @ B.transpose(0, 2, 1) - n_P[:, None, None] * (
         B @ K.transpose(0, 2, 1)

@@ -136,7 +136,9 @@ def test_pattern_grouped_e_step_equals_the_row_by_row_one():
     selected = mask[:, model.mnar].any(axis=1)
     by_row = selection._Rows(
         Z, mask,
-        selection.lay_out_patterns(Z, mask, np.flatnonzero(~selected), model.mnar),
+        selection.lay_out_patterns(
+            Z, mask, np.flatnonzero(~selected), model.mnar, model.covariates
+        ),
         selection._groups(mask, model.mnar, only=selected),
         model.source.rows.observed,
     )  # fmt: skip
