@@ -120,6 +120,19 @@ class MNARSelectionImputer(BaseEMImputer):
         If False, ``transform`` imputes in place when X is a writeable float
         NumPy array with NaN as the missing marker.
     verbose : int, default=0
+    warm_start : bool, default=False
+        As in scikit-learn's ``GaussianMixture``: when True, a second
+        ``fit`` starts EM at the previous fit's solution (its means,
+        covariance and missingness models; a held psi takes its new value)
+        instead of the MAR start and the short fits over psi, which saves
+        most of the iterations when the data or ``psi`` changed a little,
+        as along a grid of fixed psi values
+        (:func:`emimpute.sensitivity.sensitivity_analysis`).  Used only when
+        the previous fit modelled the same columns: the same non-empty
+        columns, MNAR columns, covariates and link; otherwise ``fit``
+        starts from scratch, silently, as with False.  With psi estimated,
+        a warm start climbs to the mode of the likelihood nearest the
+        previous fit, where a cold fit would pick the best of its starts.
     selection : {"probit", "logit"}
         Deprecated alias of ``link`` (renamed in 0.2, removed in 0.3).
     mnar_coef : float, dict or None
@@ -210,6 +223,7 @@ class MNARSelectionImputer(BaseEMImputer):
         "link": [StrOptions({"probit", "logit"})],
         "psi": [numbers.Real, dict, None],
         "gamma": ["boolean"],
+        "warm_start": ["boolean"],
         "selection": [
             StrOptions({"probit", "logit"}),
             Hidden(StrOptions({"deprecated"})),
@@ -247,6 +261,7 @@ class MNARSelectionImputer(BaseEMImputer):
         keep_empty_features=True,
         copy=True,
         verbose=0,
+        warm_start=False,
         selection="deprecated",
         mnar_coef="deprecated",
     ):
@@ -267,6 +282,7 @@ class MNARSelectionImputer(BaseEMImputer):
         self.link = link
         self.psi = psi
         self.gamma = gamma
+        self.warm_start = warm_start
         self.selection = selection
         self.mnar_coef = mnar_coef
 
@@ -351,10 +367,34 @@ class MNARSelectionImputer(BaseEMImputer):
     # ------------------------------------------------------- model hooks
 
     def _kernel(self, X, *, center, scale, rng):
-        settings = self._selection_settings(
-            X, scale, ~self._empty_features, feature_names(self), rng
+        valid = ~self._empty_features
+        settings = self._selection_settings(X, scale, valid, feature_names(self), rng)
+        init = self._warm_start_from(X, valid, settings)
+        return partial(fit_selection_em, **settings, init=init), {"X": X}
+
+    def _warm_start_from(self, X, valid, settings):
+        """The previous fit's kernel result when ``warm_start`` applies to
+        this fit (the same non-empty columns, MNAR columns, covariates and
+        link), else None: a cold start."""
+        previous = getattr(self, "_result", None)
+        if not self.warm_start or previous is None:
+            return None
+        if not np.array_equal(getattr(self, "_valid_columns", None), valid):
+            return None
+        # The covariates the kernel will model: X's never-missing columns
+        # (SelectionModel.from_data).  Checked here so that a change falls
+        # back to a cold fit instead of the ValueError of
+        # SelectionModel.warm_start.
+        if settings["gamma"]:
+            covariates = np.flatnonzero(~np.isnan(X).any(axis=0))
+        else:
+            covariates = np.zeros(0, dtype=int)
+        same = (
+            np.array_equal(previous.mnar, settings["mnar"])
+            and np.array_equal(previous.covariates, covariates)
+            and previous.link == settings["link"]
         )
-        return partial(fit_selection_em, **settings), {"X": X}
+        return previous if same else None
 
     def _selection_settings(self, X, scale, valid, names, rng):
         """The arguments of the selection kernel (fit_selection_em,
@@ -391,6 +431,7 @@ class MNARSelectionImputer(BaseEMImputer):
         self.mean_ = np.full(p, np.nan)
         self.covariance_ = np.full((p, p), np.nan)
         self._result = result
+        self._valid_columns = valid.copy()  # what warm_start checks
         if result is None:
             self.mnar_features_ = self.covariates_ = np.zeros(0, dtype=int)
             self.selection_coef_ = pd.DataFrame(

@@ -1,5 +1,6 @@
 """MultipleImputer: proper multiple imputation and pooled inference (meta-estimator)."""
 
+import copy
 import numbers
 
 import numpy as np
@@ -104,6 +105,21 @@ class MultipleImputer(TransformerMixin, BaseEstimator):
         Imputations run in parallel with joblib.
     verbose : int, default=0
         1: a progress bar of the imputations on standard error.
+    warm_start : bool, default=False
+        With True (and ``method="bootstrap"``), a refit starts imputation
+        l's imputer from a copy of the previous fit's ``imputers_[l]``,
+        with the template ``imputer``'s current parameters set on it and
+        its own ``warm_start`` switched on; the previous ``imputers_`` are
+        not modified.  With an int ``random_state`` imputation l draws the
+        same bootstrap resample in every fit, so the start is a fit to the
+        same rows (another model, as another fixed psi, or the same);
+        otherwise the start is merely near.  Only meaningful for imputers
+        with a ``warm_start`` parameter (:class:`MNARSelectionImputer`;
+        a wrapped imputer's ``imputer__warm_start`` counts); the others,
+        an imputer of another class than before and the imputations beyond
+        the previous ``n_imputations`` are fitted from scratch as with
+        False.  :func:`emimpute.sensitivity.sensitivity_analysis` uses it
+        along a grid of fixed psi values.
 
     Attributes
     ----------
@@ -182,6 +198,7 @@ class MultipleImputer(TransformerMixin, BaseEstimator):
         "random_state": ["random_state"],
         "n_jobs": [numbers.Integral, None],
         "verbose": ["verbose"],
+        "warm_start": ["boolean"],
     }
 
     def __init__(
@@ -197,6 +214,7 @@ class MultipleImputer(TransformerMixin, BaseEstimator):
         random_state=None,
         n_jobs=None,
         verbose=0,
+        warm_start=False,
     ):
         self.imputer = imputer
         self.n_imputations = n_imputations
@@ -208,6 +226,7 @@ class MultipleImputer(TransformerMixin, BaseEstimator):
         self.random_state = random_state
         self.n_jobs = n_jobs
         self.verbose = verbose
+        self.warm_start = warm_start
 
     # ------------------------------------------------------------------ fit
 
@@ -266,14 +285,42 @@ class MultipleImputer(TransformerMixin, BaseEstimator):
         seeds = child_seeds(self.random_state, size=(self.n_imputations, 2))
         if self.method == "bootstrap":
             labels = self._column_labels()
+            starts = self._warm_starts(base)
             return (
-                delayed(_impute_once)(base, data, seed, self._columns, labels)
-                for seed in seeds
+                delayed(_impute_once)(base, data, seed, self._columns, labels, start)
+                for seed, start in zip(seeds, starts, strict=True)
             )
         start = self._augmentation_start(base, data)
         return (
             delayed(_augment_once)(start, data, seed, self.burn_in) for seed in seeds
         )
+
+    def _warm_starts(self, base):
+        """Per imputation, the imputer to refit from (a copy of the previous
+        fit's, with ``base``'s parameters and ``warm_start`` on), or None
+        for a fresh clone of ``base`` (see ``warm_start``)."""
+        starts = [None] * self.n_imputations
+        key = _drawing_key(base, "warm_start")
+        previous = getattr(self, "imputers_", None)
+        if not self.warm_start or key is None or not previous:
+            return starts
+        # The template's parameters without its nested estimators, whose
+        # own parameters are among them (``imputer__psi``): setting a nested
+        # estimator would replace the fitted one inside the copy.
+        params = {
+            name: value
+            for name, value in base.get_params(deep=True).items()
+            if not hasattr(value, "get_params")
+        }
+        params[key] = True
+        for i, fitted in enumerate(previous[: self.n_imputations]):
+            if type(fitted) is type(base) and params.keys() <= set(
+                fitted.get_params(deep=True)
+            ):
+                # A copy: the previous fit's imputers stay as they were (a
+                # grid of sensitivity analyses starts several fits from one).
+                starts[i] = copy.deepcopy(fitted).set_params(**params)
+        return starts
 
     def _check_outcome(self, X, y):
         """y as a 1-d array: floats for a regressor, the labels as given for
@@ -627,12 +674,15 @@ def _frame(data, columns):
     return data if columns is None else pd.DataFrame(data, columns=columns)
 
 
-def _impute_once(base, data, seed, columns=None, labels=None):
+def _impute_once(base, data, seed, columns=None, labels=None, start=None):
     """One proper imputation: fit on a bootstrap resample, draw for all rows.
 
-    ``labels`` name the columns in errors."""
+    ``labels`` name the columns in errors; ``start``: the imputer to refit
+    (a warm start, see ``MultipleImputer.warm_start``) instead of a clone
+    of ``base``."""
     rng = np.random.RandomState(seed[0])
-    imputer = clone(base).set_params(
+    imputer = clone(base) if start is None else start
+    imputer.set_params(
         **{
             _drawing_key(base, "sample_posterior"): True,
             _drawing_key(base, "random_state"): int(seed[1]),

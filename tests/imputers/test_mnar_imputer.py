@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 from scipy import special
+from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LinearRegression
 from sklearn.model_selection import GridSearchCV, KFold, cross_val_score
@@ -412,3 +413,97 @@ def test_a_step_function_missingness_stops_psi_early():
         assert np.isfinite(completed).all()
         # The imputed values lie above the observed ones, as the step says.
         assert completed[np.isnan(X[:, 0]), 0].min() > np.nanmax(X[:, 0]) - 0.5
+
+
+# ------------------------------------------------------------- warm_start
+
+
+def coefficients(imputer):
+    """The fitted selection coefficients (intercept, psi, gammas) as floats."""
+    return imputer.selection_coef_.drop(columns="psi_fixed").to_numpy(float)
+
+
+def test_warm_start_at_a_neighbouring_psi_reaches_the_cold_fit(
+    assert_same_fit, fit_tolerance, loglik_tolerance
+):
+    _, data = incomes(4000, seed=1)
+    data_before = data.copy()
+    warm = MNARSelectionImputer(["income"], psi=0.5, warm_start=True, random_state=0)
+    warm.fit(data).set_params(psi=0.7).fit(data)
+    cold = MNARSelectionImputer(["income"], psi=0.7, random_state=0).fit(data)
+    pd.testing.assert_frame_equal(data, data_before)  # the caller's data untouched
+    scale = data.std().to_numpy()
+    assert_same_fit(
+        warm.mean_, warm.covariance_, cold.mean_, cold.covariance_,
+        tol=cold.tol, scale=scale,
+    )  # fmt: skip
+    # The coefficients are fitted on the standardised scale: psi and gamma
+    # per standard deviation, the intercept as it is.
+    coef_scale = np.r_[1.0, scale[0], scale[1:]]
+    assert_allclose(
+        coefficients(warm) * coef_scale, coefficients(cold) * coef_scale,
+        rtol=0, atol=fit_tolerance(cold.tol),
+    )  # fmt: skip
+    assert warm.loglik_ == pytest.approx(cold.loglik_, rel=loglik_tolerance(cold.tol))
+    assert warm.selection_coef_.loc["income", "psi"] == 0.7  # held as given
+
+
+def test_warm_start_refit_needs_few_iterations_where_cold_needs_many():
+    # psi estimated: a cold fit climbs from the MAR start (psi = 0) through
+    # its starts; a refit on the same data starts at the optimum itself.
+    _, data = incomes(4000, seed=1)
+    cold = MNARSelectionImputer(["income"], random_state=0).fit(data)
+    warm = MNARSelectionImputer(["income"], random_state=0, warm_start=True)
+    warm.fit(data)
+    assert warm.n_iter_ == cold.n_iter_ > 10  # the first fit is cold
+    warm.fit(data)
+    # A few steps to meet the stopping rule again (63 cold here).
+    assert warm.n_iter_ <= cold.n_iter_ / 5
+    assert warm.loglik_ >= cold.loglik_ - 1e-6 * abs(cold.loglik_)
+
+
+def test_warm_start_with_other_columns_falls_back_to_a_cold_fit():
+    _, data = incomes(2000, seed=2)
+    data["age"] = data["age"].mask(np.random.default_rng(0).random(2000) < 0.2)
+    warm = MNARSelectionImputer(["income"], warm_start=True, random_state=0).fit(data)
+    changes = [
+        {"mnar_features": ["income", "age"]},  # other MNAR columns
+        {"link": "logit"},
+        {"gamma": False},  # other covariates
+    ]
+    for change in changes:
+        warm = copy.deepcopy(warm).set_params(mnar_features=["income"], link="probit",
+                                              gamma=True).fit(data)  # fmt: skip
+        warm.set_params(**change).fit(data)
+        cold = clone(warm).set_params(warm_start=False).fit(data)
+        # The same run from the same start: identical, not merely close.
+        assert warm.n_iter_ == cold.n_iter_
+        assert_array_equal(warm.mean_, cold.mean_)
+        assert_array_equal(coefficients(warm), coefficients(cold))
+    # Other never-missing columns (other covariates) on other data.
+    complete_age = incomes(2000, seed=2)[1]
+    warm.set_params(mnar_features=["income"], link="probit", gamma=True)
+    warm.fit(data).fit(complete_age)
+    cold = MNARSelectionImputer(["income"], random_state=0).fit(complete_age)
+    assert warm.n_iter_ == cold.n_iter_
+    assert_array_equal(coefficients(warm), coefficients(cold))
+
+
+def test_warm_start_parameter_round_trips_and_survives_a_model_file(tmp_path):
+    from emimpute._model_io import load_model, save_model
+
+    imputer = MNARSelectionImputer(["income"], warm_start=True, random_state=0)
+    assert clone(imputer).get_params()["warm_start"] is True
+    with pytest.raises(ValueError, match="warm_start"):
+        MNARSelectionImputer(warm_start="yes").fit(incomes(200, seed=0)[1])
+    _, data = incomes(3000, seed=3)
+    imputer.fit(data)
+    path = tmp_path / "mnar.json"
+    save_model(imputer, path)
+    loaded = load_model(path)
+    assert loaded.warm_start is True
+    assert_array_equal(loaded.transform(data), imputer.transform(data))
+    # The loaded fit is a warm start like the original one.
+    loaded.fit(data)
+    assert loaded.n_iter_ <= imputer.n_iter_ / 5
+    assert loaded.loglik_ == pytest.approx(imputer.loglik_, rel=1e-6)

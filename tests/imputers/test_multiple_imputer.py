@@ -589,3 +589,56 @@ def test_data_augmentation_is_offered_to_every_imputer_that_draws_parameters():
         assert imputer.sample_posterior
         filled = np.broadcast_to(imputer.mean_, X.shape)
         assert_allclose(values[missing], filled[missing])
+
+
+# ------------------------------------------------------------- warm_start
+
+
+def selection_data(n=3000, seed=0):
+    """x0 goes missing more often when high (an MNAR column), x1 complete."""
+    rng = np.random.default_rng(seed)
+    X = rng.multivariate_normal([0, 0], [[1, 0.5], [0.5, 1]], size=n)
+    X[rng.random(n) < special.ndtr(-0.5 + X[:, 0]), 0] = np.nan
+    return X
+
+
+def test_warm_start_refits_each_imputation_from_its_own_resample(fit_tolerance):
+    from emimpute import MNARSelectionImputer
+
+    X = selection_data()
+    X_before = X.copy()
+    template = MNARSelectionImputer([0], psi=0.5)
+    mi = MultipleImputer(template, n_imputations=3, random_state=0, warm_start=True)
+    first = copy.deepcopy(mi.fit(X).imputers_)
+    # The same psi again: imputation l restarts at its own fit to bootstrap
+    # resample l (an int random_state redraws the same rows), already at the
+    # optimum, so a step or two meets the stopping rule.
+    mi.fit(X)
+    assert all(imp.n_iter_ <= 2 for imp in mi.imputers_)
+    assert all(imp.n_iter_ >= 4 for imp in first)
+    # A neighbouring psi: the cold multiple imputation's fits, within tol.
+    previous = mi.imputers_
+    mi.set_params(imputer=template.set_params(psi=0.6)).fit(X)
+    cold = MultipleImputer(template, n_imputations=3, random_state=0).fit(X)
+    assert_array_equal(X, X_before)
+    for warm_l, cold_l, old in zip(mi.imputers_, cold.imputers_, previous, strict=True):
+        assert warm_l is not old and old.psi == 0.5  # the previous fit kept
+        assert warm_l.psi == 0.6 and warm_l.warm_start
+        scale = np.nanstd(X, axis=0)
+        assert_allclose(warm_l.mean_ / scale, cold_l.mean_ / scale, 0,
+                        fit_tolerance(cold_l.tol))  # fmt: skip
+    draws = np.array(mi.multiple_transform(X))
+    assert_allclose(draws, np.array(cold.multiple_transform(X)), 0,
+                    10 * fit_tolerance(1e-6, np.nanstd(X)))  # fmt: skip
+
+
+def test_warm_start_is_ignored_by_imputers_without_it():
+    X = selection_data(500)
+    mi = MultipleImputer(n_imputations=2, random_state=0, warm_start=True).fit(X)
+    first = mi.imputers_
+    mi.fit(X)
+    cold = MultipleImputer(n_imputations=2, random_state=0).fit(X)
+    for warm_l, cold_l, old in zip(mi.imputers_, cold.imputers_, first, strict=True):
+        assert warm_l is not old
+        assert warm_l.n_iter_ == cold_l.n_iter_
+        assert_array_equal(warm_l.mean_, cold_l.mean_)
