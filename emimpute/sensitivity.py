@@ -313,10 +313,11 @@ def _pooled(
         # before refitting them, so the other grid point keeps its own.
         mi.imputers_ = start
     if estimator is None:
-        mi.fit(X)
-        return _pool_callable(analysis, mi.multiple_transform(X), y, names), (
-            mi.imputers_
-        )
+        # The fit's own draws of X: what multiple_transform(X) would give
+        # (each imputer draws with its fixed random_state), drawn once.
+        mi._keep_fit_draws = True
+        draws = mi.fit(X)._fit_draws
+        return _pool_callable(analysis, draws, y, names), mi.imputers_
     mi.fit(X, y)
     if mi.pooled_ is None:
         raise ValueError(_NO_INFERENCE.format(type(analysis).__name__))

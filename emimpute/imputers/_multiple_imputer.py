@@ -200,6 +200,9 @@ class MultipleImputer(TransformerMixin, BaseEstimator):
         "verbose": ["verbose"],
         "warm_start": ["boolean"],
     }
+    # Set on an instance to keep the fit's completed training sets (memory:
+    # m copies of X), see fit.
+    _keep_fit_draws = False
 
     def __init__(
         self,
@@ -260,6 +263,12 @@ class MultipleImputer(TransformerMixin, BaseEstimator):
             results.append(result)  # in order, whatever n_jobs
             step()
         self.imputers_ = [imputer for imputer, _ in results]
+        # The m completed training sets, for a caller that analyses them
+        # itself (sensitivity_analysis with a callable analysis): the
+        # multiple_transform of the training X, without drawing it again.
+        self._fit_draws = None
+        if self._keep_fit_draws:
+            self._fit_draws = [draws[:, : self.n_features_in_] for _, draws in results]
         self.estimators_ = []
         self.pooled_ = None
         self._no_inference = "fit with an estimator: MultipleImputer(estimator=...)"

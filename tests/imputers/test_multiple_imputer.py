@@ -642,3 +642,15 @@ def test_warm_start_is_ignored_by_imputers_without_it():
         assert warm_l is not old
         assert warm_l.n_iter_ == cold_l.n_iter_
         assert_array_equal(warm_l.mean_, cold_l.mean_)
+
+
+def test_kept_fit_draws_are_the_multiple_transform_of_the_training_data():
+    X, _, X_missing, _ = regression_data(300, seed=4)
+    mi = MultipleImputer(n_imputations=3, random_state=0)
+    mi._keep_fit_draws = True
+    mi.fit(X_missing)
+    for kept, again in zip(
+        mi._fit_draws, mi.multiple_transform(X_missing), strict=True
+    ):
+        assert_array_equal(kept, again)
+    assert MultipleImputer(n_imputations=2).fit(X_missing)._fit_draws is None
