@@ -366,7 +366,7 @@ def observed_column_moments(X, chunk_size=None):
     return count, mean, std, minimum, maximum
 
 
-def complete_row_sums(X, center, chunk_size=None, unit=1.0):
+def complete_row_sums(X, center, chunk_size=None, unit=1.0, rows=None):
     """Rows with nothing missing: their number and the sums T1 and T2 of the
     rows and their cross-products about ``center``.  These are the same at
     every E-step, so they are computed once.  Also returns the number of
@@ -382,7 +382,11 @@ def complete_row_sums(X, center, chunk_size=None, unit=1.0):
     X = np.asarray(X, dtype=np.float64)
     p = X.shape[1]
     n_missing = np.isnan(X).sum(axis=1)
+    if rows is not None:  # these rows only
+        n_missing = n_missing[rows]
     complete = np.flatnonzero(n_missing == 0)
+    if rows is not None:
+        complete = rows[complete]
     step = chunk_size or chunk_rows_for(p)
     T1, T2 = np.zeros(p), np.zeros((p, p))
     for start in range(0, len(complete), step):
@@ -392,12 +396,16 @@ def complete_row_sums(X, center, chunk_size=None, unit=1.0):
     return len(complete), T1, T2, int(np.count_nonzero(n_missing < p))
 
 
-def _incomplete_layout(X, center, chunk_size, unit=1.0):
-    """The rows of X with some but not all cells missing, centred, copied in
-    chunk order (so each E-step reads contiguous blocks), and their plan."""
+def _incomplete_layout(X, center, chunk_size, unit=1.0, rows=None):
+    """The rows of X (of ``rows``, if given) with some but not all cells
+    missing, centred, copied in chunk order (so each E-step reads contiguous
+    blocks), and their plan.  Rows with the same number of missing cells
+    keep their order (that of ``rows``)."""
     mask = np.isnan(X)
     n_missing = mask.sum(axis=1)
     partial = np.flatnonzero((n_missing > 0) & (n_missing < X.shape[1]))
+    if rows is not None:
+        partial = rows[(n_missing[rows] > 0) & (n_missing[rows] < X.shape[1])]
     chunks = plan_chunks(
         mask, partial, chunk_size, find_shared_patterns=not _compiled.available()
     )
@@ -410,7 +418,7 @@ def _incomplete_layout(X, center, chunk_size, unit=1.0):
 
 
 def prepare_problem(
-    X, ridge=0.0, chunk_size=None, column_moments=None, standardise=False
+    X, ridge=0.0, chunk_size=None, column_moments=None, standardise=False, rows=None
 ):
     """Pre-compute what every E-step needs.  ``X`` has NaN at missing cells.
 
@@ -421,7 +429,9 @@ def prepare_problem(
     deviations if the caller already has them (:func:`observed_column_moments`).
     With ``standardise=True`` the rows are also divided by the standardising
     scale as they are copied (no extra copy), so that the problem is that of
-    the standardised data, whose centre is 0 and scale 1.
+    the standardised data, whose centre is 0 and scale 1.  ``rows`` (indices)
+    restricts the problem to those rows of X, without a copy of them; rows
+    with the same number of missing cells keep their order in the data.
     """
     if column_moments is None:
         _, center, scale, _, _ = observed_column_moments(X, chunk_size)
@@ -429,8 +439,8 @@ def prepare_problem(
         center, scale = column_moments
     scale = standardising_scale(scale)
     unit = scale if standardise else 1.0
-    n_complete, T1, T2, n_rows = complete_row_sums(X, center, chunk_size, unit)
-    data, chunks, bounds = _incomplete_layout(X, center, chunk_size, unit)
+    n_complete, T1, T2, n_rows = complete_row_sums(X, center, chunk_size, unit, rows)
+    data, chunks, bounds = _incomplete_layout(X, center, chunk_size, unit, rows)
     origin = 0.0
     if standardise:
         origin = center

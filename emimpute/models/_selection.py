@@ -84,6 +84,7 @@ from emimpute.gaussian._conditional import (
 )
 from emimpute.models._binary_glm import fit_binary_glm, log_cdf
 from emimpute.models._normal import (
+    NormalModel,
     e_step,
     fit_normal_em,
     log_prior,
@@ -525,7 +526,7 @@ def _observed_designs(Z, mask, mnar, covariates):
     for j in mnar:
         seen = np.flatnonzero(~mask[:, j])
         design = np.column_stack(
-            [np.ones(len(seen)), Z[seen, j], Z[seen][:, covariates]]
+            [np.ones(len(seen)), Z[seen, j], Z[np.ix_(seen, covariates)]]
         )
         designs.append((design, design.T @ design))
     return designs
@@ -684,17 +685,27 @@ def _fit_one_selection_model(rows, intercept, psi, gamma, held, link, newton_ste
     return fit.coef[0], psi if held else fit.coef[1], fit.coef[first_gamma:]
 
 
+def _mar_means(Z, mar, columns, step=65536):
+    """Z's ``columns`` with their missing cells at the MAR conditional means,
+    a block of rows at a time (no completed copy of the whole of Z)."""
+    out = np.empty((len(Z), len(columns)))
+    for start in range(0, len(Z), step):
+        block = conditional_moments(Z[start : start + step], mar.mean, mar.covariance)
+        out[start : start + step] = block.completed[:, columns]
+    return out
+
+
 def _selection_start(rows, mar, initial, spec):
     """Each selection model's binary regression of "missing" on (1, x_c) at
     the MAR fit ``mar``, its psi held at its initial value through an
     offset psi x_j, x_j the MAR conditional mean where missing.  With psi
     = 0 (a free psi's start) this is the exact maximum at the MAR fit."""
-    filled = conditional_moments(rows.Z, mar.mean, mar.covariance).completed
+    filled = _mar_means(rows.Z, mar, spec.mnar)
     design = np.column_stack([np.ones(len(filled)), rows.Z[:, spec.covariates]])
     fits = [
         fit_binary_glm(
             design, rows.mask[:, j], link=spec.link,
-            offset=initial.psi[i] * filled[:, j], max_iter=START_NEWTON_STEPS,
+            offset=initial.psi[i] * filled[:, i], max_iter=START_NEWTON_STEPS,
         ).coef
         for i, j in enumerate(spec.mnar)
     ]  # fmt: skip
@@ -743,8 +754,12 @@ class RowsInMemory:
         return _statistics(self.rows, params, spec)
 
     def mar_fit(self, ridge, tol):
-        """The MAR fit (normal model) of the rows."""
-        return fit_normal_em(self.rows.Z, ridge=ridge, tol=tol)
+        """The MAR fit (normal model) of the rows: on the layout's normal
+        problem when it holds every row (no second copy of the data)."""
+        if self.rows.groups:
+            return fit_normal_em(self.rows.Z, ridge=ridge, tol=tol)
+        problem = replace(self.rows.patterns.problem, ridge=float(ridge))
+        return run_em(NormalModel.in_memory(problem), tol=tol).params
 
     def selection_start(self, mar, initial, spec):
         """The selection models' start at the MAR fit (:func:`_selection_start`)."""
@@ -832,7 +847,9 @@ class SelectionModel(EMModel):
         scale = standardising_scale(scale)
         mask = np.isnan(X)
         covariates = np.flatnonzero(~mask.any(axis=0)) if gamma else np.array([], int)
-        source = RowsInMemory((X - center) / scale, mnar, covariates, link)
+        Z = X - center
+        Z /= scale  # in place: one copy of the data, not two
+        source = RowsInMemory(Z, mnar, covariates, link)
         return cls.from_source(
             source, mnar, covariates, center, scale, link=link, psi=psi,
             ridge=ridge, random_state=random_state,

@@ -69,8 +69,8 @@ def lay_out_patterns(Z, mask, rows, mnar, covariates):
     k_J = row_mask[:, mnar].sum(axis=1)
     _, pattern_of = np.unique(_pattern_keys(row_mask), return_inverse=True)
     rows = rows[np.lexsort((pattern_of, k_J, k_J == 0))]
-    problem = prepare_problem(Z[rows], column_moments=(np.zeros(p), np.ones(p)))
-    in_data = rows[np.concatenate([[], *(c.rows for c in problem.chunks)]).astype(int)]
+    problem = prepare_problem(Z, column_moments=(np.zeros(p), np.ones(p)), rows=rows)
+    in_data = np.concatenate([[], *(c.rows for c in problem.chunks)]).astype(int)
     data_mask = mask[in_data]
     selected = np.flatnonzero(data_mask[:, mnar].any(axis=1))
     if not len(selected):
@@ -92,7 +92,7 @@ def lay_out_patterns(Z, mask, rows, mnar, covariates):
             pattern_mask[chosen], chosen, pattern, selected, in_data,
             is_model, model_of,
         )  # fmt: skip
-        covariate_values = Z[pattern_set.source][:, covariates]
+        covariate_values = Z[np.ix_(pattern_set.source, covariates)]
         sets.append(replace(pattern_set, covariates=covariate_values))
     return PatternLayout(problem, sets)
 
