@@ -10,10 +10,11 @@ does the same for any fitted imputer (every registered model,
 :class:`~emimpute.DeltaAdjustedImputer`, ... fitted in memory, say on a
 sample).  :class:`BlockwiseFitMixin` gives the blockwise fit to any model
 whose E-step statistics add over row blocks: :class:`DaskStudentTImputer`
-is the same for :class:`~emimpute.StudentTImputer`.  A Dask version of
-another model is the mixin on its imputer with one method,
-``_blockwise_kernel`` (see the mixin); the selection model has none yet (fit
-it in memory on a sample and use :func:`blockwise_transform`).
+is the same for :class:`~emimpute.StudentTImputer`, and
+:class:`DaskMNARSelectionImputer` for :class:`~emimpute.MNARSelectionImputer`
+(its E-step, and the regressions of its start, summed over blocks by
+:class:`DaskSelectionRows`).  A Dask version of another model is the mixin
+on its imputer with one method, ``_blockwise_kernel`` (see the mixin).
 
 The work runs on Dask's current scheduler: the local threads by default, or
 a cluster once a ``distributed.Client`` is created.  Unless the collection
@@ -45,11 +46,15 @@ from sklearn.impute import MissingIndicator
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
+from emimpute.engine._driver import run_em
 from emimpute.engine._regularise import degenerate_columns
-from emimpute.gaussian._conditional import precision_and_logdet
+from emimpute.gaussian._conditional import conditional_moments, precision_and_logdet
 from emimpute.imputers._em_imputer import EMImputer
+from emimpute.imputers._mnar_imputer import MNARSelectionImputer
 from emimpute.imputers._t_imputer import StudentTImputer
+from emimpute.models._binary_glm import _score_and_curvature
 from emimpute.models._normal import (
+    NormalParams,
     add_complete_rows,
     block_statistics,
     column_moments_from_sums,
@@ -59,9 +64,19 @@ from emimpute.models._normal import (
     run_normal_em,
     standardising_scale,
 )
+from emimpute.models._selection import (
+    START_NEWTON_STEPS,
+    SelectionCoefficients,
+    SelectionModel,
+    _cold_start,
+    _in_data_units,
+)
+from emimpute.models._selection import block_statistics as selection_block_statistics
 from emimpute.models._student_t import block_distances as t_block_distances
 from emimpute.models._student_t import block_statistics as t_block_statistics
 from emimpute.models._student_t import profile_df, run_student_t_em
+from emimpute.utils._columns import feature_names
+from emimpute.utils._random import child_seeds, resolve_random_state
 from emimpute.utils._validation import (
     _raise_for_non_numeric,
     is_nan_marker,
@@ -72,8 +87,11 @@ from emimpute.utils._validation import (
 __all__ = [
     "BlockwiseFitMixin",
     "DaskEMImputer",
+    "DaskMNARSelectionImputer",
+    "DaskSelectionRows",
     "DaskStudentTImputer",
     "blockwise_transform",
+    "fit_selection_em_blockwise",
     "is_dask_collection",
 ]
 
@@ -395,6 +413,102 @@ class DaskStudentTImputer(BlockwiseFitMixin, StudentTImputer):
         return run_student_t_em, data
 
 
+class DaskMNARSelectionImputer(BlockwiseFitMixin, MNARSelectionImputer):
+    """:class:`~emimpute.MNARSelectionImputer` for Dask arrays and DataFrames.
+
+    Same parameters, attributes and estimates as
+    :class:`~emimpute.MNARSelectionImputer`; ``fit`` also accepts a
+    ``dask.array.Array`` or ``dask.dataframe.DataFrame`` of any size, and
+    ``transform`` and the other methods return lazy Dask results for Dask
+    input (see :class:`DaskEMImputer`).
+
+    Attributes
+    ----------
+    mean_, covariance_, selection_coef_, mnar_features_, covariates_, \
+ridge_, loglik_, loglik_path_, n_iter_, converged_, indicator_, \
+n_features_in_, feature_names_in_
+        As in :class:`~emimpute.MNARSelectionImputer`.
+    n_blocks_ : int
+        Blocks of rows the data came in (0 for in-memory input).
+
+    See Also
+    --------
+    fit_selection_em_blockwise : The kernel's fit on a Dask row source.
+
+    Notes
+    -----
+    Two passes over the data before the iterations, as
+    :class:`DaskEMImputer`.  The start is the in-memory fit's: the MAR fit
+    (:class:`DaskEMImputer`'s E-step, one pass per E-step), then each
+    missingness model's probit or logit regression on the covariates by
+    Newton's method, one pass per Newton step (the gradient, Hessian and
+    log-likelihood of every model summed over the blocks).  Then one pass
+    per E-step: a task per block computes that block's statistics
+    (:func:`emimpute.models._selection.block_statistics`) and they are
+    added ``FAN_IN`` at a time.
+
+    What travels differs by link.  Under the probit link a block's
+    statistics are fixed-size sums (p x p for the normal part and a small
+    matrix per missingness model), whatever the block's size.  Under the
+    logit link the M-step is a binary regression over pseudo-rows, so the
+    statistics carry every observed cell of an MNAR column and every node
+    of every missing one (tens of nodes per missing cell) to the client:
+    memory and traffic grow with the number of rows, which limits the logit
+    link to data whose MNAR columns' pseudo-rows fit on the client.
+
+    Pass an integer ``random_state`` for reproducible fits: it seeds the
+    Sobol nodes of rows with three or more missing MNAR cells, the same in
+    every block.
+
+    Examples
+    --------
+    >>> import dask.array as da
+    >>> import numpy as np
+    >>> from scipy.special import ndtr
+    >>> from emimpute import MNARSelectionImputer
+    >>> from emimpute.dask import DaskMNARSelectionImputer
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.multivariate_normal([0, 0], [[1, 0.5], [0.5, 1]], size=1000)
+    >>> X[rng.random(1000) < ndtr(X[:, 0]), 0] = np.nan
+    >>> settings = dict(mnar_features=[0], psi=1.0, random_state=0)
+    >>> imputer = DaskMNARSelectionImputer(**settings)
+    >>> imputer = imputer.fit(da.from_array(X, chunks=(250, 2)))
+    >>> local = MNARSelectionImputer(**settings).fit(X)
+    >>> bool(np.allclose(imputer.mean_, local.mean_, atol=1e-5))
+    True
+    """
+
+    def _blockwise_kernel(self, blocks, columns):
+        """``(fit, data)`` as :meth:`MNARSelectionImputer._kernel`, with the
+        E-step and the start summed over the blocks."""
+        valid = columns.valid
+        # The columns' missingness, as the shell reads it from X: a one-row
+        # stand-in with NaN in the incomplete (non-empty) columns.
+        incomplete = (columns.count < columns.n_samples)[valid]
+        stand_in = np.where(incomplete, np.nan, 0.0)[None, :]
+        settings = self._selection_settings(
+            stand_in,
+            columns.observed_scale,
+            valid,
+            feature_names(self),
+            resolve_random_state(self.random_state),
+        )
+        init = self._warm_start_from(stand_in, valid, settings)
+        gamma = settings.pop("gamma")
+        mnar = settings["mnar"]
+        covariates = np.flatnonzero(~incomplete) if gamma else np.zeros(0, int)
+        source = DaskSelectionRows(blocks, columns, mnar, covariates, settings["link"])
+        fit = functools.partial(
+            fit_selection_em_blockwise,
+            covariates=covariates,
+            center=columns.center,
+            scale=columns.scale,
+            init=init,
+            **settings,
+        )
+        return fit, {"source": source}
+
+
 def _in_memory_class(cls):
     """The imputer a Dask imputer class extends (the first class of its MRO
     that is not a Dask one)."""
@@ -593,6 +707,186 @@ def student_t_e_step(blocks, columns, mean, scale, df, df_start):
 
 
 # ---------------------------------------------------------------------------
+# The selection model over the blocks
+
+
+def fit_selection_em_blockwise(
+    source, mnar, covariates, center, scale, *, link="probit", psi=None,
+    ridge=0.0, max_iter=500, tol=1e-6, accelerate=True, random_state=None,
+    callback=None, init=None,
+):  # fmt: skip
+    """:func:`~emimpute.models._selection.fit_selection_em` on a row source
+    that sums its statistics over blocks (:class:`DaskSelectionRows`).
+
+    The model is built from ``source`` instead of an array; the start (a
+    warm one from ``init``, else the MAR fit and the best of the psi
+    starts), the iterations and the result in data units are the kernel's
+    own, so the estimate is the in-memory fit's up to the order of the sums.
+
+    Parameters
+    ----------
+    source : DaskSelectionRows
+    mnar, covariates : ndarrays of int
+        Columns with a missingness model and the covariates of those models
+        (positions among the source's columns).
+    center, scale : ndarrays of shape (p,)
+        The observed column means and standardising scales.
+    link, psi, ridge, max_iter, tol, accelerate, callback, init
+        As in :func:`~emimpute.models._selection.fit_selection_em`.
+    random_state : int or None
+        The Sobol nodes' seed; None draws one here, so that every block
+        and every pass use the same nodes.
+
+    Returns
+    -------
+    SelectionEMResult
+    """
+    if random_state is None:  # one seed for all the tasks, not one each
+        random_state = child_seeds(None)
+    model = SelectionModel.from_source(
+        source, mnar, covariates, center, scale, link=link, psi=psi,
+        ridge=ridge, random_state=random_state,
+    )  # fmt: skip
+    if init is not None:
+        params = model.warm_start(init)
+    else:
+        params = _cold_start(model, tol, accelerate)
+    run = run_em(
+        model, params, max_iter=max_iter, tol=tol, accelerate=accelerate,
+        callback=callback,
+    )  # fmt: skip
+    return _in_data_units(model, run)
+
+
+class DaskSelectionRows:
+    """The rows of Delayed float blocks as the row source of
+    :class:`~emimpute.models._selection.SelectionModel` (the Dask twin of
+    :class:`~emimpute.models._selection.RowsInMemory`): every method is a
+    few passes over the blocks, each task standardising its own block.
+
+    Parameters
+    ----------
+    blocks : list of Delayed ndarrays
+        The blocks of rows (float, NaN at missing cells, all columns).
+    columns : BlockColumns
+        Their column passes; the model covers the ``valid`` columns.
+    mnar, covariates : ndarrays of int
+        Positions among the valid columns.
+    link : {"probit", "logit"}
+    """
+
+    def __init__(self, blocks, columns, mnar, covariates, link):
+        self.blocks, self.columns = blocks, columns
+        self.mnar, self.covariates, self.link = mnar, covariates, link
+        self.n_rows = columns.n_samples  # every row, as RowsInMemory's
+        self.observed_counts = columns.count[columns.valid]
+
+    def _shared(self, *values):
+        """One task holding what every block's task needs (in the graph
+        once, not once per block)."""
+        return dask.delayed(_bundle, pure=False)(
+            self.columns.columns, self.columns.center, self.columns.scale, *values
+        )
+
+    def statistics(self, params, spec):
+        """The :class:`SelectionStatistics` of all blocks at ``params`` (one
+        pass); raises ``numpy.linalg.LinAlgError`` if a block's covariance
+        is not positive definite."""
+        shared = self._shared(params, spec)
+        total = _reduce(
+            [dask.delayed(_selection_pass)(block, shared) for block in self.blocks],
+            _add_statistics,
+        )
+        if total is None:  # pragma: no cover - block_statistics raises instead
+            raise np.linalg.LinAlgError("a covariance is not positive definite")
+        return total
+
+    def mar_fit(self, ridge, tol):
+        """The MAR fit (normal model, :class:`DaskEMImputer`'s E-step) on the
+        standardised scale, as :meth:`RowsInMemory.mar_fit`."""
+        columns = self.columns
+        fit = run_normal_em(
+            functools.partial(_normal_e_step, self.blocks, columns),
+            n_rows=columns.n_rows,
+            center=columns.center,
+            scale=columns.scale,
+            ridge=ridge,
+            tol=tol,
+        )
+        scale = columns.scale
+        return NormalParams(
+            (fit.mean - columns.center) / scale,
+            fit.covariance / np.outer(scale, scale),
+        )
+
+    def selection_start(self, mar, initial, spec):
+        """Each missingness model's regression of "missing" on (1, x_c) at
+        the MAR fit, psi held at its initial value through the offset psi
+        x_j-hat (:func:`~emimpute.models._selection._selection_start`),
+        by :func:`fit_binary_glm`'s Newton steps with the gradient, Hessian
+        and log-likelihood summed over the blocks: one pass per step."""
+        if len(spec.mnar) == 0:
+            return initial
+        offset_psi = initial.psi if np.any(initial.psi != 0) else None
+        shared = self._shared(spec, mar, offset_psi)
+
+        def evaluate(coefs):
+            parts = [
+                dask.delayed(_start_pass)(block, shared, coefs) for block in self.blocks
+            ]
+            return _reduce(parts, _add_start_sums)
+
+        coef = _newton_over_blocks(evaluate, 1 + len(spec.covariates), len(spec.mnar))
+        return SelectionCoefficients(
+            coef[:, 0], initial.psi.copy(), coef[:, 1:].reshape(initial.gamma.shape)
+        )
+
+
+def _newton_over_blocks(evaluate, q, k, max_iter=START_NEWTON_STEPS, tol=1e-10):
+    """k binary regressions by :func:`fit_binary_glm`'s Newton method (same
+    start, steps, halving and stopping rule), each pass evaluating every
+    unfinished model at its next point: ``evaluate(coefs)`` gives, per
+    model (None where ``coefs`` is None), its summed log-likelihood,
+    gradient and information there."""
+    coef, pending = np.zeros((k, q)), [np.zeros(q) for _ in range(k)]
+    value, step = np.full(k, -np.inf), np.zeros((k, q))
+    iteration, halvings = np.ones(k, int), np.zeros(k, int)
+    first = np.ones(k, bool)
+    while any(point is not None for point in pending):
+        sums = evaluate(pending)
+        for i, point in enumerate(pending):
+            if point is None:
+                continue
+            pending[i] = None
+            new_value, gradient, information = sums[i]
+            new_value = new_value if np.isfinite(new_value) else -np.inf
+            if not first[i]:
+                if not new_value >= value[i] - 1e-12 * abs(value[i]):
+                    halvings[i] += 1
+                    if halvings[i] < 40:  # halve the step, try again
+                        step[i] /= 2.0
+                        pending[i] = coef[i] + step[i]
+                    continue
+                coef[i] = point
+                if np.max(np.abs(step[i])) < tol or iteration[i] == max_iter:
+                    continue  # converged, or out of steps
+                iteration[i] += 1
+            first[i], value[i], halvings[i] = False, new_value, 0
+            if not (np.isfinite(gradient).all() and np.isfinite(information).all()):
+                continue  # overflowed: stop there, as fit_binary_glm
+            step[i] = _newton_step(information, gradient)
+            pending[i] = coef[i] + step[i]
+    return coef
+
+
+def _newton_step(information, gradient):
+    try:
+        return np.linalg.solve(information, gradient)
+    except np.linalg.LinAlgError:
+        return np.linalg.lstsq(information, gradient, rcond=None)[0]
+
+
+# ---------------------------------------------------------------------------
 # The source: validated Dask input as blocks of rows
 
 
@@ -738,6 +1032,60 @@ def _t_statistics_pass(block, shared, df):
     return t_block_statistics(
         block, center, mean, precision, logdet_cov, df, n_threads=1
     )
+
+
+def _standardised(block, shared):
+    """A block's valid columns on the standardised scale (a new array)."""
+    columns, center, scale = shared[:3]
+    block = block if columns is None else block[:, columns]
+    return (block - center) / scale
+
+
+def _selection_pass(block, shared):
+    params, spec = shared[3:]
+    columns, center, scale = shared[:3]
+    block = block if columns is None else block[:, columns]
+    return selection_block_statistics(block, center, scale, params, spec)
+
+
+def _start_pass(block, shared, coefs):
+    """Per missingness model (None where ``coefs`` is None): the block's
+    log-likelihood, gradient and information of the start's regression at
+    ``coefs`` (as in :func:`fit_binary_glm`, weights 1)."""
+    spec, mar, offset_psi = shared[3:]
+    Z = _standardised(block, shared)
+    design = np.column_stack([np.ones(len(Z)), Z[:, spec.covariates]])
+    filled = None
+    if offset_psi is not None and len(Z):  # x_j-hat: the MAR conditional mean
+        filled = conditional_moments(Z, mar.mean, mar.covariance).completed
+    sums = []
+    for i, (j, coef) in enumerate(zip(spec.mnar, coefs, strict=True)):
+        if coef is None:
+            sums.append(None)
+            continue
+        offset = 0.0 if filled is None else offset_psi[i] * filled[:, j]
+        # Far in a tail the sums overflow; the client's step halving and
+        # finiteness checks deal with it, as fit_binary_glm's do.
+        with np.errstate(over="ignore", invalid="ignore"):
+            index = design @ coef + offset
+            score, curvature, log_prob = _score_and_curvature(
+                index, np.isnan(Z[:, j]), spec.link
+            )
+            sums.append(
+                (
+                    float(log_prob.sum()),
+                    design.T @ score,
+                    (design * curvature[:, None]).T @ design,
+                )
+            )
+    return sums
+
+
+def _add_start_sums(*parts):
+    """Per model, the element-wise sum of the blocks' start sums."""
+    return [
+        None if sums[0] is None else _add(*sums) for sums in zip(*parts, strict=True)
+    ]
 
 
 def _combine_first_pass(*parts):

@@ -5,7 +5,7 @@ the imputers built on others."""
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from emimpute import DeltaAdjustedImputer, MultipleImputer
-from emimpute.dask import DaskEMImputer, DaskStudentTImputer
+from emimpute.dask import DaskEMImputer, DaskMNARSelectionImputer, DaskStudentTImputer
 from emimpute.imputers._registry import registered_imputers
 
 ESTIMATORS = [
@@ -14,6 +14,7 @@ ESTIMATORS = [
     DeltaAdjustedImputer(delta=0.5),
     DaskEMImputer(),  # in-memory input; Dask input in tests/test_dask.py
     DaskStudentTImputer(),
+    DaskMNARSelectionImputer(),
 ]
 
 # Every entry needs a reason: these are checks whose premise does not hold.
