@@ -187,6 +187,7 @@ def latent_posterior(c, C, index, psi, orthant):
     m = index + psi * c[:, :k_J]
     K = C[:, :, :k_J] * psi[:, None, :]  # (n, k, k_J)
     V = psi[:, :, None] * C[:, :k_J, :k_J] * psi[:, None, :] + np.eye(k_J)
+    V = 0.5 * (V + V.transpose(0, 2, 1))  # C is symmetric to rounding only
     truncated = orthant(m, V)
     B = np.linalg.solve(V, K.transpose(0, 2, 1)).transpose(0, 2, 1)  # K V^-1
     mean = c + np.einsum("nka,na->nk", B, truncated.mean - m)

@@ -155,6 +155,7 @@ def pattern_terms(data, pattern_set, precision, coef, orthant):
     K = C_J * psi_P[:, None, :]
     K_JJ = np.take_along_axis(K, s.slots[:, :, None], axis=1)  # (P, k_J, k_J)
     V = psi_P[:, :, None] * K_JJ + np.eye(k_J)
+    V = 0.5 * (V + V.transpose(0, 2, 1))  # inv(K_mm) is symmetric to rounding only
     B = np.linalg.solve(V, K.transpose(0, 2, 1)).transpose(0, 2, 1)  # (P, k, k_J)
     # Per row: the truncated moments of u_J.
     x = data[s.rows]
