@@ -1163,10 +1163,12 @@ def impute_selection(X, result, *, rng=None):
     Each missing cell gets its conditional mean given the row's observed
     cells *and* its missingness (the reweighted distribution of the E-step,
     with the fit's nodes), or, with ``rng``, a draw from that distribution:
-    the MNAR cells by sampling-importance-resampling (``CANDIDATES`` draws
-    from their conditional normal, one kept with probability proportional
-    to the chance of being missing), the other missing cells from their
-    normal distribution given the kept values.
+    the MNAR cells exactly under the probit link when a row has one of them
+    (the latent u drawn from its truncated normal, then the cell from its
+    regression on u), otherwise by sampling-importance-resampling
+    (``CANDIDATES`` draws from their conditional normal, one kept with
+    probability proportional to the chance of being missing), the other
+    missing cells from their normal distribution given the drawn values.
 
     A covariate of the missingness models (a column never missing in the
     fit) may be missing in X.  The selection models describe only the
@@ -1403,7 +1405,10 @@ def _draw(group, c, C, base, coef, link, rng):
         y = np.zeros((len(c), 0))
         residual_mean, residual_cov = c_p, C_p
     else:
-        y = _resample_mnar_cells(group, c_p, C_p, base, coef, link, rng)
+        if link == "probit" and k_J == 1:
+            y = _draw_probit_cell(group, c_p, C_p, base, coef, rng)
+        else:
+            y = _resample_mnar_cells(group, c_p, C_p, base, coef, link, rng)
         C_JJ = C_p[:, :k_J, :k_J]
         regression = np.linalg.solve(C_JJ, C_p[:, :k_J, k_J:])  # (n, k_J, k - k_J)
         residual_mean = c_p[:, k_J:] + np.einsum(
@@ -1420,6 +1425,23 @@ def _draw(group, c, C, base, coef, link, rng):
         )
     values_p = np.concatenate([y, rest], axis=1)
     return np.take_along_axis(values_p, np.argsort(order, axis=1), axis=1)
+
+
+def _draw_probit_cell(group, c_p, C_p, base, coef, rng):
+    """An exact draw (n, 1) of the one MNAR cell y of each row given
+    "missing" under the probit link: u = index + psi y + e is N(m, V) given
+    the observed cells, m = index + psi c, V = 1 + psi^2 C; draw u from it
+    truncated to u > 0, then y from its normal regression on u."""
+    psi = coef.psi[group.models[:, 0]]
+    index = base[np.arange(len(psi)), group.models[:, 0]]
+    c, C = c_p[:, 0], C_p[:, 0, 0]
+    m, V = index + psi * c, 1.0 + psi**2 * C
+    u = m + np.sqrt(V) * stats.truncnorm.rvs(
+        -m / np.sqrt(V), np.inf, size=len(m), random_state=rng
+    )
+    mean = c + psi * C * (u - m) / V
+    sd = np.sqrt(C - (psi * C) ** 2 / V)
+    return (mean + sd * rng.standard_normal(len(m)))[:, None]
 
 
 def _resample_mnar_cells(group, c_p, C_p, base, coef, link, rng):

@@ -179,3 +179,29 @@ def test_two_mnar_cells_in_closed_form_equal_the_product_grid(monkeypatch):
         assert_allclose(a.dd, b.dd, atol=1e-8)
         assert_allclose(a.du, b.du, atol=1e-8)
         assert float(a.uu) == pytest.approx(float(b.uu), abs=1e-8)
+
+
+def test_exact_probit_draws_have_the_closed_form_moments():
+    """Draws of a missing MNAR cell (u from its truncated normal, then the
+    cell given u) against Heckman's closed-form conditional mean and
+    variance of the E-step: the standardised errors of 400 draws per row
+    are N(0, 1) over the rows, and the variances agree."""
+    rng = np.random.default_rng(0)
+    X = rng.multivariate_normal([0, 0], [[1, 0.6], [0.6, 1]], size=1000)
+    X[rng.random(1000) < special.ndtr(-0.3 + 1.5 * X[:, 0]), 0] = np.nan
+    result = selection.fit_selection_em(X, [0])
+    moments = selection.selection_moments(X, result, want_variance=True)
+    missing = np.isnan(X[:, 0])
+    state = np.random.RandomState(1)
+    draws = np.array(
+        [
+            selection.selection_moments(X, result, rng=state).completed[missing, 0]
+            for _ in range(400)
+        ]
+    )
+    mean, variance = moments.completed[missing, 0], moments.variance[missing, 0]
+    z = (draws.mean(axis=0) - mean) / np.sqrt(variance / 400)
+    assert abs(z.mean()) < 4 / np.sqrt(len(z))  # rows independent
+    assert z.std() == pytest.approx(1.0, abs=0.1)
+    # The sampling SD of a variance from 400 normal draws is about 7%.
+    assert np.median(draws.var(axis=0) / variance) == pytest.approx(1.0, abs=0.03)
