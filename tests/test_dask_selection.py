@@ -3,6 +3,8 @@ collections (E-step statistics and the start's regressions summed over
 blocks), on a LocalCluster of worker processes and on the synchronous
 scheduler, checked against the in-memory MNARSelectionImputer."""
 
+from dataclasses import replace
+
 import dask
 import dask.array as da
 import dask.dataframe as dd
@@ -223,6 +225,26 @@ def test_source_equals_rows_in_memory_term_by_term(scheduler):
             assert ours.loglik == pytest.approx(theirs.loglik, rel=1e-12)
             np.testing.assert_allclose(ours.row_sum, theirs.row_sum, 1e-11, 1e-9)
             np.testing.assert_allclose(ours.cross, theirs.cross, 1e-11, 1e-9)
+    # A covariance that is not positive definite: the tasks' LinAlgError
+    # reaches the client (pickled, on the cluster) and the E-step says None,
+    # as in memory.
+    bad = replace(params, covariance=-params.covariance)
+    assert model.e_step(bad) is None and memory.e_step(bad) is None
+
+
+def test_rows_with_three_mnar_cells_use_the_same_sobol_nodes_in_every_block():
+    # Rows with three missing MNAR cells take the expectation over scrambled
+    # Sobol points seeded by random_state: every block must use the fit's.
+    rng = np.random.default_rng(2)
+    X = rng.multivariate_normal(np.zeros(5), np.eye(5) * 0.6 + 0.4, size=1200)
+    for j in range(3):
+        X[rng.random(1200) < ndtr(X[:, j] - 0.5), j] = np.nan
+    assert (np.isnan(X[:, :3]).sum(axis=1) == 3).sum() > 50
+    settings = dict(mnar_features=[0, 1, 2], psi=0.5, tol=TOL, random_state=3)
+    with dask.config.set(scheduler="synchronous"):
+        fitted = DaskMNARSelectionImputer(**settings).fit(da.from_array(X, chunks=300))
+    reference = MNARSelectionImputer(**settings).fit(X)
+    assert_same_selection_fit(fitted, reference)
 
 
 @on_both()
