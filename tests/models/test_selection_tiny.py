@@ -117,7 +117,8 @@ def check_fit(X, link, label, loglik_tolerance, must_end=True):
         assert free.n_iter_ < free.max_iter
     if stopped:
         assert not free.converged_
-        # The psi that stopped it is past the limit per sd of its column.
+        # The psi that stopped it is past the limit per sd of its column
+        # (half the limit here: the library's sd may divide by n - 1).
         sd = np.nanstd(X[:, free.mnar_features_], axis=0)
         assert np.max(np.abs(free.selection_coef_["psi"].to_numpy()) * sd) > (
             0.5 * PSI_LIMIT
@@ -350,7 +351,7 @@ def test_tiny_designs_fit_and_end(design, loglik_tolerance):
 
 @pytest.mark.slow
 @settings(
-    max_examples=300,
+    max_examples=200,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
