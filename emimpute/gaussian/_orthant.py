@@ -1,6 +1,6 @@
-"""Moments of a normal vector truncated to the positive orthant, k = 1 or 2.
+"""Moments of a normal vector truncated to the positive orthant, k = 1, 2, 3.
 
-For each of n rows, ``u ~ N(m, V)`` with k = 1 or 2 components is conditioned
+For each of n rows, ``u ~ N(m, V)`` with k = 1, 2 or 3 components is conditioned
 on ``u > 0`` (every component positive); :func:`orthant_moments` returns
 ``log P(u > 0)``, ``E[u | u > 0]`` and ``Cov[u | u > 0]`` for all rows at once.
 It serves the E-step of a probit (Heckman-type) selection model.
@@ -32,6 +32,26 @@ Sources
   the farther out, with the laws of total expectation and variance and the
   k = 1 moments for the other component.  No cancellation is left, so these
   rows are as accurate as the others (checked against mpmath to log P = -1e5).
+* The trivariate orthant probability: Genz (2004), sec. 3 (his TVNL):
+  Plackett's (1954, Biometrika 41, 351-360) identity integrated along the
+  path r12(t) = sin(t asin r12), r13(t) = sin(t asin r13), r23 fixed (the
+  largest |r|), P = Phi(h1) Phi_2(h2, h3; r23) + a one-dimensional integral
+  of bivariate densities times univariate conditional probabilities.
+  Genz integrates adaptively; here a fixed 64-point Gauss-Legendre rule,
+  vectorised, with the 32-point rule's difference as error estimate.
+* k = 3 moments: Manjunath & Wilhelm (2012), eqs. (9)-(16), with F_k a
+  density times the conditional bivariate orthant probability
+  (:func:`bivariate_upper`) and F_kq a bivariate density times a
+  conditional univariate probability.
+* k = 3 rows where that cannot give ~1e-10 (P below ``ACCURATE_FROM``, the
+  path integral's error estimate, or cancellation in Tallis' formulas):
+  one-dimensional log-scale quadrature conditioning on the component whose
+  bound is farthest out, with the exact k = 2 moments of the other two at
+  each node, mixed by the laws of total expectation and variance
+  (:func:`_tail_moments_3d`).  Its split points use a rough log probability
+  (Mendell, N. R. & Elston, R. C. (1974), "Multifactorial qualitative traits:
+  genetic analysis and prediction of recurrence risks", Biometrics 30,
+  41-57) in the far tail; they only place the nodes.
 """
 
 from dataclasses import dataclass
@@ -57,7 +77,7 @@ _GLAG_X, _GLAG_W = np.polynomial.laguerre.laggauss(60)
 # cancellation check).
 ACCURATE_FROM = 1e-5
 
-# Below this log probability (k = 2) accurate is False.
+# Below this log probability (k = 2, 3) accurate is False.
 TRUSTED_LOG_PROB = -1e6
 
 # Genz's switch between the arcsin form and the form near |rho| = 1.
@@ -377,25 +397,18 @@ def _bisect(f, lo, hi, iters):
     return 0.5 * (lo + hi)
 
 
-def _tail_breakpoints(a1, a2, rho, r):
-    """Split points of z > a1 for integrating exp(l(z)),
-    l(z) = log phi(z) + log Phi((rho z - a2) / r), the unnormalised density
-    of Z1 on the orthant.  l is concave with l'' <= -1 (a normal log density
-    plus a log-concave term), so: its maximiser lies in
-    [a1, a1 + max(l'(a1), 0)], and l has dropped by L within sqrt(2 L) of
-    it.  The pieces run between the points where l is L below its maximum
-    for L in _TAIL_LEVELS, on both sides, so that each piece holds a bounded
-    change of l whatever the scale (1 from phi, r from the conditional)."""
-
-    def ell(z):
-        return _log_phi(z) + log_ndtr((rho * z - a2) / r)
-
-    def slope(z):
-        c = (rho * z - a2) / r
-        return -z + rho / r * np.exp(_log_phi(c) - log_ndtr(c))
-
+def _level_points(ell, slope, a1, mode_iters, level_iters):
+    """Split points of z > a1 for integrating exp(l(z)) with l concave and
+    l'' <= -1 (a normal log density plus a log-concave term, Prekopa 1973),
+    so that its maximiser lies in [a1, a1 + max(l'(a1), 0)] and l has dropped
+    by L within sqrt(2 L) of it.  The points are where l is L below its
+    maximum for L in _TAIL_LEVELS, on both sides, so that each piece holds a
+    bounded change of l whatever the scale.  Returns the points, (n, 19),
+    sorted, and the maximum of l."""
     s0 = slope(a1)
-    mode = np.where(s0 > 0.0, _bisect(slope, a1, a1 + np.maximum(s0, 0.0), 64), a1)
+    mode = np.where(
+        s0 > 0.0, _bisect(slope, a1, a1 + np.maximum(s0, 0.0), mode_iters), a1
+    )
     top = ell(mode)
     points = [mode]
     for level in _TAIL_LEVELS:
@@ -404,17 +417,33 @@ def _tail_breakpoints(a1, a2, rho, r):
         def drop(z, level=level):
             return ell(z) - (top - level)
 
-        right = _bisect(drop, mode, mode + width, 40)
+        right = _bisect(drop, mode, mode + width, level_iters)
         lo = np.maximum(a1, mode - width)
-        left = np.where(drop(lo) >= 0.0, lo, _bisect(drop, mode, lo, 40))
+        left = np.where(drop(lo) >= 0.0, lo, _bisect(drop, mode, lo, level_iters))
         points = [left, *points, right]
-    points = np.stack(points, axis=1)
+    return np.stack(points, axis=1), top
+
+
+def _tail_breakpoints(a1, a2, rho, r):
+    """Split points of z > a1 for integrating exp(l(z)),
+    l(z) = log phi(z) + log Phi((rho z - a2) / r), the unnormalised density
+    of Z1 on the orthant (see :func:`_level_points`), plus the knees of the
+    conditional tail."""
+
+    def ell(z):
+        return _log_phi(z) + log_ndtr((rho * z - a2) / r)
+
+    def slope(z):
+        c = (rho * z - a2) / r
+        return -z + rho / r * np.exp(_log_phi(c) - log_ndtr(c))
+
+    points, top = _level_points(ell, slope, a1, 64, 40)
     # The levels alone can leave the knee of Phi(c), c = (rho z - a2) / r,
     # inside a piece (a flat stretch, then a cliff of width r / |rho|); split
     # also where c crosses _KNEE_C, clipped to the range.
     safe = np.where(rho == 0.0, 1.0, rho)
     knees = (a2[:, None] + r[:, None] * _KNEE_C) / safe[:, None]
-    knees = np.where((rho == 0.0)[:, None], mode[:, None], knees)
+    knees = np.where((rho == 0.0)[:, None], points[:, 9:10], knees)  # mode
     knees = np.clip(knees, points[:, :1], points[:, -1:])
     return np.sort(np.concatenate([points, knees], axis=1), axis=1), top
 
@@ -461,9 +490,9 @@ def _check_inputs(mean, cov):
     modifies the caller's arrays)."""
     mean = np.asarray(mean, dtype=float)
     cov = np.asarray(cov, dtype=float)
-    if mean.ndim != 2 or mean.shape[1] not in (1, 2):
+    if mean.ndim != 2 or mean.shape[1] not in (1, 2, 3):
         raise ValueError(
-            f"orthant_moments: mean must have shape (n, k) with k in (1, 2); "
+            f"orthant_moments: mean must have shape (n, k) with k in (1, 2, 3); "
             f"got {mean.shape}."
         )
     n, k = mean.shape
@@ -484,6 +513,15 @@ def _check_inputs(mean, cov):
             raise ValueError(
                 "orthant_moments: cov must be positive definite (|correlation| < 1)."
             )
+    if k == 3:
+        if not np.allclose(cov, np.swapaxes(cov, 1, 2), rtol=1e-12, atol=0.0):
+            raise ValueError("orthant_moments: cov must be symmetric.")
+        sd = np.sqrt(var)
+        corr = cov / (sd[:, :, None] * sd[:, None, :])
+        # A 3 x 3 correlation matrix is positive definite iff its leading
+        # minors 1 - r12^2 and det are positive.
+        if np.any(np.abs(corr[:, 0, 1]) >= 1.0) or np.any(np.linalg.det(corr) <= 0.0):
+            raise ValueError("orthant_moments: cov must be positive definite.")
     return mean, cov
 
 
@@ -493,9 +531,9 @@ def orthant_moments(mean, cov):
     Parameters
     ----------
     mean : array_like of shape (n, k)
-        Means, k = 1 or 2.
+        Means, k = 1, 2 or 3.
     cov : array_like of shape (n, k, k)
-        Positive definite covariances (``|correlation| < 1``).
+        Positive definite covariances.
 
     Returns
     -------
@@ -507,7 +545,10 @@ def orthant_moments(mean, cov):
         keeps about 1e-10 relative accuracy however small the probability
         (tested to ``|rho| = 0.99999`` and ``log P = -1e5``), so
         ``accurate`` is False only below ``log P = TRUSTED_LOG_PROB``
-        (-1e6), where double precision runs out.
+        (-1e6), where double precision runs out.  k = 3 likewise: Genz's
+        trivariate probability and Tallis' moments where their estimated
+        error is below 1e-10, the tail quadrature (each node an exact k = 2
+        problem) elsewhere; the latter costs about 5-10 ms a row.
 
     Examples
     --------
@@ -517,6 +558,9 @@ def orthant_moments(mean, cov):
     True
     >>> out = orthant_moments(np.zeros((1, 2)), np.eye(2)[None])
     >>> bool(np.isclose(np.exp(out.log_prob[0]), 0.25))
+    True
+    >>> out = orthant_moments(np.zeros((1, 3)), np.eye(3)[None])
+    >>> bool(np.isclose(np.exp(out.log_prob[0]), 0.125))
     True
     """
     mean, cov = _check_inputs(mean, cov)
@@ -530,6 +574,8 @@ def orthant_moments(mean, cov):
         out_mean = sd * excess[:, None]  # u = s (Z - a)
         out_cov = (sd[:, 0] ** 2 * z_var)[:, None, None]
         return OrthantMoments(log_prob, out_mean, out_cov, np.ones(n, dtype=bool))
+    if k == 3:
+        return _orthant_3d(mean, cov, sd, a)
     rho = cov[:, 0, 1] / (sd[:, 0] * sd[:, 1])
     log_prob, e1, e2, v11, v22, v12 = _moments_2d(a[:, 0], a[:, 1], rho)
     z_mean = np.stack([e1, e2], axis=1)
@@ -583,3 +629,286 @@ def _moments_2d(a1, a2, rho):
         res[3][idx] = np.where(swap, w11, w22)
         res[4][idx] = w12
     return (log_prob, *res)
+
+
+# ------------------------------------------------------------------ k = 3
+
+# Genz's (2004) trivariate integral over the correlation path t in (0, 1):
+# Gauss-Legendre with 40 nodes, and 20 for an error estimate (their
+# difference is about the error of the 20-node rule, so it over-states the
+# 40-node rule's; rows failing it go to the tail quadrature).  Genz
+# integrates adaptively; a fixed rule vectorises, and the estimate catches
+# the near-singular paths where it would not suffice.
+_TV_X, _TV_W = np.polynomial.legendre.leggauss(64)
+_TV_XE, _TV_WE = np.polynomial.legendre.leggauss(32)
+# Fewer rows per chunk for k = 3: each row has ~400 nodes, each a k = 2
+# problem.
+_TAIL_CHUNK_3 = 256
+
+
+def _path_term(h1, h2, h3, r23, theta12, theta13, x, w):
+    """Genz (2004), sec. 3 (TVNL's PNTGND): the integrand of the r12 leg
+    of the trivariate path, summed over nodes x with weights w on (0, 1).
+
+    Along r12(t) = sin(t theta12), r13(t) = sin(t theta13), r23 fixed,
+    Plackett's (1954) identity gives d Phi_3 / d r12 = phi_2(h1, h2; r12)
+    Phi((h3 - E[Z3 | h1, h2]) / sd); with dr12/dt = theta12 cos(t theta12)
+    the 1 / cos of phi_2 cancels."""
+    total = np.zeros_like(h1)
+    for t, wt in zip(x, w, strict=True):  # loop over nodes, not rows
+        r = np.sin(t * theta12)
+        ra = np.sin(t * theta13)
+        rr = (1.0 - r) * (1.0 + r)
+        dt = rr * (rr - ra * ra - r23 * r23 + 2.0 * ra * r23 * r)
+        ok = dt > 0.0
+        sdt = np.sqrt(np.where(ok, dt, 1.0))
+        bt = (h3 * rr + h1 * (r * r23 - ra) + h2 * (r * ra - r23)) / sdt
+        ft = (h1 * h1 - 2.0 * r * h1 * h2 + h2 * h2) / np.where(ok, rr, 1.0)
+        total += np.where(ok, wt * np.exp(-0.5 * ft) * ndtr(bt), 0.0)
+    return total * theta12 / (2.0 * np.pi)
+
+
+def _trivariate_upper(a, corr):
+    """``P(Z > a)`` for Z standard trivariate normal with correlation
+    ``corr`` (n, 3, 3), and an absolute error estimate, by Genz (2004),
+    sec. 3: with h = -a, ordered so that |r23| is the largest correlation,
+    P = Phi(h1) Phi_2(h2, h3; r23) + the path integral of
+    :func:`_path_term` for the r12 and r13 legs (t from 0 to 1)."""
+    n = len(a)
+    rows = np.arange(n)
+    off = np.abs(np.stack([corr[:, 1, 2], corr[:, 0, 2], corr[:, 0, 1]], axis=1))
+    first = np.argmax(off, axis=1)  # the component opposite the largest |r|
+    perm = np.stack([first, (first + 1) % 3, (first + 2) % 3], axis=1)
+    h = -np.take_along_axis(a, perm, axis=1)
+    c = corr[rows[:, None, None], perm[:, :, None], perm[:, None, :]]
+    r12, r13, r23 = c[:, 0, 1], c[:, 0, 2], c[:, 1, 2]
+    th12, th13 = np.arcsin(r12), np.arcsin(r13)
+    base = ndtr(h[:, 0]) * bivariate_upper(-h[:, 1], -h[:, 2], r23)
+    out = []
+    for x, w in ((_TV_X, _TV_W), (_TV_XE, _TV_WE)):
+        t, wt = (x + 1.0) / 2.0, w / 2.0
+        legs = _path_term(h[:, 0], h[:, 1], h[:, 2], r23, th12, th13, t, wt)
+        legs += _path_term(h[:, 0], h[:, 2], h[:, 1], r23, th13, th12, t, wt)
+        out.append(legs)
+    # Genz's bivariate error (~2e-17 absolute) enters through base.
+    err = np.abs(out[0] - out[1]) + 4e-17
+    return np.clip(base + out[0], 0.0, 1.0), err
+
+
+def _others(k):
+    """The two components other than k, in order."""
+    return [j for j in range(3) if j != k]
+
+
+def _tallis_f(a, corr, log_prob):
+    """Manjunath & Wilhelm (2012), eqs. (9)-(11), for k = 3 standardised:
+    F_k = phi(a_k) P(Z_-k > a_-k | Z_k = a_k) / P, a density times the
+    conditional bivariate orthant probability, and F_kq = phi_2(a_k, a_q;
+    r_kq) P(Z_l > a_l | Z_k = a_k, Z_q = a_q) / P.  Returns F (n, 3) and the
+    symmetric F_kq (n, 3, 3) with a zero diagonal."""
+    n = len(a)
+    f = np.empty((n, 3))
+    fkq = np.zeros((n, 3, 3))
+    with np.errstate(divide="ignore"):
+        for k in range(3):
+            j, m = _others(k)
+            sj = np.sqrt((1.0 - corr[:, j, k]) * (1.0 + corr[:, j, k]))
+            sm = np.sqrt((1.0 - corr[:, m, k]) * (1.0 + corr[:, m, k]))
+            bj = (a[:, j] - corr[:, j, k] * a[:, k]) / sj
+            bm = (a[:, m] - corr[:, m, k] * a[:, k]) / sm
+            rho = (corr[:, j, m] - corr[:, j, k] * corr[:, m, k]) / (sj * sm)
+            p2 = bivariate_upper(bj, bm, np.clip(rho, -1.0 + 1e-16, 1.0 - 1e-16))
+            f[:, k] = np.exp(_log_phi(a[:, k]) + np.log(p2) - log_prob)
+        for k, q in ((0, 1), (0, 2), (1, 2)):
+            (m,) = [i for i in range(3) if i not in (k, q)]
+            r = corr[:, k, q]
+            r2 = (1.0 - r) * (1.0 + r)
+            bk = (corr[:, m, k] - r * corr[:, m, q]) / r2
+            bq = (corr[:, m, q] - r * corr[:, m, k]) / r2
+            det = np.linalg.det(corr)
+            sd = np.sqrt(np.maximum(det / r2, 0.0))
+            quad = (a[:, k] ** 2 - 2.0 * r * a[:, k] * a[:, q] + a[:, q] ** 2) / r2
+            tail = log_ndtr((bk * a[:, k] + bq * a[:, q] - a[:, m]) / sd)
+            log_dens = -0.5 * quad - LOG_2PI - 0.5 * np.log(r2)
+            fkq[:, k, q] = fkq[:, q, k] = np.exp(log_dens + tail - log_prob)
+    return f, fkq
+
+
+def _tallis_3d(a, corr, log_prob):
+    """Tallis (1961) moments of a standard trivariate normal truncated to
+    Z > a, in Manjunath & Wilhelm's (2012) eqs. (14)-(16) with unit
+    variances: E[Z_i] = sum_k r_ik F_k, and
+    E[Z_i Z_j] = r_ij + sum_k r_ik r_jk a_k F_k
+    + sum_k r_ik sum_{q != k} (r_jq - r_kq r_jk) F_kq.
+    Returns the mean (n, 3), covariance (n, 3, 3) and a condition number
+    for the cancellation (as in :func:`_tallis_2d`)."""
+    f, fkq = _tallis_f(a, corr, log_prob)
+    af = a * f
+    mean = np.einsum("nik,nk->ni", corr, f)
+    # G_kj = sum_q (r_jq - r_kq r_jk) F_kq, so that the last sum is (R G)_ij.
+    g = fkq @ corr - corr * np.einsum("nkq,nkq->nk", corr, fkq)[:, :, None]
+    second = corr + np.einsum("nik,njk,nk->nij", corr, corr, af) + corr @ g
+    cov = second - mean[:, :, None] * mean[:, None, :]
+    cov = 0.5 * (cov + np.swapaxes(cov, 1, 2))
+    # Sums of absolute terms over the result's scale.
+    ab = np.abs(corr)
+    g_abs = np.abs(fkq) @ ab + ab * np.einsum("nkq,nkq->nk", ab, fkq)[:, :, None]
+    terms = ab + np.einsum("nik,njk,nk->nij", ab, ab, np.abs(af)) + ab @ g_abs
+    terms += np.abs(mean[:, :, None] * mean[:, None, :])
+    sd = np.sqrt(np.abs(np.einsum("nii->ni", cov)))
+    cond_mean = (ab @ np.abs(f)[:, :, None])[:, :, 0] / (np.abs(mean) + sd)
+    cond_cov = terms / (sd[:, :, None] * sd[:, None, :])
+    cond = np.maximum(cond_mean.max(axis=1), cond_cov.max(axis=(1, 2)))
+    return mean, cov, cond
+
+
+def _conditional_2d(z, a, corr):
+    """Given Z1 = z (n, N): the standardised bounds (b2, b3) and the
+    regression (mean slope r_1j, sd s_j, partial correlation) of (Z2, Z3)."""
+    s = np.sqrt((1.0 - corr[:, 0, 1:]) * (1.0 + corr[:, 0, 1:]))  # (n, 2)
+    slope = corr[:, 0, 1:]
+    b = (a[:, None, 1:] - slope[:, None, :] * z[:, :, None]) / s[:, None, :]
+    rho = (corr[:, 1, 2] - slope[:, 0] * slope[:, 1]) / (s[:, 0] * s[:, 1])
+    return b, slope, s, np.clip(rho, -1.0 + 1e-16, 1.0 - 1e-16)
+
+
+def _rough_log_bivariate(b1, b2, rho):
+    """log P(Y1 > b1, Y2 > b2) good enough to place split points (their
+    placement does not affect correctness): Genz's probability where it is
+    above 1e-10, else Mendell & Elston's (1974) approximation (condition on
+    the farther bound, replace Y1's truncated law by a normal with its
+    moments).  Avoids the nested tail quadrature of log_bivariate_upper."""
+    hi, lo = np.maximum(b1, b2), np.minimum(b1, b2)
+    lp1, excess, var1 = _truncated_excess(hi)
+    sd = np.sqrt((1.0 - rho * rho) + rho * rho * var1)
+    rough = lp1 + log_ndtr((rho * (hi + excess) - lo) / sd)
+    prob = bivariate_upper(b1, b2, rho)
+    with np.errstate(divide="ignore"):
+        return np.where(prob > 1e-10, np.log(prob), rough)
+
+
+def _tail_breakpoints_3d(a, corr):
+    """Split points of z > a1 for the density of Z1 on the orthant,
+    l(z) = log phi(z) + log P(Z2 > a2, Z3 > a3 | Z1 = z), concave with
+    l'' <= -1 like k = 2's (:func:`_level_points`); its slope is
+    -z + sum_j (r_1j / s_j) F_j of the conditional k = 2 problem.  Plus the
+    knees where either conditional bound, or their sum (the sliver
+    P(b2 < Y2 < -b3) as the partial correlation nears -1), crosses
+    _KNEE_C on its own scale."""
+
+    def ell(z):
+        b, _, _, rho = _conditional_2d(z[:, None], a, corr)
+        return _log_phi(z) + _rough_log_bivariate(b[:, 0, 0], b[:, 0, 1], rho)
+
+    def slope(z):
+        b, beta, s, rho = _conditional_2d(z[:, None], a, corr)
+        b1, b2 = b[:, 0, 0], b[:, 0, 1]
+        lp = _rough_log_bivariate(b1, b2, rho)
+        r = np.sqrt((1.0 - rho) * (1.0 + rho))
+        f1 = np.exp(_log_phi(b1) + log_ndtr((rho * b1 - b2) / r) - lp)
+        f2 = np.exp(_log_phi(b2) + log_ndtr((rho * b2 - b1) / r) - lp)
+        return -z + beta[:, 0] / s[:, 0] * f1 + beta[:, 1] / s[:, 1] * f2
+
+    # Split points need no precision (any split is valid): fewer steps.
+    points, top = _level_points(ell, slope, a[:, 0], 40, 16)
+    _, beta, s, rho = _conditional_2d(a[:, :1], a, corr)
+    # b_j(z) = (a_j - beta_j z) / s_j crosses C at z = (a_j - s_j C) / beta_j;
+    # the sum b2 + b3 on the scale sqrt(2 (1 + rho)) likewise.
+    coef = np.concatenate([beta / s, (beta / s).sum(axis=1, keepdims=True)], axis=1)
+    level = np.concatenate([a[:, 1:] / s, (a[:, 1:] / s).sum(axis=1)[:, None]], 1)
+    width = np.concatenate([np.ones_like(s), np.sqrt(2.0 * (1.0 + rho))[:, None]], 1)
+    safe = np.where(coef == 0.0, 1.0, coef)
+    knees = (level[:, :, None] - width[:, :, None] * _KNEE_C) / safe[:, :, None]
+    knees = np.where((coef == 0.0)[:, :, None], points[:, 9:10, None], knees)
+    knees = np.clip(knees.reshape(len(a), -1), points[:, :1], points[:, -1:])
+    return np.sort(np.concatenate([points, knees], axis=1), axis=1), top
+
+
+def _tail_moments_3d(a, corr):
+    """Orthant moments of a standard trivariate normal, Z > a, conditioning
+    on Z1 (the caller puts the farthest bound first): P = int_{a1}^inf
+    phi(z) P_2(z) dz on the log scale, piecewise Gauss-Legendre between
+    :func:`_tail_breakpoints_3d`, where P_2(z) and the moments of (Z2, Z3)
+    given Z1 = z are the exact k = 2 ones (:func:`_moments_2d`).  The laws of
+    total expectation and variance mix them with positive weights, centred
+    before squaring: no cancellation however small P is."""
+    n = len(a)
+    points, top = _tail_breakpoints_3d(a, corr)
+    half = 0.5 * np.diff(points, axis=1)
+    centre = 0.5 * (points[:, 1:] + points[:, :-1])
+    z = (centre[:, :, None] + half[:, :, None] * _PIECE_X).reshape(n, -1)
+    wq = (half[:, :, None] * _PIECE_W).reshape(n, -1)
+    b, beta, s, rho = _conditional_2d(z, a, corr)
+    nodes = z.shape[1]
+    lp2, *mom = _moments_2d(
+        b[:, :, 0].ravel(), b[:, :, 1].ravel(), np.repeat(rho, nodes)
+    )
+    e2, e3, v22, v33, v23 = (m.reshape(n, nodes) for m in mom)
+    omega = wq * np.exp(_log_phi(z) + lp2.reshape(n, nodes) - top[:, None])
+    mass = omega.sum(axis=1)
+    p = omega / mass[:, None]
+    mu = np.stack(
+        [
+            z,
+            beta[:, :1] * z + s[:, :1] * e2,
+            beta[:, 1:] * z + s[:, 1:] * e3,
+        ],
+        axis=2,
+    )  # (n, N, 3)
+    cv = np.zeros((n, nodes, 3, 3))
+    cv[:, :, 1, 1] = s[:, :1] ** 2 * np.maximum(v22, 0.0)
+    cv[:, :, 2, 2] = s[:, 1:] ** 2 * np.maximum(v33, 0.0)
+    cv[:, :, 1, 2] = cv[:, :, 2, 1] = s[:, :1] * s[:, 1:] * v23
+    mean = np.einsum("nj,nji->ni", p, mu)
+    d = mu - mean[:, None, :]
+    cov = np.einsum("nj,njik->nik", p, cv + d[:, :, :, None] * d[:, :, None, :])
+    return top + np.log(mass), mean, cov
+
+
+def _moments_3d(a, corr):
+    """Standardised k = 3 moments: Genz's trivariate probability and
+    Tallis' moments where they keep ~1e-10 relative accuracy (P at least
+    ACCURATE_FROM, no cancellation, the path integral converged), the
+    tail quadrature conditioning on the farthest bound elsewhere."""
+    n = len(a)
+    prob, abs_err = _trivariate_upper(a, corr)
+    fast = np.flatnonzero(prob >= ACCURATE_FROM)
+    log_prob = np.empty(n)
+    mean = np.empty((n, 3))
+    cov = np.empty((n, 3, 3))
+    log_prob[fast] = np.log(prob[fast])
+    mean[fast], cov[fast], cond = _tallis_3d(a[fast], corr[fast], log_prob[fast])
+    # Relative error of the F's: the special functions' ~4e-16 plus the
+    # probability's absolute error over P, amplified by the cancellation.
+    err = (4e-16 + abs_err[fast] / prob[fast]) * cond
+    slow = np.setdiff1d(np.arange(n), fast[err < 1e-10])
+    rows = np.arange(_TAIL_CHUNK_3)
+    for start in range(0, len(slow), _TAIL_CHUNK_3):  # chunks bound the memory
+        idx = slow[start : start + _TAIL_CHUNK_3]
+        r = rows[: len(idx)]
+        # Condition on the component whose bound is farthest out.
+        first = np.argmax(a[idx], axis=1)
+        perm = np.stack([first, (first + 1) % 3, (first + 2) % 3], axis=1)
+        ap = np.take_along_axis(a[idx], perm, axis=1)
+        cp = corr[idx][r[:, None, None], perm[:, :, None], perm[:, None, :]]
+        lp, mp, vp = _tail_moments_3d(ap, cp)
+        log_prob[idx] = lp
+        m_out = np.empty_like(mp)
+        m_out[r[:, None], perm] = mp
+        v_out = np.empty_like(vp)
+        v_out[r[:, None, None], perm[:, :, None], perm[:, None, :]] = vp
+        mean[idx], cov[idx] = m_out, v_out
+    return log_prob, mean, cov
+
+
+def _orthant_3d(mean, cov, sd, a):
+    """orthant_moments for k = 3 from the standardised moments."""
+    corr = cov / (sd[:, :, None] * sd[:, None, :])
+    log_prob, z_mean, z_cov = _moments_3d(a, corr)
+    out_mean = mean + sd * z_mean
+    out_cov = z_cov * sd[:, :, None] * sd[:, None, :]
+    out_cov = 0.5 * (out_cov + np.swapaxes(out_cov, 1, 2))
+    finite = np.all(np.isfinite(out_cov), axis=(1, 2))
+    finite &= np.all(np.isfinite(out_mean), axis=1)
+    accurate = (log_prob > TRUSTED_LOG_PROB) & finite
+    return OrthantMoments(log_prob, out_mean, out_cov, accurate)

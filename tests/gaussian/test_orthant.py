@@ -1,7 +1,8 @@
-"""Orthant moments of a normal (k = 1, 2) against independent references:
+"""Orthant moments of a normal (k = 1, 2, 3) against independent references:
 scipy.stats.truncnorm, scipy's bivariate normal CDF, direct numerical
 integration (scipy.integrate.dblquad and a 1-D quad over the conditional
-closed form), and mpmath at 40 digits for the far tails."""
+closed form; nested quad_vec for k = 3), mpmath for the far tails, Monte
+Carlo, and the invariances (independence, blocks, permutations)."""
 
 import numpy as np
 import pytest
@@ -322,7 +323,7 @@ def test_k2_far_tail_matches_mpmath():
 
 def test_bad_input():
     with pytest.raises(ValueError, match="shape"):
-        orthant_moments(np.zeros((2, 3)), np.zeros((2, 3, 3)))
+        orthant_moments(np.zeros((2, 4)), np.zeros((2, 4, 4)))
     with pytest.raises(ValueError, match="cov must have shape"):
         orthant_moments(np.zeros((2, 2)), np.zeros((2, 1, 1)))
     with pytest.raises(ValueError, match="positive"):
@@ -350,3 +351,236 @@ def test_k2_extreme_inputs_are_finite():
     assert out.mean[4, 0] == pytest.approx(1e-6, rel=1e-3)
     assert out.mean[4, 1] == pytest.approx(2.0 + 0.3 * (1e-6 + 1e6), rel=1e-12)
     assert out.cov[4, 1, 1] == pytest.approx(1 - 0.09, rel=1e-9)
+
+
+# ------------------------------------------------------------------ k = 3
+
+
+def _random_corr(rng, n, df=5):
+    """Random correlation matrices (normalised Wishart with df degrees of
+    freedom: small df gives strong correlations)."""
+    a = rng.normal(size=(n, 3, df))
+    s = a @ np.swapaxes(a, 1, 2)
+    d = np.sqrt(np.einsum("nii->ni", s))
+    return s / (d[:, :, None] * d[:, None, :])
+
+
+def _truncnorm_moments(mu, sd):
+    """Mass, first and second raw moments of N(mu, sd^2) on (0, inf)."""
+    alpha = -mu / sd
+    mass = norm.sf(alpha)
+    lam = np.exp(norm.logpdf(alpha) - norm.logsf(alpha))
+    mean = mu + sd * lam
+    var = sd * sd * (1.0 + alpha * lam - lam * lam)
+    return mass, mean, var + mean * mean
+
+
+def _reference_3d(m, v):
+    """log P(u > 0), E[u], Cov[u] for k = 3 by nested adaptive quadrature
+    (scipy.integrate.quad_vec over u1, then over u2) of the closed-form
+    truncated moments of u3 given (u1, u2).  Raw moments: moderate cases."""
+    s = np.sqrt(np.diag(v))
+    k12 = np.linalg.inv(v[:2, :2])
+    beta = v[2, :2] @ k12
+    sd3 = np.sqrt(v[2, 2] - beta @ v[:2, 2])
+    lo = np.maximum(m, 0.0) + 10 * s
+    dist12 = multivariate_normal(m[:2], v[:2, :2])
+
+    def inner(x1):
+        def g(x2):
+            mu3 = m[2] + beta @ (np.array([x1, x2]) - m[:2])
+            w, e3, e33 = _truncnorm_moments(mu3, sd3)
+            dens = dist12.pdf([x1, x2]) * w
+            x = np.array([x1, x2, e3])
+            outer = np.outer(x, x)
+            outer[2, 2] = e33
+            return dens * np.concatenate([[1.0], x, outer[np.triu_indices(3)]])
+
+        return integrate.quad_vec(g, 0.0, lo[1], epsabs=1e-15, epsrel=1e-11)[0]
+
+    tot = integrate.quad_vec(inner, 0.0, lo[0], epsabs=1e-15, epsrel=1e-11)[0]
+    p = tot[0]
+    e = tot[1:4] / p
+    raw = np.zeros((3, 3))
+    raw[np.triu_indices(3)] = tot[4:] / p
+    raw = raw + np.triu(raw, 1).T
+    return np.log(p), e, raw - np.outer(e, e)
+
+
+CASES_3D = [  # (mean, sds, correlations r12, r13, r23)
+    ([0.3, -0.5, 0.8], [1.0, 2.0, 0.5], [0.5, -0.3, 0.2]),
+    ([-0.5, 1.0, -1.0], [1.0, 1.0, 1.5], [0.9, 0.6, 0.7]),
+    ([1.0, -0.2, 0.4], [0.7, 1.0, 1.0], [-0.8, 0.5, -0.6]),
+]
+
+
+def _cov3(sds, r):
+    c = np.eye(3)
+    c[0, 1] = c[1, 0] = r[0]
+    c[0, 2] = c[2, 0] = r[1]
+    c[1, 2] = c[2, 1] = r[2]
+    return c * np.outer(sds, sds)
+
+
+def test_k3_probability_matches_scipy_cdf():
+    rng = np.random.default_rng(10)
+    n = 16
+    corr = _random_corr(rng, n, df=4)
+    corr[:5] = _random_corr(rng, 5, df=3)  # some strong correlations
+    corr[5] = _cov3([1, 1, 1], [0.99, 0.98, 0.975])
+    corr[6] = _cov3([1, 1, 1], [-0.99, 0.5, -0.45])
+    mean = rng.normal(scale=1.2, size=(n, 3))
+    out = orthant_moments(mean, corr)
+    ref = np.array(
+        [
+            multivariate_normal(
+                np.zeros(3), corr[i], abseps=1e-12, releps=1e-10, maxpts=2_000_000
+            ).cdf(mean[i])  # P(u > 0) = P(-u < 0) = Phi_3(m; R)
+            for i in range(n)
+        ]
+    )
+    # scipy's quasi-Monte Carlo has an absolute error of ~1e-10 here.
+    np.testing.assert_allclose(np.exp(out.log_prob), ref, rtol=1e-6, atol=2e-10)
+    assert out.accurate.all()
+
+
+@pytest.mark.slow  # ~40 s of mpmath quadrature
+def test_k3_tail_probability_matches_mpmath():
+    mp = pytest.importorskip("mpmath")
+    mp.mp.dps = 30
+    # P ~ 1e-12: conditioning on u1, the bivariate orthant probability of
+    # (u2, u3) given u1 by mpmath's quadrature of phi(y) Phi(.) in turn.
+    a = [4.0, 2.5, 3.0]
+    r12, r13, r23 = 0.5, -0.2, 0.3
+    s2, s3 = mp.sqrt(1 - r12**2), mp.sqrt(1 - r13**2)
+    rho = (r23 - r12 * r13) / (s2 * s3)
+    rr = mp.sqrt(1 - rho**2)
+
+    def p2(z):
+        b2, b3 = (a[1] - r12 * z) / s2, (a[2] - r13 * z) / s3
+        return mp.quad(
+            lambda y: mp.npdf(y) * mp.ncdf((rho * y - b3) / rr), [b2, b2 + 2, mp.inf]
+        )
+
+    p = mp.quad(lambda z: mp.npdf(z) * p2(z), [a[0], a[0] + 0.5, a[0] + 2, mp.inf])
+    out = orthant_moments(-np.array([a]), _cov3([1, 1, 1], [r12, r13, r23])[None])
+    assert out.log_prob[0] == pytest.approx(float(mp.log(p)), abs=1e-9)
+    assert np.exp(out.log_prob[0]) < ACCURATE_FROM  # the tail path is tested
+
+
+@pytest.mark.filterwarnings("ignore::scipy.integrate.IntegrationWarning")
+@pytest.mark.parametrize("case", [0, 1])
+def test_k3_moments_match_nested_quadrature(case):
+    m, sds, r = CASES_3D[case]
+    v = _cov3(sds, r)
+    out = orthant_moments(np.array([m], dtype=float), v[None])
+    _assert_moments(out, 0, _reference_3d(np.array(m, dtype=float), v), rtol=1e-8)
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::scipy.integrate.IntegrationWarning")
+def test_k3_moments_match_nested_quadrature_more():
+    m, sds, r = CASES_3D[2]
+    v = _cov3(sds, r)
+    out = orthant_moments(np.array([m], dtype=float), v[None])
+    _assert_moments(out, 0, _reference_3d(np.array(m, dtype=float), v), rtol=1e-8)
+
+
+def test_k3_moments_match_monte_carlo():
+    rng = np.random.default_rng(11)
+    m = np.array([0.2, -0.4, 0.5])
+    v = _cov3([1.0, 1.5, 0.8], [0.6, -0.4, -0.3])
+    draws = rng.multivariate_normal(m, v, size=2_000_000)
+    kept = draws[np.all(draws > 0, axis=1)]
+    out = orthant_moments(m[None], v[None])
+    p_hat = len(kept) / len(draws)
+    se_p = np.sqrt(p_hat * (1 - p_hat) / len(draws))
+    assert abs(np.exp(out.log_prob[0]) - p_hat) < 5 * se_p
+    se_mean = kept.std(axis=0) / np.sqrt(len(kept))
+    assert np.all(np.abs(out.mean[0] - kept.mean(axis=0)) < 5 * se_mean)
+    c = np.cov(kept.T)
+    dev = kept - kept.mean(axis=0)
+    se_cov = np.sqrt(np.var(dev[:, :, None] * dev[:, None, :], axis=0) / len(kept))
+    assert np.all(np.abs(out.cov[0] - c) < 5 * se_cov)
+
+
+def test_k3_zero_correlation_is_product_of_k1():
+    rng = np.random.default_rng(12)
+    n = 200
+    m = rng.normal(scale=3.0, size=(n, 3))
+    s = rng.uniform(0.3, 3.0, size=(n, 3))
+    cov = np.zeros((n, 3, 3))
+    for j in range(3):
+        cov[:, j, j] = s[:, j] ** 2
+    out3 = orthant_moments(m, cov)
+    out1 = [orthant_moments(m[:, [j]], cov[:, [j]][:, :, [j]]) for j in range(3)]
+    lp = sum(o.log_prob for o in out1)
+    np.testing.assert_allclose(out3.log_prob, lp, rtol=1e-10, atol=1e-12)
+    for j in range(3):
+        np.testing.assert_allclose(out3.mean[:, j], out1[j].mean[:, 0], rtol=1e-9)
+        np.testing.assert_allclose(out3.cov[:, j, j], out1[j].cov[:, 0, 0], rtol=1e-8)
+    off = out3.cov[:, [0, 0, 1], [1, 2, 2]]
+    assert np.all(np.abs(off) <= 1e-8 * s[:, [0, 0, 1]] * s[:, [1, 2, 2]])
+
+
+def test_k3_block_diagonal_is_k2_times_k1():
+    rng = np.random.default_rng(13)
+    n = 300
+    m = rng.normal(scale=2.0, size=(n, 3))
+    s = rng.uniform(0.3, 3.0, size=(n, 3))
+    rho = rng.uniform(-0.999, 0.999, size=n)
+    cov = np.zeros((n, 3, 3))
+    cov[:, :2, :2] = np.stack([_cov2(s[i, 0], s[i, 1], rho[i]) for i in range(n)])
+    cov[:, 2, 2] = s[:, 2] ** 2
+    out3 = orthant_moments(m, cov)
+    out2 = orthant_moments(m[:, :2], cov[:, :2, :2])
+    out1 = orthant_moments(m[:, 2:], cov[:, 2:, 2:])
+    np.testing.assert_allclose(
+        out3.log_prob, out2.log_prob + out1.log_prob, rtol=1e-9, atol=1e-11
+    )
+    scale = np.sqrt(np.einsum("nii->ni", out3.cov))
+    err = np.abs(out3.mean[:, :2] - out2.mean) / (np.abs(out2.mean) + scale[:, :2])
+    assert err.max() < 1e-8
+    np.testing.assert_allclose(out3.mean[:, 2], out1.mean[:, 0], rtol=1e-9)
+    cerr = np.abs(out3.cov[:, :2, :2] - out2.cov) / (
+        scale[:, :2, None] * scale[:, None, :2]
+    )
+    assert cerr.max() < 1e-8
+    assert np.all(np.abs(out3.cov[:, 2, :2]) <= 1e-8 * scale[:, 2:] * scale[:, :2])
+
+
+def test_k3_permutation_and_psd():
+    rng = np.random.default_rng(14)
+    n = 400
+    corr = _random_corr(rng, n, df=4)
+    s = rng.uniform(0.5, 2.0, size=(n, 3))
+    cov = corr * s[:, :, None] * s[:, None, :]
+    m = rng.normal(scale=1.5, size=(n, 3))
+    m_in, cov_in = m.copy(), cov.copy()
+    out = orthant_moments(m, cov)
+    np.testing.assert_array_equal(m, m_in)
+    np.testing.assert_array_equal(cov, cov_in)
+    perm = [2, 0, 1]
+    p_out = orthant_moments(m[:, perm], cov[:, perm][:, :, perm])
+    np.testing.assert_allclose(p_out.log_prob, out.log_prob, rtol=1e-9, atol=1e-11)
+    scale = np.sqrt(np.einsum("nii->ni", out.cov))
+    merr = np.abs(p_out.mean - out.mean[:, perm]) / (
+        np.abs(out.mean[:, perm]) + scale[:, perm]
+    )
+    assert merr.max() < 1e-8
+    sp = scale[:, perm]
+    cerr = np.abs(p_out.cov - out.cov[:, perm][:, :, perm])
+    assert np.all(cerr <= 1e-8 * sp[:, :, None] * sp[:, None, :])
+    assert np.all(out.mean > 0) and out.accurate.all()
+    assert np.all(
+        np.linalg.eigvalsh(out.cov) >= -1e-10 * scale.max(axis=1)[:, None] ** 2
+    )
+
+
+def test_k3_bad_input():
+    with pytest.raises(ValueError, match="positive definite"):
+        orthant_moments(np.zeros((1, 3)), _cov3([1, 1, 1], [0.9, 0.9, -0.9])[None])
+    with pytest.raises(ValueError, match="symmetric"):
+        c = np.eye(3)[None].copy()
+        c[0, 0, 1] = 0.5
+        orthant_moments(np.zeros((1, 3)), c)
