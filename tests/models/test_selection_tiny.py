@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 from numpy.testing import assert_allclose, assert_array_equal
 from scipy import integrate
@@ -118,11 +118,12 @@ def check_fit(X, link, label, loglik_tolerance, must_end=True):
     if stopped:
         assert not free.converged_
         # The psi that stopped it is past the limit per sd of its column
-        # (half the limit here: the library's sd may divide by n - 1).
+        # (observed values, divisor n_obs; 1 for a constant column, as
+        # emimpute.utils._scale.standardising_scale).
         sd = np.nanstd(X[:, free.mnar_features_], axis=0)
-        assert np.max(np.abs(free.selection_coef_["psi"].to_numpy()) * sd) > (
-            0.5 * PSI_LIMIT
-        )
+        sd[~(sd > 0)] = 1.0
+        per_sd = np.abs(free.selection_coef_["psi"].to_numpy()) * sd
+        assert np.max(per_sd) > PSI_LIMIT * (1 - 1e-12), per_sd
 
     out = free.transform(X)
     assert np.all(np.isfinite(out))
@@ -345,6 +346,18 @@ def check_design(design, loglik_tolerance):
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 @given(design=tiny_designs(max_rows=200))
+# Found by it: the observed values of column 0 all equal (psi per sd is
+# then per unit, the column having no scale of its own).
+@example(
+    design=(
+        np.array(
+            [[0.0, 0.0], [0.0, 3.0], [np.nan, -1.0], [np.nan, 4.0], [np.nan, 2.0],
+             [np.nan, -2.0], [0.0, 2.0], [0.0, 3.0], [np.nan, 0.0], [np.nan, -1.0]]
+        ),
+        "probit",
+        "probit 10x2 constant observed column 0",
+    )
+)  # fmt: skip
 def test_tiny_designs_fit_and_end(design, loglik_tolerance):
     check_design(design, loglik_tolerance)
 
