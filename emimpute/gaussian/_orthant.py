@@ -833,18 +833,27 @@ def _tail_moments_3d(a, corr):
     total expectation and variance mix them with positive weights, centred
     before squaring: no cancellation however small P is."""
     n = len(a)
-    points, top = _tail_breakpoints_3d(a, corr)
+    points, _ = _tail_breakpoints_3d(a, corr)
     half = 0.5 * np.diff(points, axis=1)
     centre = 0.5 * (points[:, 1:] + points[:, :-1])
     z = (centre[:, :, None] + half[:, :, None] * _PIECE_X).reshape(n, -1)
     wq = (half[:, :, None] * _PIECE_W).reshape(n, -1)
     b, beta, s, rho = _conditional_2d(z, a, corr)
     nodes = z.shape[1]
-    lp2, *mom = _moments_2d(
-        b[:, :, 0].ravel(), b[:, :, 1].ravel(), np.repeat(rho, nodes)
+    # About two thirds of the pieces have zero width (split points clipped
+    # to the range): their nodes get weight 0 and no k = 2 problem.
+    used = wq > 0.0
+    rho_n = np.broadcast_to(rho[:, None], z.shape)
+    lp2 = np.full((n, nodes), -np.inf)
+    e2, e3, v22, v33, v23 = (np.zeros((n, nodes)) for _ in range(5))
+    lp2[used], e2[used], e3[used], v22[used], v33[used], v23[used] = _moments_2d(
+        b[:, :, 0][used], b[:, :, 1][used], rho_n[used]
     )
-    e2, e3, v22, v33, v23 = (m.reshape(n, nodes) for m in mom)
-    omega = wq * np.exp(_log_phi(z) + lp2.reshape(n, nodes) - top[:, None])
+    # Normalise by the largest exact log weight, not the rough maximum
+    # `top` of the split points, which can be hundreds of units off.
+    log_w = _log_phi(z) + lp2
+    top = np.max(np.where(used, log_w, -np.inf), axis=1)
+    omega = wq * np.exp(log_w - top[:, None])
     mass = omega.sum(axis=1)
     p = omega / mass[:, None]
     mu = np.stack(
