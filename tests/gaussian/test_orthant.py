@@ -584,3 +584,38 @@ def test_k3_bad_input():
         c = np.eye(3)[None].copy()
         c[0, 0, 1] = 0.5
         orthant_moments(np.zeros((1, 3)), c)
+
+
+@pytest.mark.filterwarnings("ignore::scipy.integrate.IntegrationWarning")
+def test_k3_sliver_far_tail_matches_quadrature():
+    # r13 = -0.97 with both bounds positive: log P ~ -2231 (a rough guess of
+    # the density's peak was 700 units off and underflowed every weight).
+    # Reference: adaptive quad over u3 (another component than the code
+    # conditions on) of phi times log_bivariate_upper (tested vs mpmath).
+    a = np.array([1.10966183, -0.29575802, 0.59896713])
+    c = _cov3([1, 1, 1], [-0.13618465, -0.97177943, -0.10006555])
+    perm = [2, 0, 1]
+    ap, cp = a[perm], c[np.ix_(perm, perm)]
+    s1, s2 = np.sqrt(1 - cp[0, 1] ** 2), np.sqrt(1 - cp[0, 2] ** 2)
+    rho = (cp[1, 2] - cp[0, 1] * cp[0, 2]) / (s1 * s2)
+
+    def ell(z):
+        b1, b2 = (ap[1] - cp[0, 1] * z) / s1, (ap[2] - cp[0, 2] * z) / s2
+        return norm.logpdf(z) + log_bivariate_upper(b1, b2, rho)
+
+    grid = np.linspace(ap[0], ap[0] + 40, 4001)
+    top, peak = ell(grid).max(), grid[np.argmax(ell(grid))]
+    pts = [
+        peak + d for d in (-0.1, -0.01, -1e-3, 0, 1e-3, 0.01, 0.1) if peak + d > ap[0]
+    ]
+    mass = integrate.quad(
+        lambda z: np.exp(ell(z) - top),
+        ap[0],
+        ap[0] + 40,
+        points=pts,
+        epsrel=1e-13,
+        limit=1000,
+    )[0]
+    out = orthant_moments(-a[None], c[None])
+    assert out.log_prob[0] == pytest.approx(top + np.log(mass), rel=1e-11)
+    assert out.accurate[0] and np.all(np.isfinite(out.cov))
