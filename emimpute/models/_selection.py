@@ -980,13 +980,26 @@ class SelectionModel(EMModel):
 
     def out_of_bounds(self, params):
         # psi is per standard deviation on this (standardised) scale.
-        free = np.abs(params.coef.psi[~self.held])
+        coef = params.coef
+        free = np.abs(coef.psi[~self.held])
         if free.size and not np.all(free <= PSI_LIMIT):
             return (
                 f"the MNAR coefficient psi passed {PSI_LIMIT:g} per standard "
                 "deviation and was still growing: the likelihood has no finite "
                 "maximum in psi (missingness that is a step function of the "
                 "value)"
+            )
+        # The same for the covariates' coefficients gamma (per standard
+        # deviation): the missingness separated by the covariates.  (Not the
+        # intercept: with psi running off it runs off too, as -psi times
+        # the threshold.)
+        others = np.abs(coef.gamma.ravel())
+        if not np.all(others <= PSI_LIMIT):
+            return (
+                f"a covariate's coefficient gamma in a missingness model "
+                f"passed {PSI_LIMIT:g} per standard deviation and was still "
+                "growing: the likelihood has no finite maximum (the covariates "
+                "separate the missing rows from the observed ones)"
             )
         return None
 
