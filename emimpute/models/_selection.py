@@ -116,7 +116,7 @@ SOBOL_POINTS = 512
 # Under the probit link, rows with at most this many missing MNAR cells
 # get closed-form truncated-normal moments (:mod:`_selection_latent`);
 # rows with more, and every row under the logit link, use the nodes.
-ORTHANT_CELLS = 2
+ORTHANT_CELLS = 3
 # Starting values of each free psi (per standard deviation of its column),
 # each refined by a short fit with psi held, the best one then freed.  Two
 # iterations rank the starts as five did (Mroz's two modes, and 29 of 30

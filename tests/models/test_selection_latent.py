@@ -205,3 +205,33 @@ def test_exact_probit_draws_have_the_closed_form_moments():
     assert z.std() == pytest.approx(1.0, abs=0.1)
     # The sampling SD of a variance from 400 normal draws is about 7%.
     assert np.median(draws.var(axis=0) / variance) == pytest.approx(1.0, abs=0.03)
+
+
+def test_three_mnar_cells_in_closed_form_agree_with_many_sobol_points(monkeypatch):
+    """Rows with three missing MNAR cells: the trivariate orthant moments
+    against the node path with 32,768 scrambled Sobol points (an
+    independent integration whose own error here is about 1e-3 on these
+    sums; a wrong term in the closed form would be off by far more)."""
+    rng = np.random.default_rng(5)
+    n, p = 1500, 4
+    A = rng.normal(size=(p, p))
+    X = rng.multivariate_normal(np.zeros(p), A @ A.T + np.eye(p), size=n)
+    for j in range(3):
+        hidden = special.ndtr(-0.2 + 0.8 * X[:, j] / X[:, j].std())
+        X[rng.random(n) < hidden, j] = np.nan
+    assert (np.isnan(X[:, :3]).sum(axis=1) == 3).sum() > 100
+    model = selection.SelectionModel.from_data(X, [0, 1, 2], random_state=0)
+    params = model.start()
+    coef = selection.replace(params.coef, psi=np.array([0.8, -0.5, 0.6]))
+    params = selection.replace(params, coef=coef)
+    closed = model.e_step(params)
+    monkeypatch.setattr(selection, "ORTHANT_CELLS", 2)
+    monkeypatch.setattr(selection, "SOBOL_POINTS", 2**15)
+    sobol = selection.SelectionModel.from_data(X, [0, 1, 2], random_state=1)
+    nodes = sobol.e_step(params)
+    assert closed.loglik == pytest.approx(nodes.loglik, abs=5e-3)
+    assert_allclose(closed.row_sum, nodes.row_sum, atol=0.05)
+    assert_allclose(closed.cross, nodes.cross, atol=0.05)
+    for a, b in zip(closed.selection, nodes.selection, strict=True):
+        assert_allclose(a.du, b.du, atol=0.05)
+        assert float(a.uu) == pytest.approx(float(b.uu), abs=0.05)
