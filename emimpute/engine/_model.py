@@ -33,7 +33,7 @@ function of the fitted parameters alone, not of the prepared data, so it is
 a module-level function of each model
 (:func:`emimpute.gaussian._conditional.conditional_moments` for the normal,
 :func:`emimpute.models._student_t.conditional_t`,
-:func:`emimpute.models._selection.selection_moments`), which the estimator
+:func:`emimpute.models._selection_impute.selection_moments`), which the estimator
 shell calls from its ``_conditional`` hook.
 """
 

@@ -18,8 +18,8 @@ from emimpute.models._selection import (
     SelectionModel,
     SelectionParams,
     fit_selection_em,
-    selection_moments,
 )
+from emimpute.models._selection_impute import selection_moments
 from emimpute.utils._columns import (
     column_position,
     column_positions,
@@ -231,7 +231,7 @@ class MNARSelectionImputer(BaseEMImputer):
         "mnar_coef": [numbers.Real, dict, None, Hidden(StrOptions({"deprecated"}))],
     }
     # Variances and row log-likelihoods given the missingness
-    # (emimpute.models._selection.selection_moments).
+    # (emimpute.models._selection_impute.selection_moments).
     _provides = frozenset({"variance", "loglik"})
     _convergence_advice = (
         "Increase max_iter; if psi is barely identified (few rows, or little "
@@ -459,7 +459,7 @@ class MNARSelectionImputer(BaseEMImputer):
     def _conditional(self, X, *, rng=None, want_variance=False, want_loglik=False):
         """Completed X (non-empty columns) given the observed cells and the
         missingness, with variances and row log-likelihoods on request
-        (:func:`~emimpute.models._selection.selection_moments`).  A
+        (:func:`~emimpute.models._selection_impute.selection_moments`).  A
         covariate of the missingness models may be missing here, as in a
         test fold of cross-validation: those cells are imputed under MAR,
         and the missingness models use that value, with one warning naming

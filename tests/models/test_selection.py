@@ -11,11 +11,8 @@ from scipy import integrate, optimize, special, stats
 
 from emimpute.engine._model import sum_statistics
 from emimpute.models._normal import fit_normal_em
-from emimpute.models._selection import (
-    SelectionModel,
-    fit_selection_em,
-    selection_moments,
-)
+from emimpute.models._selection import SelectionModel, fit_selection_em
+from emimpute.models._selection_impute import selection_moments
 
 COV = np.array([[1.0, 0.5, 0.3], [0.5, 1.0, 0.4], [0.3, 0.4, 1.0]])
 MEAN = np.array([1.0, 0.0, -1.0])
@@ -281,9 +278,8 @@ def test_adding_statistics_concatenates_each_models_pseudo_rows():
     both = first + second
     for i, rows in enumerate(both.selection):
         for field in ("values", "covariates", "weights", "missing"):
-            expected = np.concatenate(
-                [getattr(first.selection[i], field), getattr(second.selection[i], field)]
-            )
+            parts = (first.selection[i], second.selection[i])
+            expected = np.concatenate([getattr(part, field) for part in parts])
             assert_allclose(getattr(rows, field), expected, rtol=0, atol=0)
     assert both.loglik == first.loglik + second.loglik
 
@@ -302,7 +298,7 @@ def test_imputation_uses_the_sobol_nodes_of_the_fit():
     (seeded by random_state, kept as node_seed), not a seed of the kernel's
     own: the same seed gives the same imputation, another seed another one
     (within the nodes' error)."""
-    from emimpute.models._selection import impute_selection
+    from emimpute.models._selection_impute import impute_selection
 
     rng = np.random.default_rng(8)
     X = rng.multivariate_normal(np.zeros(4), 0.5 * np.eye(4) + 0.5, size=200)

@@ -8,6 +8,7 @@ from numpy.testing import assert_allclose
 from scipy import integrate, special, stats
 
 from emimpute.models import _selection as selection
+from emimpute.models import _selection_impute as selection_impute
 from emimpute.models._binary_glm import fit_binary_glm
 from emimpute.models._selection_latent import (
     LatentSums,
@@ -190,14 +191,12 @@ def test_exact_probit_draws_have_the_closed_form_moments():
     X = rng.multivariate_normal([0, 0], [[1, 0.6], [0.6, 1]], size=1000)
     X[rng.random(1000) < special.ndtr(-0.3 + 1.5 * X[:, 0]), 0] = np.nan
     result = selection.fit_selection_em(X, [0])
-    moments = selection.selection_moments(X, result, want_variance=True)
+    moments = selection_impute.selection_moments(X, result, want_variance=True)
     missing = np.isnan(X[:, 0])
     state = np.random.RandomState(1)
+    draw = selection_impute.selection_moments
     draws = np.array(
-        [
-            selection.selection_moments(X, result, rng=state).completed[missing, 0]
-            for _ in range(400)
-        ]
+        [draw(X, result, rng=state).completed[missing, 0] for _ in range(400)]
     )
     mean, variance = moments.completed[missing, 0], moments.variance[missing, 0]
     z = (draws.mean(axis=0) - mean) / np.sqrt(variance / 400)
