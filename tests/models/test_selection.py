@@ -475,3 +475,25 @@ def test_draws_have_the_conditional_mean_and_variance(link):
     z_var = (var - ref_var) / np.sqrt((mu4 - var**2 * (R - 3) / (R - 1)) / R)
     assert np.max(np.abs(z_mean)) < 5, np.max(np.abs(z_mean))
     assert np.max(np.abs(z_var)) < 5, np.max(np.abs(z_var))
+
+
+def test_ranking_the_psi_starts_on_a_sample_reaches_the_same_optimum(
+    monkeypatch, assert_same_fit
+):
+    """On many rows the short fits that rank the psi starts run on every
+    k-th row (START_ROWS); the full fit then climbs to the same optimum as
+    when they run on all rows (to the stopping rule's tolerance)."""
+    from emimpute.models import _selection as selection
+
+    _, X = selected(3000, "probit", seed=12)
+    monkeypatch.setattr(selection, "START_ROWS", 10**9)
+    every_row = fit_selection_em(X, [0], tol=1e-9)
+    monkeypatch.setattr(selection, "START_ROWS", 300)
+    sampled = fit_selection_em(X, [0], tol=1e-9)
+    sd = np.nanstd(X, axis=0)
+    assert_same_fit(
+        sampled.mean, sampled.covariance, every_row.mean, every_row.covariance,
+        tol=1e-9, scale=sd,
+    )  # fmt: skip
+    assert sampled.psi[0] == pytest.approx(every_row.psi[0], abs=1e-4)
+    assert sampled.loglik == pytest.approx(every_row.loglik, abs=1e-6)
