@@ -457,8 +457,14 @@ n_features_in_, feature_names_in_
     link to data whose MNAR columns' pseudo-rows fit on the client.
 
     Pass an integer ``random_state`` for reproducible fits: it seeds the
-    Sobol nodes of rows with three or more missing MNAR cells, the same in
-    every block.
+    Sobol nodes of rows with four or more missing MNAR cells (three or more
+    under the logit link), the same in every block.
+
+    The short fits that rank the starting values of psi run on all rows;
+    in memory they run on a systematic sample of about 20,000 rows when
+    there are more than 40,000.  Both fits then climb to the same optimum,
+    to the stopping rule's tolerance, unless the likelihood has two modes
+    so close that the two rankings differ.
 
     Examples
     --------
