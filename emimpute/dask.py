@@ -46,7 +46,6 @@ from sklearn.impute import MissingIndicator
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from emimpute.engine._driver import run_em
 from emimpute.engine._regularise import degenerate_columns
 from emimpute.gaussian._conditional import conditional_moments, precision_and_logdet
 from emimpute.imputers._em_imputer import EMImputer
@@ -68,8 +67,7 @@ from emimpute.models._selection import (
     START_NEWTON_STEPS,
     SelectionCoefficients,
     SelectionModel,
-    _cold_start,
-    _in_data_units,
+    fit_model,
 )
 from emimpute.models._selection import block_statistics as selection_block_statistics
 from emimpute.models._student_t import block_distances as t_block_distances
@@ -753,15 +751,10 @@ def fit_selection_em_blockwise(
         source, mnar, covariates, center, scale, link=link, psi=psi,
         ridge=ridge, random_state=random_state,
     )  # fmt: skip
-    if init is not None:
-        params = model.warm_start(init)
-    else:
-        params = _cold_start(model, tol, accelerate)
-    run = run_em(
-        model, params, max_iter=max_iter, tol=tol, accelerate=accelerate,
-        callback=callback,
+    return fit_model(
+        model, max_iter=max_iter, tol=tol, accelerate=accelerate,
+        callback=callback, init=init,
     )  # fmt: skip
-    return _in_data_units(model, run)
 
 
 class DaskSelectionRows:

@@ -1123,6 +1123,16 @@ def fit_selection_em(
         X, mnar, link=link, psi=psi, gamma=gamma, ridge=ridge,
         random_state=random_state,
     )  # fmt: skip
+    return fit_model(
+        model, max_iter=max_iter, tol=tol, accelerate=accelerate,
+        callback=callback, init=init,
+    )  # fmt: skip
+
+
+def fit_model(model, *, max_iter, tol, accelerate, callback, init):
+    """The fit of a built :class:`SelectionModel` (in memory or on another
+    row source): from ``init`` (an earlier :class:`SelectionEMResult`) or
+    the cold start, EM to convergence, the result in data units."""
     if init is not None:
         params = model.warm_start(init)
     else:

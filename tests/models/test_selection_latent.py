@@ -117,12 +117,10 @@ def test_parameter_expanded_em_converges_to_newtons_probit_mle():
     assert_allclose(coef, newton.coef, atol=1e-9)
 
 
-def test_pattern_grouped_e_step_equals_the_row_by_row_one():
-    """An identity on fixed inputs: the E-step on rows grouped by pattern
-    (the normal kernel plus per-pattern corrections) equals the per-row
-    closed form (latent_posterior), summed."""
-    rng = np.random.default_rng(3)
-    n, p = 2000, 5
+def two_mnar_columns(seed, n, p=5):
+    """Data with x0 and x1 MNAR (probit), x2 MCAR; its model and parameters
+    at the MAR start with psi set to (0.8, -0.5)."""
+    rng = np.random.default_rng(seed)
     A = rng.normal(size=(p, p))
     X = rng.multivariate_normal(np.zeros(p), A @ A.T + np.eye(p), size=n)
     X[rng.random(n) < special.ndtr(X[:, 0]), 0] = np.nan
@@ -131,7 +129,14 @@ def test_pattern_grouped_e_step_equals_the_row_by_row_one():
     model = selection.SelectionModel.from_data(X, [0, 1])
     params = model.start()
     coef = selection.replace(params.coef, psi=np.array([0.8, -0.5]))
-    params = selection.replace(params, coef=coef)
+    return X, model, selection.replace(params, coef=coef)
+
+
+def test_pattern_grouped_e_step_equals_the_row_by_row_one():
+    """An identity on fixed inputs: the E-step on rows grouped by pattern
+    (the normal kernel plus per-pattern corrections) equals the per-row
+    closed form (latent_posterior), summed."""
+    X, model, params = two_mnar_columns(seed=3, n=2000)
     grouped = model.e_step(params)
     Z, mask = model.source.rows.Z, model.source.rows.mask
     selected = mask[:, model.mnar].any(axis=1)
@@ -158,17 +163,7 @@ def test_two_mnar_cells_in_closed_form_equal_the_product_grid(monkeypatch):
     moments (Genz's orthant probability, Tallis' moments) against the
     24 x 24 Gauss-Hermite product grid of the node path (exact to about
     1e-10 at these slopes), for the whole E-step."""
-    rng = np.random.default_rng(4)
-    n, p = 3000, 5
-    A = rng.normal(size=(p, p))
-    X = rng.multivariate_normal(np.zeros(p), A @ A.T + np.eye(p), size=n)
-    X[rng.random(n) < special.ndtr(X[:, 0]), 0] = np.nan
-    X[rng.random(n) < special.ndtr(-0.5 + 0.7 * X[:, 1]), 1] = np.nan
-    X[:, 2][rng.random(n) < 0.2] = np.nan
-    model = selection.SelectionModel.from_data(X, [0, 1])
-    params = model.start()
-    coef = selection.replace(params.coef, psi=np.array([0.8, -0.5]))
-    params = selection.replace(params, coef=coef)
+    X, model, params = two_mnar_columns(seed=4, n=3000)
     assert (np.isnan(X[:, :2]).sum(axis=1) == 2).sum() > 300
     closed = model.e_step(params)
     monkeypatch.setattr(selection, "ORTHANT_CELLS", 1)
