@@ -486,18 +486,16 @@ n_features_in_, feature_names_in_
         """``(fit, data)`` as :meth:`MNARSelectionImputer._kernel`, with the
         E-step and the start summed over the blocks."""
         valid = columns.valid
-        # The columns' missingness, as the shell reads it from X: a one-row
-        # stand-in with NaN in the incomplete (non-empty) columns.
+        # Which non-empty columns have a missing cell, from the column passes.
         incomplete = (columns.count < columns.n_samples)[valid]
-        stand_in = np.where(incomplete, np.nan, 0.0)[None, :]
         settings = self._selection_settings(
-            stand_in,
+            incomplete,
             columns.observed_scale,
             valid,
             feature_names(self),
             resolve_random_state(self.random_state),
         )
-        init = self._warm_start_from(stand_in, valid, settings)
+        init = self._warm_start_from(incomplete, valid, settings)
         gamma = settings.pop("gamma")
         mnar = settings["mnar"]
         covariates = np.flatnonzero(~incomplete) if gamma else np.zeros(0, int)

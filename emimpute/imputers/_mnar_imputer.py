@@ -311,10 +311,11 @@ class MNARSelectionImputer(BaseEMImputer):
         """``link``, or the deprecated ``selection`` when given."""
         return self.link if self.selection == "deprecated" else self.selection
 
-    def _mnar_positions(self, mask, valid, names):
-        """Positions among the non-empty columns of the MNAR columns."""
+    def _mnar_positions(self, has_missing, valid, names):
+        """Positions among the non-empty columns of the MNAR columns;
+        ``has_missing`` says which of those columns have a missing cell."""
         if self.mnar_features is None:
-            return np.flatnonzero(mask.any(axis=0))
+            return np.flatnonzero(has_missing)
         positions = column_positions(names, self.mnar_features, "mnar_features")
         empty = [j for j in positions if not valid[j]]
         if empty:
@@ -324,9 +325,7 @@ class MNARSelectionImputer(BaseEMImputer):
             )
         among_valid = (np.cumsum(valid) - 1)[positions]
         complete = [
-            j
-            for j, v in zip(positions, among_valid, strict=True)
-            if not mask[:, v].any()
+            j for j, v in zip(positions, among_valid, strict=True) if not has_missing[v]
         ]
         if complete:
             raise ValueError(
@@ -368,11 +367,13 @@ class MNARSelectionImputer(BaseEMImputer):
 
     def _kernel(self, X, *, center, scale, rng):
         valid = ~self._empty_features
-        settings = self._selection_settings(X, scale, valid, feature_names(self), rng)
-        init = self._warm_start_from(X, valid, settings)
+        has_missing = np.isnan(X).any(axis=0)
+        names = feature_names(self)
+        settings = self._selection_settings(has_missing, scale, valid, names, rng)
+        init = self._warm_start_from(has_missing, valid, settings)
         return partial(fit_selection_em, **settings, init=init), {"X": X}
 
-    def _warm_start_from(self, X, valid, settings):
+    def _warm_start_from(self, has_missing, valid, settings):
         """The previous fit's kernel result when ``warm_start`` applies to
         this fit (the same non-empty columns, MNAR columns, covariates and
         link), else None: a cold start."""
@@ -386,7 +387,7 @@ class MNARSelectionImputer(BaseEMImputer):
         # back to a cold fit instead of the ValueError of
         # SelectionModel.warm_start.
         if settings["gamma"]:
-            covariates = np.flatnonzero(~np.isnan(X).any(axis=0))
+            covariates = np.flatnonzero(~has_missing)
         else:
             covariates = np.zeros(0, dtype=int)
         same = (
@@ -396,10 +397,11 @@ class MNARSelectionImputer(BaseEMImputer):
         )
         return previous if same else None
 
-    def _selection_settings(self, X, scale, valid, names, rng):
+    def _selection_settings(self, has_missing, scale, valid, names, rng):
         """The arguments of the selection kernel (fit_selection_em,
-        SelectionModel.from_data) other than X and ridge."""
-        mnar = self._mnar_positions(np.isnan(X), valid, names)
+        SelectionModel.from_data) other than X and ridge; ``has_missing``
+        says which of the non-empty columns have a missing cell."""
+        mnar = self._mnar_positions(has_missing, valid, names)
         return {
             "mnar": mnar,
             "link": self._resolved_link(),
@@ -421,8 +423,9 @@ class MNARSelectionImputer(BaseEMImputer):
             names = feature_names(self)
         _, _, scale, _, _ = observed_column_moments(X)
         settings = self._selection_settings(
-            X, scale, np.ones(p, dtype=bool), names, self.random_state
-        )
+            np.isnan(X).any(axis=0), scale, np.ones(p, dtype=bool), names,
+            self.random_state,
+        )  # fmt: skip
         model = SelectionModel.from_data(X, ridge=self.ridge, **settings)
         return model, model.start()
 
