@@ -152,3 +152,22 @@ def pattern_sharing(request, monkeypatch):
     ratio = 0.0 if request.param == "per-row" else 1.0
     monkeypatch.setattr(emimpute.gaussian._conditional, "SHARED_PATTERN_RATIO", ratio)
     return request.param
+
+
+@pytest.fixture(scope="session")
+def dask_cluster_client():
+    """A LocalCluster of two worker processes, one thread each, shared by the
+    Dask test modules: tasks really travel between processes (pickled
+    functions, arrays, the models' parameters and exceptions)."""
+    distributed = pytest.importorskip("distributed", reason="the dask extra")
+    with (
+        distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            memory_limit="2GiB",
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        yield client

@@ -7,7 +7,6 @@ import dask.dataframe as dd
 import numpy as np
 import pandas as pd
 import pytest
-from distributed import Client, LocalCluster
 from sklearn.exceptions import ConvergenceWarning
 
 from emimpute import EMImputer, MNARSelectionImputer
@@ -15,21 +14,10 @@ from emimpute.dask import DaskEMImputer, blockwise_transform, is_dask_collection
 from emimpute.exceptions import RegularisationWarning
 
 
-@pytest.fixture(scope="module")
-def client():
-    """Two worker processes, one thread each: tasks really travel between
-    processes (pickled functions, arrays and exceptions)."""
-    with (
-        LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=None,
-            memory_limit="2GiB",
-        ) as cluster,
-        Client(cluster) as client,
-    ):
-        yield client
+@pytest.fixture
+def client(dask_cluster_client):
+    """The session's LocalCluster client (tests/conftest.py)."""
+    return dask_cluster_client
 
 
 def correlated(n, p, *, missing=0.2, seed=0):

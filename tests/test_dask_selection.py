@@ -11,7 +11,6 @@ import dask.dataframe as dd
 import numpy as np
 import pandas as pd
 import pytest
-from distributed import Client, LocalCluster
 from scipy.special import expit, ndtr
 
 from emimpute import MNARSelectionImputer
@@ -30,22 +29,10 @@ TOL = 1e-10
 AGREE = 1e-8
 
 
-@pytest.fixture(scope="module")
-def cluster_client():
-    """Two worker processes, one thread each, as in tests/test_dask.py:
-    tasks, their arguments (the model's parameters, the node rule) and
-    their results (statistics, pseudo-rows) really travel."""
-    with (
-        LocalCluster(
-            n_workers=2,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=None,
-            memory_limit="2GiB",
-        ) as cluster,
-        Client(cluster) as client,
-    ):
-        yield client
+@pytest.fixture
+def cluster_client(dask_cluster_client):
+    """The session's LocalCluster client (tests/conftest.py)."""
+    return dask_cluster_client
 
 
 @pytest.fixture
