@@ -104,8 +104,9 @@ class MNARSelectionImputer(BaseEMImputer):
         given the observed cells and the missingness instead of using its
         mean.
     random_state : int, RandomState instance or None, default=None
-        Seeds the quasi-random nodes of rows with three or more MNAR cells
-        and the draws of ``sample_posterior``.
+        Seeds the quasi-random nodes of rows with three or more missing MNAR
+        cells under the logit link (four or more under the probit) and the
+        draws of ``sample_posterior``.
     add_indicator : bool, default=False
         Append a :class:`~sklearn.impute.MissingIndicator` of the columns
         that had missing values in ``fit``.

@@ -99,7 +99,6 @@ from emimpute.models._selection_latent import (
     fit_latent_probit,
     latent_posterior,
     node_cell_moments,
-    orthant_moments,
 )
 from emimpute.models._selection_patterns import (
     PatternLayout,
@@ -109,7 +108,9 @@ from emimpute.models._selection_patterns import (
 
 # Nodes per dimension of the product Gauss-Hermite grid for two MNAR cells.
 GRID_NODES_2D = 24
-# Sobol points for three or more MNAR cells in one row (a power of two).
+# Sobol points for rows with more MNAR cells than the closed forms take
+# (three or more under the logit link, four or more under the probit; a
+# power of two).
 SOBOL_POINTS = 512
 # Under the probit link, rows with at most this many missing MNAR cells
 # get closed-form truncated-normal moments (:mod:`_selection_latent`);
@@ -227,8 +228,8 @@ class SelectionEMResult:
     the order of ``covariates`` (column indices).  ``standardised`` holds
     the same fit on the standardised scale (``center``, ``scale``), where
     imputation works; ``node_seed`` seeded the Sobol nodes of rows with
-    three or more MNAR cells (imputation reuses it, so that it integrates
-    with the fit's nodes).
+    three (logit) or four (probit) MNAR cells or more (imputation reuses
+    it, so that it integrates with the fit's nodes).
     """
 
     mean: np.ndarray
@@ -513,7 +514,7 @@ def _posterior(group, cond, base, coef, link, nodes, steepness):
     if link == "probit" and models.shape[1] <= ORTHANT_CELLS:
         order, c_p, C_p = _mnar_first(group, cond.c, cond.C)
         index = np.take_along_axis(base, models, axis=1)
-        latent = latent_posterior(c_p, C_p, index, coef.psi[models], orthant_moments)
+        latent = latent_posterior(c_p, C_p, index, coef.psi[models])
         mean, cov = _in_row_order(order, latent.mean, latent.cov)
         return _Posterior(mean, cov, latent.log_prob, None, latent.cells)
     reweighted = _reweight(group, cond, base, coef, link, nodes, steepness)
@@ -557,14 +558,14 @@ def _observed_terms(rows, coef, link):
     return loglik, terms
 
 
-def _add_missing_terms(models, rows, posterior, covariate_values, terms):
+def _add_missing_terms(models, posterior, covariate_values, terms):
     """Add to ``terms`` (per model) the M-step data of some rows' missing
-    MNAR cells (``models``: theirs, a row each; ``rows``: their rows in the
-    data): their moments (probit) or weighted nodes (logit)."""
+    MNAR cells (``models`` and ``covariate_values``: theirs, a row each):
+    their moments (probit) or weighted nodes (logit)."""
     for a in range(models.shape[1]):
         for i in np.unique(models[:, a]):
             sel = np.flatnonzero(models[:, a] == i)
-            covariates = covariate_values[rows[sel]]
+            covariates = covariate_values[sel]
             if posterior.cells is not None:
                 add_missing_sums(terms[i], covariates, posterior.cells, a, sel)
                 continue
@@ -619,8 +620,6 @@ def _statistics(rows, params, spec):
     """
     precision, logdet_cov = precision_and_logdet(params.covariance)
     coef = params.coef
-    covariate_values = rows.Z[:, spec.covariates]
-    base = coef.intercept + covariate_values @ coef.gamma.T  # alpha + gamma' x_c
     loglik, terms = _observed_terms(rows, coef, spec.link)
     problem = rows.patterns.problem
     normal = e_step(problem, params.mean, params.covariance)
@@ -629,15 +628,13 @@ def _statistics(rows, params, spec):
     loglik += normal.loglik
     T1, T2 = normal.row_sum.copy(), normal.cross.copy()
     for pattern_set in rows.patterns.sets:  # e_step left c in problem.data
-        corrected = pattern_terms(
-            problem.data, pattern_set, precision, coef, orthant_moments
-        )
+        corrected = pattern_terms(problem.data, pattern_set, precision, coef)
         T1 += corrected.row_sum
         T2 += corrected.cross
         loglik += corrected.log_prob
         _add_missing_terms(
-            pattern_set.models[pattern_set.which], pattern_set.source,
-            corrected, covariate_values, terms,
+            pattern_set.models[pattern_set.which], corrected,
+            pattern_set.covariates, terms,
         )  # fmt: skip
     steepness = _steepness(params, spec.mnar)
     for group in rows.groups:
@@ -645,15 +642,14 @@ def _statistics(rows, params, spec):
         loglik += cond.loglik.sum()
         post_mean, post_cov = cond.c, cond.C
         if group.mnar_slots.shape[1]:
+            covariates = rows.Z[np.ix_(group.chunk.rows, spec.covariates)]
+            base = coef.intercept + covariates @ coef.gamma.T  # alpha + gamma' x_c
             posterior = _posterior(
-                group, cond, base[group.chunk.rows], coef, spec.link,
-                spec.nodes, steepness,
-            )  # fmt: skip
+                group, cond, base, coef, spec.link, spec.nodes, steepness
+            )
             loglik += float(posterior.log_prob.sum())
             post_mean, post_cov = posterior.mean, posterior.cov
-            _add_missing_terms(
-                group.models, group.chunk.rows, posterior, covariate_values, terms
-            )
+            _add_missing_terms(group.models, posterior, covariates, terms)
         np.put_along_axis(cond.block, cond.cols, post_mean, axis=1)
         _scatter_sums(cond.block, cond.cols, post_cov, T1, T2)
     if spec.link != "probit":
@@ -678,7 +674,7 @@ def _fit_selection_models(selection, coef, held, link):
         fit_latent_probit(data, coef.psi[i], held[i])
         if isinstance(data, LatentSums)
         else _fit_one_selection_model(
-            data, coef.intercept[i], coef.psi[i], coef.gamma[i], held[i], link, 1
+            data, coef.intercept[i], coef.psi[i], coef.gamma[i], held[i], link
         )
         for i, data in enumerate(selection)
     ]
@@ -688,8 +684,8 @@ def _fit_selection_models(selection, coef, held, link):
     return SelectionCoefficients(intercept, psi, gamma.reshape(coef.gamma.shape))
 
 
-def _fit_one_selection_model(rows, intercept, psi, gamma, held, link, newton_steps):
-    """(intercept, psi, gamma) of one model after ``newton_steps`` of the
+def _fit_one_selection_model(rows, intercept, psi, gamma, held, link):
+    """(intercept, psi, gamma) of one model after one Newton step of the
     weighted binary regression of "missing" on (1, x_j, x_c); a held psi
     enters through an offset."""
     free_psi = [] if held else [rows.values]
@@ -697,8 +693,7 @@ def _fit_one_selection_model(rows, intercept, psi, gamma, held, link, newton_ste
     start = np.concatenate([[intercept], [] if held else [psi], gamma])
     fit = fit_binary_glm(
         design, rows.missing, rows.weights, link=link,
-        offset=psi * rows.values if held else 0.0, start=start,
-        max_iter=newton_steps,
+        offset=psi * rows.values if held else 0.0, start=start, max_iter=1,
     )  # fmt: skip
     first_gamma = 1 if held else 2
     return fit.coef[0], psi if held else fit.coef[1], fit.coef[first_gamma:]
@@ -829,7 +824,8 @@ class SelectionModel(EMModel):
     ridge : float
         Prior strength, as in :func:`emimpute.models._normal.m_step`.
     node_seed : int or None
-        Seed of the Sobol nodes (rows with three or more MNAR cells).
+        Seed of the Sobol nodes (rows with three or more MNAR cells under the
+        logit link, four or more under the probit).
     center, scale : ndarrays of shape (p,)
         The standardisation, for :meth:`statistics_of` of rows in data units.
 
@@ -1107,7 +1103,8 @@ def fit_selection_em(
         log-likelihood, as in :func:`emimpute.models._normal.fit_normal_em`.
     random_state : int or None, optional
         Seeds the Sobol nodes used for rows with three or more MNAR cells
-        (None: fresh ones); kept in the result for imputation.
+        under the logit link, four or more under the probit (None: fresh
+        ones); kept in the result for imputation.
     callback : callable, optional
         ``callback(iteration, loglik, change)`` after each iteration.
     init : SelectionEMResult, optional

@@ -15,18 +15,19 @@ Where it is missing, the row's missing cells x_m and the latent u_J of its
 missing MNAR cells are jointly normal given the observed cells (u_J is
 linear in x_J plus independent noise), conditioned on u_J > 0: the moments
 of a normal truncated to the positive orthant
-(:func:`emimpute.gaussian._orthant.orthant_moments` for one or two MNAR
+(:func:`emimpute.gaussian._orthant.orthant_moments` for one to three MNAR
 cells, Tallis 1961), then those of x_m by regression on u_J (the rest of
 the vector is normal given u_J).  The log-likelihood term log P(u_J > 0 |
 x_o) comes out of the same computation; for one cell it is Heckman's
-log Phi(eta_bar / sqrt(1 + psi^2 C_jj)).  Rows with three or more missing
+log Phi(eta_bar / sqrt(1 + psi^2 C_jj)).  Rows with four or more missing
 MNAR cells keep the nodes of :mod:`emimpute.models._selection`, with the
 moments of u given each node in closed form.
 
 M-step.  Each model is a linear regression of u_j on d = (1, x_j, x_c)
 with unit error variance: coef = E[sum d d']^-1 E[sum d u_j], the sums
-(:class:`LatentSums`) added over the rows.  A held psi_j moves its term to
-the left: the regression of u_j - psi_j x_j on (1, x_c).
+(:class:`LatentSums`) added over the rows, rescaled by parameter expansion
+when psi_j is free (:func:`fit_latent_probit`).  A held psi_j moves its
+term to the left: the regression of u_j - psi_j x_j on (1, x_c).
 
 The statistics are sums, so row blocks add (the Dask fit), and nothing in
 the E-step or M-step depends on nodes, Newton steps or step halving.
@@ -45,7 +46,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special
 
-from emimpute.gaussian._orthant import orthant_moments  # noqa: F401 (re-exported)
+from emimpute.gaussian._orthant import orthant_moments
 
 LOG_SQRT_2PI = 0.5 * np.log(2.0 * np.pi)
 
@@ -168,15 +169,15 @@ class LatentPosterior:
     cells: CellMoments
 
 
-def latent_posterior(c, C, index, psi, orthant):
+def latent_posterior(c, C, index, psi):
     """Moments of the missing cells x_m ~ N(c, C) (MNAR cells first, k_J of
     them) of rows given u_J > 0, u_J = index + psi * x_J + e.
 
     ``index`` (n, k_J) holds alpha + gamma' x_c of each MNAR cell,
-    ``psi`` (n, k_J) its coefficient, ``orthant`` the function giving the
-    moments of a normal truncated to u > 0 (``log_prob``, ``mean``,
-    ``cov``).  With m = E[u_J], V = Cov[u_J] and K = Cov[x_m, u_J] = C_.J
-    diag(psi), the regression of x_m on u_J gives (Tallis 1961)
+    ``psi`` (n, k_J) its coefficient; the moments of u truncated to u > 0
+    come from :func:`emimpute.gaussian._orthant.orthant_moments`.  With
+    m = E[u_J], V = Cov[u_J] and K = Cov[x_m, u_J] = C_.J diag(psi), the
+    regression of x_m on u_J gives (Tallis 1961)
 
         E[x_m | u_J > 0] = c + K V^-1 (nu - m),
         Cov[x_m | u_J > 0] = C - K V^-1 K' + K V^-1 Omega V^-1 K',
@@ -188,7 +189,7 @@ def latent_posterior(c, C, index, psi, orthant):
     K = C[:, :, :k_J] * psi[:, None, :]  # (n, k, k_J)
     V = psi[:, :, None] * C[:, :k_J, :k_J] * psi[:, None, :] + np.eye(k_J)
     V = 0.5 * (V + V.transpose(0, 2, 1))  # C is symmetric to rounding only
-    truncated = orthant(m, V)
+    truncated = orthant_moments(m, V)
     B = np.linalg.solve(V, K.transpose(0, 2, 1)).transpose(0, 2, 1)  # K V^-1
     mean = c + np.einsum("nka,na->nk", B, truncated.mean - m)
     B_omega = B @ truncated.cov  # Cov[x_m, u_J | u_J > 0]

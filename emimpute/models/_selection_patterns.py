@@ -25,11 +25,12 @@ with c (Little & Rubin 2002, eq. 11.4-11.5, with the truncated moments in
 place of the normal ones).
 """
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
 from emimpute.gaussian._conditional import _pattern_keys
+from emimpute.gaussian._orthant import orthant_moments
 from emimpute.models._normal import prepare_problem
 from emimpute.models._selection_latent import CellMoments
 
@@ -43,7 +44,6 @@ class PatternSet:
     slots: np.ndarray  # (P, k_J) positions of its MNAR cells among them
     models: np.ndarray  # (P, k_J) their selection models
     rows: np.ndarray | slice  # positions in the problem's data (chunk order)
-    source: np.ndarray  # (n_s,) the same rows in the data matrix
     covariates: np.ndarray  # (n_s, n_covariates) their covariates
     which: np.ndarray  # (n_s,) each row's pattern, 0 .. P - 1, increasing
     starts: np.ndarray  # (P,) where each pattern's rows begin
@@ -88,17 +88,20 @@ def lay_out_patterns(Z, mask, rows, mnar, covariates):
     sets = []
     for key in np.unique(k * (p + 1) + k_J):
         chosen = np.flatnonzero(k * (p + 1) + k_J == key)  # patterns of the set
-        pattern_set = _pattern_set(
-            pattern_mask[chosen], chosen, pattern, selected, in_data,
-            is_model, model_of,
+        sets.append(
+            _pattern_set(
+                pattern_mask[chosen], chosen, pattern, selected, in_data,
+                is_model, model_of, Z[:, covariates],
+            )
         )  # fmt: skip
-        covariate_values = Z[np.ix_(pattern_set.source, covariates)]
-        sets.append(replace(pattern_set, covariates=covariate_values))
     return PatternLayout(problem, sets)
 
 
-def _pattern_set(masks, chosen, pattern, selected, in_data, is_model, model_of):
-    """The :class:`PatternSet` of the patterns ``chosen`` (their ``masks``)."""
+def _pattern_set(
+    masks, chosen, pattern, selected, in_data, is_model, model_of, covariate_values
+):
+    """The :class:`PatternSet` of the patterns ``chosen`` (their ``masks``);
+    ``covariate_values`` are the covariates of every row of the data."""
     n_patterns, p = masks.shape
     k, k_J = int(masks[0].sum()), int(masks[0, is_model].sum())
     missing = (np.flatnonzero(masks) % p).reshape(n_patterns, k)
@@ -110,7 +113,7 @@ def _pattern_set(masks, chosen, pattern, selected, in_data, is_model, model_of):
     order = np.argsort(which, kind="stable")
     members, which = members[order], which[order]
     rows = selected[members]
-    source = in_data[rows]
+    covariates = covariate_values[in_data[rows]]
     if np.all(np.diff(rows) == 1):  # one slice of the data (see lay_out_patterns)
         rows = slice(int(rows[0]), int(rows[-1]) + 1)
     return PatternSet(
@@ -118,8 +121,7 @@ def _pattern_set(masks, chosen, pattern, selected, in_data, is_model, model_of):
         slots=slots,
         models=model_of[np.take_along_axis(missing, slots, axis=1)],
         rows=rows,
-        source=source,
-        covariates=None,
+        covariates=covariates,
         which=which,
         starts=np.searchsorted(which, np.arange(n_patterns)),
     )
@@ -136,14 +138,14 @@ class PatternTerms:
     cells: CellMoments
 
 
-def pattern_terms(data, pattern_set, precision, coef, orthant):
+def pattern_terms(data, pattern_set, precision, coef):
     """:class:`PatternTerms` of one :class:`PatternSet`.
 
     ``data`` holds the problem's rows completed with their conditional
     means (after :func:`emimpute.models._normal.e_step`), ``precision`` is
-    inv(S), ``coef`` the selection coefficients (standardised scale),
-    ``orthant`` the truncated moments of u
-    (:func:`emimpute.gaussian._orthant.orthant_moments`).
+    inv(S), ``coef`` the selection coefficients (standardised scale).  The
+    truncated moments of u come from
+    :func:`emimpute.gaussian._orthant.orthant_moments`.
     """
     s = pattern_set
     P, k = s.missing.shape
@@ -164,7 +166,7 @@ def pattern_terms(data, pattern_set, precision, coef, orthant):
     base = coef.intercept + s.covariates @ coef.gamma.T  # (n_s, n_models)
     index = np.take_along_axis(base, s.models[s.which], axis=1)
     m = index + psi_P[s.which] * c_J
-    truncated = orthant(m, V[s.which])
+    truncated = orthant_moments(m, V[s.which])
     if not truncated.accurate.all():  # not finite: the E-step fails here
         raise np.linalg.LinAlgError("truncated-normal moments are not finite")
     delta = truncated.mean - m
