@@ -22,14 +22,15 @@ for rows with at most ``ORTHANT_CELLS`` missing MNAR cells the moments are
 closed-form truncated-normal ones, computed on rows grouped by pattern on
 top of the normal model's compiled E-step (:mod:`._selection_patterns`).
 The other rows, and every row under the logit link, take the expectation
-over y by nodes: Gauss-Hermite for one MNAR cell per row (exact to about
-1e-10, the node count growing with the steepness psi s, see
-:mod:`emimpute.models._selection_cell`), a product Gauss-Hermite grid for
+over y by nodes: for one MNAR cell per row a rule placed for the row's own
+selection curve (Gauss-Hermite when it is gentle, composite Gauss-Legendre
+around its step when it is steep; exact to about 1e-12 whatever the slope,
+see :mod:`emimpute.models._selection_cell`), a product Gauss-Hermite grid for
 two, and a scrambled Sobol sample (fixed for the fit, so the fit is
 deterministic given ``random_state``) for more; each node carries a
 posterior weight (the "method of weights", Ibrahim 1990; Ibrahim, Lipsitz &
-Chen 1999).  The node count depends on the parameters only (not on the
-rows), so the statistics of a data set are the sum of those of its row
+Chen 1999).  A row's nodes depend on its own values and the parameters
+only, so the statistics of a data set are the sum of those of its row
 blocks.
 
 M-step.  The normal part from the weighted expected sufficient statistics.
@@ -90,7 +91,7 @@ from emimpute.models._normal import (
     observed_column_moments,
     standardising_scale,
 )
-from emimpute.models._selection_cell import gauss_hermite, gauss_hermite_size
+from emimpute.models._selection_cell import gauss_hermite, one_cell_rule
 from emimpute.models._selection_latent import (
     CellMoments,
     LatentSums,
@@ -332,19 +333,17 @@ def _groups(mask, mnar, only=None):
 
 
 class _NodeRule:
-    """Standard normal nodes and log weights by dimension: Gauss-Hermite in
-    one and two dimensions, scrambled Sobol points (from ``seed``, made once
-    per dimension and kept) in more."""
+    """Standard normal nodes and log weights of rows with several MNAR cells:
+    a product Gauss-Hermite grid in two dimensions, scrambled Sobol points
+    (from ``seed``, made once per dimension and kept) in more.  (A row with
+    one MNAR cell gets a rule of its own, :func:`._selection_cell.one_cell_rule`.)"""
 
     def __init__(self, seed):
         self.seed = seed
         self._sobol = {}
 
-    def standard(self, dim, steepness):
-        """Nodes z (Q, dim) of N(0, I) and their log weights (Q,)."""
-        if dim == 1:
-            t, log_w = gauss_hermite(gauss_hermite_size(steepness))
-            return np.sqrt(2.0) * t[:, None], log_w - 0.5 * np.log(np.pi)
+    def standard(self, dim):
+        """Nodes z (Q, dim) of N(0, I), dim >= 2, and their log weights (Q,)."""
         if dim == 2:
             t, log_w = gauss_hermite(GRID_NODES_2D)
             grid = np.stack(np.meshgrid(t, t, indexing="ij"), -1).reshape(-1, 2)
@@ -355,15 +354,6 @@ class _NodeRule:
             self._sobol[dim] = stats.norm.ppf(engine.random(SOBOL_POINTS))
         z = self._sobol[dim]
         return z, np.full(len(z), -np.log(len(z)))
-
-
-def _steepness(params, mnar):
-    """The largest slope |psi_j| sd_j of a logistic factor in the E-step:
-    its Gauss-Hermite node count.  The marginal sd bounds every row's
-    conditional one, so the count depends on the parameters only and the
-    statistics of row blocks add up."""
-    sd = np.sqrt(np.diag(params.covariance)[mnar])
-    return float(np.max(np.abs(params.coef.psi) * sd, initial=0.0))
 
 
 def _check_node_seed(random_state):
@@ -453,31 +443,45 @@ def _normalised(log_weight):
     return (log_total + top)[:, 0], weight
 
 
-def _reweight(group, cond, base, coef, link, nodes, steepness):
+def _reweight(group, cond, base, coef, link, nodes):
     """Posterior mean and covariance of a group's missing cells given
     "missing", by the nodes of its MNAR cells."""
     k_J = group.mnar_slots.shape[1]
     order, c_p, C_p = _mnar_first(group, cond.c, cond.C)
     C_JJ = C_p[:, :k_J, :k_J]
-    z, log_w = nodes.standard(k_J, steepness)
-    y = c_p[:, None, :k_J] + np.einsum("nab,qb->nqa", np.linalg.cholesky(C_JJ), z)
+    y, log_w = _mnar_nodes(group, c_p, C_JJ, base, coef, link, nodes)
     log_weight = log_w + log_cdf(
         _selection_index(base, coef, group.models, y), link
     ).sum(axis=2)
     log_prob, weight = _normalised(log_weight)  # posterior weights (n, Q)
     # The other missing cells are normal given y: regression on y.
     regression = np.linalg.solve(C_JJ, C_p[:, :k_J, :])  # (n, k_J, k)
-    nodes_all = c_p[:, None, :] + np.einsum(
-        "nqa,nak->nqk", y - c_p[:, None, :k_J], regression
-    )
-    mean_p = np.einsum("nq,nqk->nk", weight, nodes_all)
+    nodes_all = c_p[:, None, :] + (y - c_p[:, None, :k_J]) @ regression
+    mean_p = (weight[:, None, :] @ nodes_all)[:, 0]
     centred = nodes_all - mean_p[:, None, :]
     # sum_q w_q d_q d_q' as one batched product (einsum with three operands
     # does not use BLAS).
     cov_p = (centred * weight[:, :, None]).transpose(0, 2, 1) @ centred
-    cov_p += C_p - np.einsum("nak,nal->nkl", C_p[:, :k_J, :], regression)
+    cov_p += C_p - C_p[:, :k_J, :].transpose(0, 2, 1) @ regression
     post_mean, post_cov = _in_row_order(order, mean_p, cov_p)
     return _Reweighted(post_mean, post_cov, log_prob, y, weight)
+
+
+def _mnar_nodes(group, c_p, C_JJ, base, coef, link, nodes):
+    """The nodes y (n, Q, k_J) of each row's MNAR cells and their log
+    weights against N(c_J, C_JJ) ((n, Q) or (Q,)): one MNAR cell, a rule
+    placed for the row's own selection curve
+    (:func:`._selection_cell.one_cell_rule`); more, the shared ``nodes``."""
+    k_J = C_JJ.shape[1]
+    if k_J == 1:
+        sd = np.sqrt(C_JJ[:, 0, 0])
+        psi = coef.psi[group.models[:, 0]]
+        index = base[np.arange(len(sd)), group.models[:, 0]] + psi * c_p[:, 0]
+        z, log_w = one_cell_rule(index, psi * sd, link)
+        return c_p[:, None, :1] + (sd[:, None] * z)[:, :, None], log_w
+    z, log_w = nodes.standard(k_J)
+    L = np.linalg.cholesky(C_JJ)
+    return c_p[:, None, :k_J] + z @ L.transpose(0, 2, 1), log_w
 
 
 def _in_row_order(order, mean_p, cov_p):
@@ -505,7 +509,7 @@ class _Posterior:
     cells: CellMoments | None
 
 
-def _posterior(group, cond, base, coef, link, nodes, steepness):
+def _posterior(group, cond, base, coef, link, nodes):
     """:class:`_Posterior` of a group with missing MNAR cells: in closed
     form under the probit link for rows with at most ``ORTHANT_CELLS`` of
     them (:func:`~emimpute.models._selection_latent.latent_posterior`), by
@@ -517,7 +521,7 @@ def _posterior(group, cond, base, coef, link, nodes, steepness):
         latent = latent_posterior(c_p, C_p, index, coef.psi[models])
         mean, cov = _in_row_order(order, latent.mean, latent.cov)
         return _Posterior(mean, cov, latent.log_prob, None, latent.cells)
-    reweighted = _reweight(group, cond, base, coef, link, nodes, steepness)
+    reweighted = _reweight(group, cond, base, coef, link, nodes)
     cells = None
     if link == "probit":
         index = _selection_index(base, coef, models, reweighted.y)
@@ -578,9 +582,10 @@ def _node_pseudo_rows(nodes, sel, a, covariates):
 
     A row's weights sum to 1, so a node below ``NEGLIGIBLE_WEIGHT`` adds
     less than that, relatively, to the binary regression's sums: far below
-    rounding.  A steep logistic curve needs up to 1,000 Gauss-Hermite nodes
-    of which most carry no weight (87% on a 609-row fit with psi 79 per
-    SD), and the regression's Newton steps ran over all of them.
+    rounding.  Most nodes of a row whose selection curve is steep carry no
+    weight (87% of the then 1,000 Gauss-Hermite nodes of a row on a 609-row
+    fit with psi 79 per SD), nor do the padding of rows with shorter rules,
+    and the regression's Newton steps ran over all of them.
     """
     weight = nodes.weight[sel]
     keep = weight > NEGLIGIBLE_WEIGHT
@@ -636,7 +641,6 @@ def _statistics(rows, params, spec):
             pattern_set.models[pattern_set.which], corrected,
             pattern_set.covariates, terms,
         )  # fmt: skip
-    steepness = _steepness(params, spec.mnar)
     for group in rows.groups:
         cond = _conditional(rows.Z, group, params.mean, precision, logdet_cov)
         loglik += cond.loglik.sum()
@@ -644,9 +648,7 @@ def _statistics(rows, params, spec):
         if group.mnar_slots.shape[1]:
             covariates = rows.Z[np.ix_(group.chunk.rows, spec.covariates)]
             base = coef.intercept + covariates @ coef.gamma.T  # alpha + gamma' x_c
-            posterior = _posterior(
-                group, cond, base, coef, spec.link, spec.nodes, steepness
-            )
+            posterior = _posterior(group, cond, base, coef, spec.link, spec.nodes)
             loglik += float(posterior.log_prob.sum())
             post_mean, post_cov = posterior.mean, posterior.cov
             _add_missing_terms(group.models, posterior, covariates, terms)

@@ -15,14 +15,32 @@ takes them by Gauss-Hermite quadrature on y = nu + sqrt(2) s t, the
 weights times F(eta + psi y_k), normalised, being the posterior weights of
 the nodes (Ibrahim 1990's method of weights with quadrature nodes).
 
-How many nodes: the logistic curve has poles at imaginary distance
-pi / |psi| from the real axis, so the rule's error falls like
-exp(-2 d sqrt(2 n)) with d = pi / (sqrt(2) |psi| s) (the standard bound for
-functions analytic in a strip); the number of nodes grows with (psi s)^2 to
-keep it near 1e-12.  The probit curve is entire, so the same count is ample
-for it.  (tests/models/test_selection_cell.py checks the rule against
-adaptive quadrature, against Heckman's closed form for the probit, and
-against a simulation.)
+Which rule: a row whose selection curve is gentle, b = |psi| s at most
+``STEEP_SLOPE``, takes Gauss-Hermite nodes.  The logistic curve has poles at
+imaginary distance pi / |psi| from the real axis, so that rule's error falls
+like exp(-2 d sqrt(2 n)) with d = pi / (sqrt(2) b) (the standard bound for
+functions analytic in a strip): the count grows with b^2, from 24 nodes to
+``STEEP_NODES``, rounded up to a few sizes (``GENTLE_SIZES``).  The probit
+curve is entire, so the same count is ample for it.
+
+A steep row (b above ``STEEP_SLOPE``) would need hundreds to thousands of
+Gauss-Hermite nodes, most of them where the integrand is flat.  It takes a
+composite Gauss-Legendre rule of ``STEEP_NODES`` nodes placed for that row
+instead (:func:`_steep_rule`): on z = (y - nu) / s the integrand
+phi(z) F(a + b z) is log-concave with curvature at least 1, so all but
+e^-37 of it lies within ``HALF_WIDTH`` of its mode; that window is cut into
+panels of the normal's scale, and around the curve's step at z = -a / b into
+panels growing geometrically away from it (widths 2, 4, 8, 16 on the scale
+of b z), so that each panel's distance to the logistic poles is large
+relative to its length (the Gauss-Legendre error bound for analytic
+functions, Trefethen 2013, Approximation Theory and Approximation Practice,
+thm. 19.3).  The rule's count does not grow with b, and its error stays near
+1e-12 up to the slopes the fit allows (tests/models/test_selection_cell.py
+checks both rules against adaptive quadrature, against Heckman's closed
+form for the probit, and against a simulation).
+
+Each row's rule depends on its own (a, b) only, so the statistics of a data
+set remain the sum of those of its row blocks.
 
 References
 ----------
@@ -37,24 +55,146 @@ from functools import lru_cache
 import numpy as np
 from scipy import special
 
-# Gauss-Hermite nodes: at least MIN_NODES, and about NODES_PER_STEEPNESS *
-# (psi s)^2, enough for an error near 1e-12 (see the module docstring), up to
-# MAX_NODES.
-MIN_NODES = 24
+# Gauss-Hermite sizes of a gentle row: the smallest one above
+# NODES_PER_STEEPNESS * b^2 (see the module docstring).
+GENTLE_SIZES = (24, 32, 48, 64, 96, 128, 180)
 NODES_PER_STEEPNESS = 20.0
-MAX_NODES = 1000
+# Rows with b = |psi| s above this take the composite rule.
+STEEP_SLOPE = float(np.sqrt(GENTLE_SIZES[-1] / NODES_PER_STEEPNESS))
+# The composite rule: the window around the mode (in sds of z; the
+# integrand's log falls by HALF_WIDTH^2 / 2 = 37 at its ends), its
+# Gaussian panels, the breakpoints around the step (on the scale of b z)
+# and the Gauss-Legendre points per panel.
+HALF_WIDTH = 8.6
+GAUSSIAN_PANELS = 6
+STEP_BREAKS = (-30.0, -14.0, -6.0, -2.0, 0.0, 2.0, 6.0, 14.0, 30.0)
+MODE_BREAKS = (-3.0, -1.0, 1.0, 3.0)
+PANEL_NODES = 12
+STEEP_NODES = (GAUSSIAN_PANELS + len(STEP_BREAKS) + len(MODE_BREAKS)) * PANEL_NODES
+# Bisection steps locating the mode (to within 1e-7 of its bracket, far
+# finer than the window needs).
+MODE_STEPS = 24
 
 
-def gauss_hermite_size(steepness):
-    """Nodes for a selection curve of slope ``steepness`` = max |psi| s.
+def gentle_size(slope):
+    """Gauss-Hermite nodes for a gentle row of slope |psi| s.
 
     Examples
     --------
-    >>> gauss_hermite_size(0.5), gauss_hermite_size(2.0), gauss_hermite_size(5.0)
-    (24, 80, 500)
+    >>> gentle_size(0.5), gentle_size(2.0), gentle_size(3.0)
+    (24, 96, 180)
     """
-    wanted = np.ceil(NODES_PER_STEEPNESS * float(steepness) ** 2)
-    return int(np.clip(wanted, MIN_NODES, MAX_NODES))
+    wanted = NODES_PER_STEEPNESS * float(slope) ** 2
+    return next((k for k in GENTLE_SIZES if k >= wanted), GENTLE_SIZES[-1])
+
+
+def one_cell_rule(a, b, link):
+    """Per-row nodes for the integrals of phi(z) F(a + b z) g(z) dz.
+
+    Parameters
+    ----------
+    a, b : ndarray of shape (n,)
+        Each row's selection index at the conditional mean of its missing
+        value, and its slope psi s on z = (y - nu) / s.
+    link : {"probit", "logit"}
+
+    Returns
+    -------
+    z : ndarray of shape (n, Q)
+        Nodes on the standard normal scale.
+    log_w : ndarray of shape (n, Q)
+        Log weights: sum_q exp(log_w) g(z_q) integrates g against the
+        standard normal density; -inf pads rows whose rule is shorter.
+
+    Examples
+    --------
+    >>> z, log_w = one_cell_rule(np.zeros(2), np.array([0.5, 40.0]), "logit")
+    >>> z.shape
+    (2, 180)
+    >>> np.round(np.exp(log_w).sum(axis=1), 12)  # both integrate phi to 1
+    array([1., 1.])
+    """
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    slope = np.abs(b)
+    steep = slope > STEEP_SLOPE
+    sizes = np.array([gentle_size(v) for v in np.unique(slope[~steep])], int)
+    size_of = dict(zip(np.unique(slope[~steep]), sizes, strict=True))
+    width = STEEP_NODES if steep.any() else max(sizes, default=GENTLE_SIZES[0])
+    z = np.zeros((len(a), width))
+    log_w = np.full((len(a), width), -np.inf)
+    row_sizes = np.array([size_of.get(v, 0) for v in slope[~steep]], int)
+    gentle = np.flatnonzero(~steep)
+    for size in np.unique(row_sizes):
+        rows = gentle[row_sizes == size]
+        t, log_t = gauss_hermite(size)  # (nodes of weight 0 left out)
+        z[rows, : len(t)] = np.sqrt(2.0) * t
+        log_w[rows, : len(t)] = log_t - 0.5 * np.log(np.pi)
+    if steep.any():
+        z[steep], log_w[steep] = _steep_rule(a[steep], b[steep], link)
+    return z, log_w
+
+
+def _steep_rule(a, b, link):
+    """The composite rule of a steep row (see the module docstring): nodes
+    z (n, STEEP_NODES) and log weights against the standard normal."""
+    sign, slope = np.sign(b), np.abs(b)
+    # On x = sign(b) z the factor is F(a + slope x), increasing; the log
+    # integrand -x^2/2 + log F(a + slope x) has its mode in (0, top): its
+    # derivative is slope * lam(a) > 0 at 0, and below -top + 0.8 slope < 0
+    # at top, where a + slope top >= 0 makes lam <= phi(0)/Phi(0) < 0.8.
+    low, high = np.zeros_like(a), np.maximum(slope, -a / slope)
+    for _ in range(MODE_STEPS):
+        mid = 0.5 * (low + high)
+        rising = slope * _log_cdf_slope(a + slope * mid, link) > mid
+        low, high = np.where(rising, mid, low), np.where(rising, high, mid)
+    mode = 0.5 * (low + high)
+    lo, hi = mode - HALF_WIDTH, mode + HALF_WIDTH
+    steps = (-a / slope)[:, None] + np.asarray(STEP_BREAKS) / slope[:, None]
+    # The integrand's own scale at its mode, 1 / sqrt(1 + slope^2 (-d lam /
+    # dt)), is far below 1 where a probit row's mode lies deep in the
+    # curve's Gaussian tail; panels on that scale keep the rule exact there.
+    width = 1.0 / np.sqrt(1.0 + slope**2 * _log_cdf_curvature(a + slope * mode, link))
+    around_mode = mode[:, None] + np.asarray(MODE_BREAKS) * width[:, None]
+    gaussian = lo[:, None] + (2 * HALF_WIDTH / GAUSSIAN_PANELS) * np.arange(
+        GAUSSIAN_PANELS + 1
+    )
+    inner = np.clip(
+        np.concatenate([steps, around_mode], axis=1), lo[:, None], hi[:, None]
+    )
+    cuts = np.sort(np.concatenate([gaussian, inner], axis=1), axis=1)
+    half = 0.5 * np.diff(cuts, axis=1)  # (n, panels), some zero
+    middle = 0.5 * (cuts[:, 1:] + cuts[:, :-1])
+    t, w = _gauss_legendre(PANEL_NODES)
+    x = (middle[:, :, None] + half[:, :, None] * t).reshape(len(a), -1)
+    with np.errstate(divide="ignore"):  # empty panels: weight 0
+        log_w = (np.log(half)[:, :, None] + np.log(w)).reshape(len(a), -1)
+    log_w += -0.5 * x * x - 0.5 * np.log(2.0 * np.pi)
+    return sign[:, None] * x, log_w
+
+
+def _log_cdf_slope(t, link):
+    """d/dt log F(t): sigma(-t) (logit), phi(t) / Phi(t) (probit)."""
+    if link == "probit":
+        return np.exp(-0.5 * t * t - 0.5 * np.log(2 * np.pi) - special.log_ndtr(t))
+    return special.expit(-t)
+
+
+def _log_cdf_curvature(t, link):
+    """-d^2/dt^2 log F(t): sigma(t) sigma(-t) (logit), lam (lam + t) with
+    lam = phi(t) / Phi(t) (probit)."""
+    if link == "probit":
+        lam = _log_cdf_slope(t, link)
+        return lam * (lam + t)
+    return special.expit(t) * special.expit(-t)
+
+
+@lru_cache(maxsize=4)
+def _gauss_legendre(n_nodes):
+    """Gauss-Legendre nodes and weights on [-1, 1], computed once."""
+    t, w = special.roots_legendre(n_nodes)
+    t.flags.writeable = False
+    w.flags.writeable = False
+    return t, w
 
 
 def gauss_hermite(n_nodes):

@@ -31,7 +31,6 @@ from emimpute.models._selection import (
     _NodeRule,
     _posterior,
     _selection_index,
-    _steepness,
 )
 
 
@@ -185,7 +184,6 @@ def _moments_standardised(Z, base, params, result, rng, want_variance, want_logl
     (of z, or None)."""
     precision, logdet_cov = precision_and_logdet(params.covariance)
     nodes = _NodeRule(result.node_seed)
-    steepness = _steepness(params, result.mnar)
     mask = np.isnan(Z)
     out = Z.copy()
     variance = np.zeros(Z.shape) if want_variance else None
@@ -199,7 +197,7 @@ def _moments_standardised(Z, base, params, result, rng, want_variance, want_logl
         values, cov = cond.c, cond.C
         if group.mnar_slots.shape[1] and (rng is None or want_variance or want_loglik):
             posterior = _posterior(
-                group, cond, base[rows], params.coef, result.link, nodes, steepness
+                group, cond, base[rows], params.coef, result.link, nodes
             )
             values, cov = posterior.mean, posterior.cov
             if want_loglik:

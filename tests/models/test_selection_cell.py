@@ -1,21 +1,27 @@
 """The E-step's quadrature rule for one missing normal value under probit
-and logistic selection (Gauss-Hermite nodes, their number from the
-steepness), against adaptive quadrature (scipy.integrate.quad), Heckman's
-closed form for the probit, a simulation and limiting cases.
+and logistic selection (Gauss-Hermite nodes for a gentle selection curve,
+a composite Gauss-Legendre rule around the step of a steep one), against
+adaptive quadrature (scipy.integrate.quad), Heckman's closed form for the
+probit, a simulation and limiting cases.
 
-The two functions below were the package's until the E-step came to use
-the rule alone: ``node_moments`` applies the rule as the E-step does (the
-nodes of :mod:`emimpute.models._selection_cell`, the link's log F of
-:mod:`emimpute.models._binary_glm`), ``heckman_moments`` is the closed
-form, an independent reference.
+``node_moments`` applies the rule as the E-step does (the per-row nodes of
+:func:`emimpute.models._selection_cell.one_cell_rule`, the link's log F of
+:mod:`emimpute.models._binary_glm`); ``heckman_moments`` is the closed form
+and ``by_quadrature`` adaptive quadrature, the independent references.
 """
 
 import numpy as np
 import pytest
-from scipy import integrate, special, stats
+from scipy import integrate, special
 
 from emimpute.models._binary_glm import log_probabilities
-from emimpute.models._selection_cell import gauss_hermite, gauss_hermite_size
+from emimpute.models._selection_cell import (
+    GENTLE_SIZES,
+    STEEP_NODES,
+    gauss_hermite,
+    gentle_size,
+    one_cell_rule,
+)
 
 LINKS = {"probit": special.ndtr, "logit": special.expit}
 GRID = [
@@ -29,20 +35,19 @@ GRID = [
 
 def node_moments(nu, s, eta, psi, link):
     """log P(missing), E[y | missing] and Var[y | missing] by the E-step's
-    rule: Gauss-Hermite on y = nu + sqrt(2) s t with
-    ``gauss_hermite_size(max |psi| s)`` nodes, the weights times F(eta + psi
-    y) normalised (sums in log space)."""
+    rule: each point's own nodes on z = (y - nu) / s from
+    ``one_cell_rule(eta + psi nu, psi s)``, the weights times F(eta + psi y)
+    normalised (sums in log space)."""
     nu, s, eta, psi = np.broadcast_arrays(
-        *(np.asarray(v, float) for v in (nu, s, eta, psi))
+        *(np.atleast_1d(np.asarray(v, float)) for v in (nu, s, eta, psi))
     )
-    t, log_w = gauss_hermite(gauss_hermite_size(np.max(np.abs(psi) * s, initial=0)))
-    y = nu[..., None] + np.sqrt(2.0) * s[..., None] * t
-    index = eta[..., None] + psi[..., None] * y
-    log_terms = log_w - 0.5 * np.log(np.pi) + log_probabilities(index, link)[0]
+    z, log_w = one_cell_rule(eta + psi * nu, psi * s, link)
+    y = nu[:, None] + s[:, None] * z
+    log_terms = log_w + log_probabilities(eta[:, None] + psi[:, None] * y, link)[0]
     log_prob = special.logsumexp(log_terms, axis=-1)
-    posterior = np.exp(log_terms - log_prob[..., None])
+    posterior = np.exp(log_terms - log_prob[:, None])
     mean = np.sum(posterior * y, axis=-1)
-    variance = np.sum(posterior * (y - mean[..., None]) ** 2, axis=-1)
+    variance = np.sum(posterior * (y - mean[:, None]) ** 2, axis=-1)
     return log_prob, mean, variance
 
 
@@ -63,21 +68,34 @@ def heckman_moments(nu, s, eta, psi):
 
 
 def by_quadrature(nu, s, eta, psi, F):
-    """log P(missing), E and Var of y given missing, by adaptive quadrature."""
-    lo, hi = nu - 12 * s, nu + 12 * s
-    kink = [-eta / psi] if psi and lo < -eta / psi < hi else None
-    options = {"epsabs": 0, "epsrel": 1e-13, "limit": 400, "points": kink}
+    """log P(missing), E and Var of y given missing, by adaptive quadrature
+    on z = (y - nu) / s over 12 SD around the integrand's mode (found on a
+    fine grid), split at the selection curve's step and at points around
+    it, the integrand scaled by its largest value so that rare missingness
+    (P far below 1e-300) stays representable."""
+    log_F = {special.ndtr: special.log_ndtr, special.expit: special.log_expit}[F]
+    a, b = eta + psi * nu, psi * s
+    grid = np.linspace(-400.0, 400.0, 800_001)
+    log_f = -0.5 * grid**2 + log_F(a + b * grid)
+    mode, top = grid[np.argmax(log_f)], log_f.max()
+    lo, hi = mode - 12.0, mode + 12.0
+    points = [mode]
+    if b:
+        steps = -a / b + np.array([-30, -14, -6, -2, 0, 2, 6, 14, 30]) / b
+        points += list(steps[(steps > lo) & (steps < hi)])
+    options = {"epsabs": 0, "epsrel": 1e-13, "limit": 500, "points": points}
 
     def moment(g):
         return integrate.quad(
-            lambda y: g(y) * stats.norm.pdf(y, nu, s) * F(eta + psi * y),
+            lambda x: g(x) * np.exp(-0.5 * x * x + log_F(a + b * x) - top),
             lo, hi, **options,
         )[0]  # fmt: skip
 
-    mass = moment(lambda y: 1.0)
-    mean = moment(lambda y: y) / mass
-    variance = moment(lambda y: (y - mean) ** 2) / mass
-    return np.log(mass), mean, variance
+    mass = moment(lambda x: 1.0)
+    mean = moment(lambda x: x - mode) / mass + mode
+    variance = moment(lambda x: (x - mean) ** 2) / mass
+    log_prob = np.log(mass) + top - 0.5 * np.log(2.0 * np.pi)
+    return log_prob, nu + s * mean, s * s * variance
 
 
 @pytest.mark.filterwarnings("ignore::scipy.integrate.IntegrationWarning")
@@ -148,11 +166,63 @@ def test_rule_matches_a_simulation(link):
     assert variance == pytest.approx(y[missing].var(), rel=5e-3)
 
 
-def test_quadrature_grows_with_the_steepness_of_the_selection_curve():
-    assert gauss_hermite_size(0.0) == 24
-    assert gauss_hermite_size(2.0) == 80
-    assert gauss_hermite_size(5.0) == 500
-    assert gauss_hermite_size(1e6) == 1000
+# Steep selection curves: slopes b = psi s from just past the switch to the
+# composite rule up to the fit's limit (100 per SD), the step anywhere from
+# far left of the normal's mass to far right of it (missingness from almost
+# certain to about 1e-2000).
+STEEP = [
+    (0.0, 1.0, eta, psi)
+    for psi in (-100.0, -9.0, 3.2, 7.3, 40.0, 100.0)
+    for eta in (-300.0, -20.0, -1.0, 0.0, 3.0, 50.0)
+]
+
+
+@pytest.mark.filterwarnings("ignore::scipy.integrate.IntegrationWarning")
+@pytest.mark.parametrize("link", LINKS)
+def test_steep_curves_match_numerical_integration(link):
+    """The composite rule keeps the E-step exact where Gauss-Hermite needed
+    thousands of nodes: log P to 1e-9 absolute (P itself can be e^-2600),
+    the moments to 1e-9 of the sd."""
+    for point in STEEP:
+        log_prob, mean, variance = node_moments(*point, link)
+        ref_log_prob, ref_mean, ref_variance = by_quadrature(*point, LINKS[link])
+        assert log_prob == pytest.approx(ref_log_prob, abs=1e-9, rel=1e-12), point
+        assert mean == pytest.approx(ref_mean, abs=1e-9), point
+        assert variance == pytest.approx(ref_variance, abs=1e-9), point
+
+
+def test_steep_probit_equals_heckmans_closed_form():
+    for point in STEEP:
+        rule, closed = node_moments(*point, "probit"), heckman_moments(*point)
+        assert rule[0] == pytest.approx(closed[0], abs=1e-9, rel=1e-12), point
+        assert rule[1] == pytest.approx(closed[1], abs=1e-9), point
+        assert rule[2] == pytest.approx(closed[2], abs=1e-9), point
+
+
+def test_rule_size_grows_with_the_slope_then_stays_fixed():
+    assert gentle_size(0.0) == 24
+    assert gentle_size(1.5) == 48  # 20 * 1.5^2 = 45
+    assert gentle_size(3.0) == GENTLE_SIZES[-1]
+    sizes = [
+        np.isfinite(one_cell_rule(np.zeros(1), np.array([b]), "logit")[1]).sum()
+        for b in (0.5, 2.0, 3.5, 30.0, 1e4)
+    ]
+    assert sizes[:2] == [24, 96]
+    assert max(sizes[2:]) <= STEEP_NODES  # (panels outside the window are empty)
+
+
+def test_each_row_gets_the_rule_of_its_own_curve():
+    """Exact identity: a row's nodes and weights do not depend on the other
+    rows (so the E-step statistics of row blocks add up), only padded."""
+    a = np.array([-3.0, 0.5, 12.0, -40.0])
+    b = np.array([0.2, -2.5, 8.0, 60.0])
+    z, log_w = one_cell_rule(a, b, "logit")
+    for i in range(len(a)):
+        z_i, log_w_i = one_cell_rule(a[i : i + 1], b[i : i + 1], "logit")
+        used = np.isfinite(log_w_i[0])
+        np.testing.assert_array_equal(z[i, : len(used)][used], z_i[0][used])
+        np.testing.assert_array_equal(log_w[i, : len(used)][used], log_w_i[0][used])
+        assert np.all(np.isneginf(log_w[i, len(used) :]) | (len(used) == z.shape[1]))
 
 
 def test_large_rules_stay_finite():

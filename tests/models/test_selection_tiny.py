@@ -205,20 +205,12 @@ def test_found_case_fits_and_ends(seed, loglik_tolerance, record_property):
     record_property("n_iter", int(free.n_iter_))
 
 
-#: Two-column cases.  Under the logit link the fit's log-likelihood comes
-#: from Gauss-Hermite nodes, which do not resolve the logistic's step once
-#: psi is steep: at the stopped fits (|psi| 226 and 263 per sd) loglik_ is
-#: 0.16 and 0.05 above the direct integral (0.009 at psi = 20 per sd, 1e-12
-#: at 3).  Expected to fail until the E-step integrates steep links
-#: accurately; strict, so that the fix shows.
-STEEP_LOGIT = pytest.mark.xfail(
-    strict=True, reason="Gauss-Hermite nodes miss the logistic step at steep psi"
-)
-TWO_COLUMN_CASES = [
-    pytest.param(s, marks=STEEP_LOGIT) if link_of(s) == "logit" else s
-    for s in SEEDS
-    if load_case(s).shape[1] == 2
-]
+#: Two-column cases.  At the stopped logit fits psi is steep (|psi| 226
+#: and 263 per sd): loglik_ there was 0.16 and 0.05 above the direct
+#: integral while the E-step took Gauss-Hermite nodes for every slope; the
+#: composite rule of steep rows (emimpute.models._selection_cell) matches it
+#: to 1e-8.
+TWO_COLUMN_CASES = [s for s in SEEDS if load_case(s).shape[1] == 2]
 
 
 def check_loglik_by_integration(X, link, **params):
@@ -241,10 +233,10 @@ def test_found_case_loglik_matches_direct_integration(seed):
     check_loglik_by_integration(load_case(seed), link_of(seed))
 
 
-@pytest.mark.parametrize("seed", [s for s in SEEDS if load_case(s).shape[1] == 2])
+@pytest.mark.parametrize("seed", TWO_COLUMN_CASES)
 def test_loglik_at_moderate_held_psi_matches_direct_integration(seed):
-    # The reference itself, where the nodes resolve the link: psi held at
-    # 3 per unit (about 4-6 per sd of these columns).
+    # Psi held at 3 per unit (about 4-6 per sd of these columns): the
+    # slopes where Gauss-Hermite and the composite rule meet.
     check_loglik_by_integration(load_case(seed), link_of(seed), psi=3.0)
 
 
