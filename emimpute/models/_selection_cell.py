@@ -110,7 +110,7 @@ def one_cell_rule(a, b, link):
     --------
     >>> z, log_w = one_cell_rule(np.zeros(2), np.array([0.5, 40.0]), "logit")
     >>> z.shape
-    (2, 180)
+    (2, 228)
     >>> np.round(np.exp(log_w).sum(axis=1), 12)  # both integrate phi to 1
     array([1., 1.])
     """
