@@ -67,6 +67,7 @@ Data*, 2nd ed., ch. 15.
 
 import copy
 import numbers
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -354,6 +355,24 @@ class _NodeRule:
             self._sobol[dim] = stats.norm.ppf(engine.random(SOBOL_POINTS))
         z = self._sobol[dim]
         return z, np.full(len(z), -np.log(len(z)))
+
+
+def _check_held_psi(psi, mnar):
+    """``psi`` is None or a dict {MNAR column index: value}: a list or a
+    number was silently taken as "no psi held"."""
+    if psi is None:
+        return
+    if not isinstance(psi, Mapping):
+        raise TypeError(
+            "psi must be None or a dict {column index: psi}, "
+            f"got {type(psi).__name__}"
+        )
+    stray = sorted(set(psi) - set(mnar.tolist()))
+    if stray:
+        raise ValueError(
+            f"psi is given for column(s) {stray}, which have no selection "
+            f"model (the MNAR columns are {mnar.tolist()})"
+        )
 
 
 def _check_node_seed(random_state):
@@ -893,6 +912,7 @@ class SelectionModel(EMModel):
         those of :func:`fit_selection_em`."""
         mnar = np.asarray(mnar, dtype=int)
         covariates = np.asarray(covariates, dtype=int)
+        _check_held_psi(psi, mnar)
         held = np.array([psi is not None and j in psi for j in mnar], dtype=bool)
         # A given psi is per unit of its column: per standard deviation here.
         given = [psi[j] * scale[j] if held[i] else 0.0 for i, j in enumerate(mnar)]

@@ -324,6 +324,17 @@ def test_the_seed_of_the_nodes_must_be_an_int():
         fit_selection_em(X, [0], random_state=np.random.RandomState(0))
 
 
+def test_held_psi_must_be_a_dict_of_mnar_columns():
+    """A list was taken as "no psi held" and the fit ran with psi free."""
+    _, X = selected(200, "probit", seed=3)
+    with pytest.raises(TypeError, match=r"psi must be None or a dict"):
+        fit_selection_em(X, [0], psi=[0.5])
+    with pytest.raises(ValueError, match=r"column\(s\) \[1\].*MNAR columns are \[0\]"):
+        fit_selection_em(X, [0], psi={1: 0.5})
+    held = fit_selection_em(X, [0], psi={0: 0.5})
+    assert held.psi[0] == 0.5 and held.psi_fixed[0]
+
+
 def test_without_mnar_columns_it_is_the_mar_fit(assert_same_fit):
     """No column with a selection model: the normal part alone, EMImputer's
     MLE (it failed unpacking the coefficients of no model)."""
