@@ -158,6 +158,34 @@ def run_em(
     )
 
 
+def joined_runs(first, second, extra_steps=0):
+    """One :class:`EMRun` of ``second`` continuing ``first`` (iterations,
+    path and EM-map evaluations added up; ``extra_steps`` spent between
+    them), as reported by a fit that ran EM in two legs."""
+    return EMRun(
+        second.params,
+        second.stats,
+        second.value,
+        np.concatenate([first.path, second.path]),
+        first.n_iter + second.n_iter,
+        first.n_steps + extra_steps + second.n_steps,
+        second.converged,
+        second.stopped,
+    )
+
+
+def later_callback(callback, offset):
+    """``callback`` seeing iteration numbers ``offset`` later (the second
+    leg of a run continues the first's count); None stays None."""
+    if callback is None:
+        return None
+
+    def report(iteration, loglik, change):
+        callback(iteration + offset, loglik, change)
+
+    return report
+
+
 def shifted_callback(callback, offset):
     """``callback`` seeing the log-likelihood plus ``offset`` (a fit on
     standardised data reports it in the data's units: the offset is the
