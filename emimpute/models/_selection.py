@@ -73,7 +73,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 from scipy import stats
 
-from emimpute.engine._driver import best_start, joined_runs, later_callback, run_em
+from emimpute.engine._driver import best_start, run_em
 from emimpute.engine._model import EMModel, Statistics
 from emimpute.engine._squarem import from_log_cholesky, log_cholesky
 from emimpute.gaussian._conditional import (
@@ -107,7 +107,7 @@ from emimpute.models._selection_patterns import (
     lay_out_patterns,
     pattern_terms,
 )
-from emimpute.models._selection_profile import CREEP_ITER, can_profile, profile_psi
+from emimpute.models._selection_profile import run_searching_psi
 
 # Nodes per dimension of the product Gauss-Hermite grid for two MNAR cells.
 GRID_NODES_2D = 24
@@ -1169,28 +1169,19 @@ def fit_model(model, *, max_iter, tol, accelerate, callback, init):
     row source): from ``init`` (an earlier :class:`SelectionEMResult`) or
     the cold start, EM to convergence, the result in data units.
 
-    A fit with one free psi still moving after ``CREEP_ITER`` iterations
-    takes a profile-likelihood search in psi, then EM resumes from its best
-    point (:mod:`._selection_profile`); ``n_iter`` counts the free EM
-    iterations.
+    A fit with one free psi creeping after ``CREEP_ITER`` iterations takes
+    a profile-likelihood search in psi, then EM resumes from its best point
+    (:func:`._selection_profile.run_searching_psi`); ``n_iter`` counts the
+    free EM iterations.
     """
     if init is not None:
         params = model.warm_start(init)
     else:
         params = _cold_start(model, tol, accelerate)
-    settings = {"tol": tol, "accelerate": accelerate}
-    searching = can_profile(model, max_iter)
-    run = run_em(
-        model, params, max_iter=CREEP_ITER if searching else max_iter,
-        callback=callback, **settings,
+    run = run_searching_psi(
+        model, params, max_iter=max_iter, tol=tol, accelerate=accelerate,
+        callback=callback, limit=PSI_LIMIT,
     )  # fmt: skip
-    if searching and not (run.converged or run.stopped or run.n_iter == max_iter):
-        best, n_steps = profile_psi(model, run.params, limit=PSI_LIMIT, **settings)
-        rest = run_em(
-            model, best, max_iter=max_iter - run.n_iter,
-            callback=later_callback(callback, run.n_iter), **settings,
-        )  # fmt: skip
-        run = joined_runs(run, rest, n_steps)
     return _in_data_units(model, run)
 
 

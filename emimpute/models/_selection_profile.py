@@ -9,7 +9,9 @@ creeps: fits of 500-900 rows ran 500 iterations without converging, at
 log-likelihood, psi 3.0 instead of 13.1 per SD).  With psi held, the same
 fits converge in a handful of iterations: the slow direction is psi
 itself.  So when a fit with one free psi has not converged after
-``CREEP_ITER`` iterations, it maximises the profile log-likelihood
+``CREEP_ITER`` iterations and psi is creeping (at its pace over the last
+``PACE_ITER`` iterations it would not reach ``PSI_LIMIT`` within the fit's
+remaining iterations), it maximises the profile log-likelihood
 
     l_p(psi) = max over the other parameters of l(psi, ...),
 
@@ -17,8 +19,14 @@ each value an EM fit with psi held (warm-started from the previous one), by
 Brent's method (Brent 1973, ch. 5; ``scipy.optimize.minimize_scalar``), and
 then resumes the free EM from the best point found, so that the stopping
 rule and the result are EM's (the maximum of l_p is the maximum of l).
-A psi running past ``PSI_LIMIT`` ends the search: the free EM then stops
-there as it would have (the likelihood has no finite maximum in psi).
+A psi running off to infinity (the missingness a step function of the
+value: no finite maximum) moves fast, and EM is left to carry it past
+``PSI_LIMIT``, where the fit stops: held-psi fits out there converge
+slowly, and the search cost seconds where EM took a fraction of one.  A
+search that reaches the limit ends there too, and so does one whose
+held-psi fit does not converge within ``PROFILE_FIT_ITER`` iterations (a
+gamma running off or creeping with psi held: psi is not the only slow
+direction); EM then resumes from the best point found.
 
 References
 ----------
@@ -33,28 +41,76 @@ from dataclasses import replace
 import numpy as np
 from scipy import optimize
 
-from emimpute.engine._driver import run_em
+from emimpute.engine._driver import joined_runs, later_callback, run_em
 
-# Free EM iterations before a fit with one free psi counts as creeping.
-# The benchmark fits converge in 15-40; the creeping ones were still moving
-# psi by 1e-3 per iteration at 400.
+# Free EM iterations before a fit with one free psi may count as creeping,
+# and the last of them that measure psi's pace.  The benchmark fits
+# converge in 15-40 iterations.  At iteration 50 creeping fits (of
+# benchmarks/mnar_tiny.py) had |psi| below 2 per SD, moving 0.01-0.3 per 10
+# iterations; fits running off had |psi| 16-57, moving 3-16 per 10.
 CREEP_ITER = 50
+PACE_ITER = 10
 # The search: first bracket width (per SD), Brent's relative tolerance in
 # psi and its iterations; the held-psi fits' iteration cap.
 PROFILE_STEP = 0.5
 PROFILE_XTOL = 1e-4
-PROFILE_MAXITER = 50
-PROFILE_FIT_ITER = 200
+PROFILE_MAXITER = 30
+PROFILE_FIT_ITER = 50
 
 
 class _RanOff(Exception):
-    """psi passed the limit: no finite maximum in that direction."""
+    """The search ends: psi passed the limit, or a held-psi fit did not
+    converge."""
 
 
-def can_profile(model, max_iter):
-    """Whether a fit of ``model`` gets the search: one free psi, and room
-    for more than ``CREEP_ITER`` iterations."""
-    return int(np.count_nonzero(~model.held)) == 1 and max_iter > CREEP_ITER
+def run_searching_psi(model, params, *, max_iter, tol, accelerate, callback, limit):
+    """EM on ``model`` from ``params`` as :func:`run_em`, with the profile
+    search in psi when a fit with one free psi creeps (see the module
+    notes); the legs reported as one :class:`EMRun`."""
+    settings = {"tol": tol, "accelerate": accelerate}
+    if int(np.count_nonzero(~model.held)) != 1 or max_iter <= CREEP_ITER:
+        return run_em(model, params, max_iter=max_iter, callback=callback, **settings)
+    which = int(np.flatnonzero(~model.held)[0])
+    run = run_em(
+        model, params, max_iter=CREEP_ITER - PACE_ITER, callback=callback,
+        **settings,
+    )  # fmt: skip
+    if _finished(run, max_iter):
+        return run
+    paced_from = float(run.params.coef.psi[which])
+    run = _continued(model, run, PACE_ITER, callback, settings)
+    if _finished(run, max_iter):
+        return run
+    psi, remaining = float(run.params.coef.psi[which]), max_iter - run.n_iter
+    if _running_off(paced_from, psi, remaining, limit):
+        return _continued(model, run, remaining, callback, settings)
+    start, n_steps = profile_psi(model, run.params, limit=limit, **settings)
+    rest = run_em(
+        model, start, max_iter=remaining,
+        callback=later_callback(callback, run.n_iter), **settings,
+    )  # fmt: skip
+    return joined_runs(run, rest, n_steps)
+
+
+def _finished(run, max_iter):
+    return run.converged or run.stopped is not None or run.n_iter >= max_iter
+
+
+def _continued(model, run, n_iter, callback, settings):
+    """``run`` continued for up to ``n_iter`` more iterations."""
+    rest = run_em(
+        model, run.params, max_iter=n_iter,
+        callback=later_callback(callback, run.n_iter), **settings,
+    )  # fmt: skip
+    return joined_runs(run, rest)
+
+
+def _running_off(before, after, remaining, limit):
+    """Whether psi, from ``before`` to ``after`` over the last ``PACE_ITER``
+    iterations, would pass ``limit`` within ``remaining`` more at that
+    pace (then EM carries it there; no search)."""
+    pace = (abs(after) - abs(before)) / PACE_ITER
+    return pace > 0 and abs(after) + pace * remaining >= limit
 
 
 def profile_psi(model, params, *, tol, accelerate, limit):
@@ -96,6 +152,12 @@ def profile_psi(model, params, *, tol, accelerate, limit):
         state["params"], state["n_steps"] = run.params, state["n_steps"] + run.n_steps
         if state["best"] is None or run.value > state["best"][0]:
             state["best"] = (run.value, run.params)
+        if not run.converged:
+            # A gamma ran off, or crept, with psi held: the slow direction
+            # is not psi alone, and the profile's values are not yet
+            # maxima.  EM resumes from the best point (and stops as it
+            # would have).
+            raise _RanOff
         return -run.value
 
     psi0 = float(params.coef.psi[which])
@@ -108,7 +170,8 @@ def profile_psi(model, params, *, tol, accelerate, limit):
         )
     except _RanOff:
         pass
-    return state["best"][1], state["n_steps"]
+    best = params if state["best"] is None else state["best"][1]
+    return best, state["n_steps"]
 
 
 def _with(values, index, value):

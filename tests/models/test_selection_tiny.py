@@ -305,12 +305,29 @@ def test_creeping_fit_searches_psi_and_converges(link, monkeypatch):
     )
     assert_allclose(free.loglik_, direct, rtol=1e-8)
     # Without the search the same fit runs to max_iter, still moving.
-    monkeypatch.setattr("emimpute.models._selection.CREEP_ITER", 10**6)
     monkeypatch.setattr("emimpute.models._selection_profile.CREEP_ITER", 10**6)
     crept, _, _ = timed_fit(X, f"ridge {link}, no search", link=link)
     # (1.2e-3 below the maximum under the probit link, 7.5e-3 under the logit)
     assert not crept.converged_ and crept.n_iter_ == crept.max_iter
     assert crept.loglik_ < free.loglik_ - 1e-4
+
+
+def test_psi_running_off_is_left_to_em(monkeypatch):
+    """Missingness a step function of the value: psi runs off fast (no
+    finite maximum), EM carries it past PSI_LIMIT, and no profile search
+    is spent on it (held-psi fits out there converge slowly: searching cost
+    seconds where EM stops in a fraction of one)."""
+
+    def no_search(*args, **kwargs):
+        raise AssertionError("the profile search ran")
+
+    monkeypatch.setattr("emimpute.models._selection_profile.profile_psi", no_search)
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(600, 2)) @ np.array([[1.0, 0.4], [0.0, 1.0]])
+    X[X[:, 0] > np.median(X[:, 0]), 0] = np.nan
+    result = fit_selection_em(X, [0])
+    assert result.n_iter > CREEP_ITER and not result.converged
+    assert result.stopped.startswith("the MNAR coefficient psi passed")
 
 
 def test_creeping_fit_reports_one_run(loglik_tolerance):
