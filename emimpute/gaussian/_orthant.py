@@ -870,7 +870,7 @@ def _tail_breakpoints_3d(a, corr):
         return -z + beta[:, 0] / s[:, 0] * f1 + beta[:, 1] / s[:, 1] * f2
 
     # Split points need no precision (any split is valid): fewer steps.
-    points, top = _level_points(ell, slope, a[:, 0], 40, 16)
+    points, top = _level_points(ell, slope, a[:, 0], 30, 10)
     _, beta, s, rho = _conditional_2d(a[:, :1], a, corr)
     # b_j(z) = (a_j - beta_j z) / s_j crosses C at z = (a_j - s_j C) / beta_j;
     # the sum b2 + b3 on the scale sqrt(2 (1 + rho)) likewise.
