@@ -26,7 +26,8 @@ over y by nodes: for one MNAR cell per row a rule placed for the row's own
 selection curve (Gauss-Hermite when it is gentle, composite Gauss-Legendre
 around its step when it is steep; exact to about 1e-12 whatever the slope,
 see :mod:`emimpute.models._selection_cell`), a product Gauss-Hermite grid for
-two, and a scrambled Sobol sample (fixed for the fit, so the fit is
+two (each axis sized by the slopes along it, 12-24 nodes), and a scrambled
+Sobol sample (fixed for the fit, so the fit is
 deterministic given ``random_state``) for more; each node carries a
 posterior weight (the "method of weights", Ibrahim 1990; Ibrahim, Lipsitz &
 Chen 1999).  A row's nodes depend on its own values and the parameters
@@ -92,7 +93,11 @@ from emimpute.models._normal import (
     observed_column_moments,
     standardising_scale,
 )
-from emimpute.models._selection_cell import gauss_hermite, one_cell_rule
+from emimpute.models._selection_cell import (
+    gentle_size,
+    one_cell_rule,
+    product_rule,
+)
 from emimpute.models._selection_latent import (
     CellMoments,
     LatentSums,
@@ -109,7 +114,8 @@ from emimpute.models._selection_patterns import (
 )
 from emimpute.models._selection_profile import run_searching_psi
 
-# Nodes per dimension of the product Gauss-Hermite grid for two MNAR cells.
+# The most nodes per axis of the product Gauss-Hermite grid of a row with
+# two MNAR cells (sized by its slopes, :func:`_grid_per_row`).
 GRID_NODES_2D = 24
 # Sobol points for rows with more MNAR cells than the closed forms take
 # (three or more under the logit link, four or more under the probit; a
@@ -335,22 +341,17 @@ def _groups(mask, mnar, only=None):
 
 
 class _NodeRule:
-    """Standard normal nodes and log weights of rows with several MNAR cells:
-    a product Gauss-Hermite grid in two dimensions, scrambled Sobol points
-    (from ``seed``, made once per dimension and kept) in more.  (A row with
-    one MNAR cell gets a rule of its own, :func:`._selection_cell.one_cell_rule`.)"""
+    """Scrambled Sobol points for rows with three or more MNAR cells (from
+    ``seed``, made once per dimension and kept).  (A row with one MNAR
+    cell gets a rule of its own, :func:`._selection_cell.one_cell_rule`; a
+    row with two, a product grid sized for it, :func:`_grid_per_row`.)"""
 
     def __init__(self, seed):
         self.seed = seed
         self._sobol = {}
 
     def standard(self, dim):
-        """Nodes z (Q, dim) of N(0, I), dim >= 2, and their log weights (Q,)."""
-        if dim == 2:
-            t, log_w = gauss_hermite(GRID_NODES_2D)
-            grid = np.stack(np.meshgrid(t, t, indexing="ij"), -1).reshape(-1, 2)
-            log_grid = (log_w[:, None] + log_w[None, :]).ravel() - np.log(np.pi)
-            return np.sqrt(2.0) * grid, log_grid
+        """Nodes z (Q, dim) of N(0, I), dim >= 3, and their log weights (Q,)."""
         if dim not in self._sobol:
             engine = stats.qmc.Sobol(dim, scramble=True, seed=self.seed)
             self._sobol[dim] = stats.norm.ppf(engine.random(SOBOL_POINTS))
@@ -499,9 +500,38 @@ def _mnar_nodes(group, c_p, C_JJ, base, coef, link, nodes):
         index = base[np.arange(len(sd)), group.models[:, 0]] + psi * c_p[:, 0]
         z, log_w = one_cell_rule(index, psi * sd, link)
         return c_p[:, None, :1] + (sd[:, None] * z)[:, :, None], log_w
-    z, log_w = nodes.standard(k_J)
     L = np.linalg.cholesky(C_JJ)
+    if k_J == 2:
+        z, log_w = _grid_per_row(L, np.abs(coef.psi[group.models]), link)
+    else:
+        z, log_w = nodes.standard(k_J)
     return c_p[:, None, :k_J] + z @ L.transpose(0, 2, 1), log_w
+
+
+def _grid_per_row(L, psi, link):
+    """Each row's product Gauss-Hermite grid for its two MNAR cells
+    y = c + L z: along z1 the slopes of both factors add, |psi_1 L_11| +
+    |psi_2 L_21|, along z2 |psi_2 L_22|; each axis gets the one-cell rule's
+    size for its slope (:func:`._selection_cell.gentle_size`), at most
+    ``GRID_NODES_2D``.  Rows padded to the largest grid with weight 0.
+    Returns z (n, Q, 2) and log weights (n, Q)."""
+    slope_1 = psi[:, 0] * np.abs(L[:, 0, 0]) + psi[:, 1] * np.abs(L[:, 1, 0])
+    slope_2 = psi[:, 1] * np.abs(L[:, 1, 1])
+    sizes = np.minimum(
+        np.column_stack([gentle_size(slope_1, link), gentle_size(slope_2, link)]),
+        GRID_NODES_2D,
+    )
+    pairs, which = np.unique(sizes, axis=0, return_inverse=True)
+    which = np.asarray(which).ravel()
+    width = int(np.max(pairs[:, 0] * pairs[:, 1]))
+    z = np.zeros((len(L), width, 2))
+    log_w = np.full((len(L), width), -np.inf)
+    for i, (n1, n2) in enumerate(pairs):  # a few sizes, not rows
+        rows = which == i
+        grid, log_grid = product_rule(n1, n2)
+        z[rows, : len(grid)] = grid
+        log_w[rows, : len(grid)] = log_grid
+    return z, log_w
 
 
 def _in_row_order(order, mean_p, cov_p):

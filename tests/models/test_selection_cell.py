@@ -12,6 +12,7 @@ and ``by_quadrature`` adaptive quadrature, the independent references.
 
 import numpy as np
 import pytest
+from numpy.testing import assert_allclose
 from scipy import integrate, special
 
 from emimpute.models._binary_glm import log_probabilities
@@ -21,6 +22,7 @@ from emimpute.models._selection_cell import (
     gauss_hermite,
     gentle_size,
     one_cell_rule,
+    steep_slope,
 )
 
 LINKS = {"probit": special.ndtr, "logit": special.expit}
@@ -200,14 +202,14 @@ def test_steep_probit_equals_heckmans_closed_form():
 
 
 def test_rule_size_grows_with_the_slope_then_stays_fixed():
-    assert gentle_size(0.0) == 24
-    assert gentle_size(1.5) == 48  # 20 * 1.5^2 = 45
-    assert gentle_size(3.0) == GENTLE_SIZES[-1]
+    assert gentle_size(0.0, "logit") == 12 and gentle_size(0.0, "probit") == 24
+    assert gentle_size(1.1, "logit") == 48  # 28 * 1.1^2 = 33.9
+    assert gentle_size(steep_slope("logit"), "logit") == GENTLE_SIZES[-1]
     sizes = [
         np.isfinite(one_cell_rule(np.zeros(1), np.array([b]), "logit")[1]).sum()
-        for b in (0.5, 2.0, 3.5, 30.0, 1e4)
+        for b in (0.5, 1.5, 3.5, 30.0, 1e4)
     ]
-    assert sizes[:2] == [24, 96]
+    assert sizes[:2] == [12, 64]
     assert max(sizes[2:]) <= STEEP_NODES  # (panels outside the window are empty)
 
 
@@ -234,3 +236,77 @@ def test_large_rules_stay_finite():
         assert np.all(np.isfinite(t)) and np.all(np.isfinite(log_w))
         assert w.sum() == pytest.approx(np.sqrt(np.pi), rel=1e-12)
         assert (w * t**2).sum() == pytest.approx(np.sqrt(np.pi) / 2, rel=1e-10)
+
+
+# Rows with two MNAR cells under the logit link: (c, C, indices at 0, psi).
+TWO_CELL_ROWS = [
+    ([0.0, 0.0], [[1.0, 0.5], [0.5, 1.0]], [0.3, -0.5], [0.4, 0.3]),
+    ([1.0, -0.5], [[0.5, -0.2], [-0.2, 0.8]], [-2.0, 1.0], [1.0, 0.7]),
+    ([0.5, 0.5], [[2.0, 1.2], [1.2, 1.0]], [4.0, -6.0], [0.2, 1.1]),
+    ([-1.0, 2.0], [[1.0, 0.0], [0.0, 1.0]], [-12.0, 0.0], [0.6, 0.05]),
+]
+
+
+@pytest.mark.filterwarnings("ignore::scipy.integrate.IntegrationWarning")
+@pytest.mark.parametrize("row", TWO_CELL_ROWS)
+def test_two_cell_grid_matches_numerical_integration(row):
+    """Each row's product grid, sized by the slopes along its axes
+    (12-24 nodes each), against adaptive 2-D quadrature (dblquad) of
+    N(y; c, C) sigma(a1 + psi1 y1) sigma(a2 + psi2 y2): log P, the means and
+    the covariance to 1e-8."""
+    from emimpute.models._selection import _grid_per_row
+
+    c, C, a, psi = (np.asarray(v, float) for v in row)
+    L = np.linalg.cholesky(C)
+    z, log_w = _grid_per_row(L[None], np.abs(psi)[None], "logit")
+    y = c + z[0] @ L.T
+    log_terms = log_w[0] + special.log_expit(a + psi * y).sum(axis=1)
+    log_prob = special.logsumexp(log_terms)
+    weight = np.exp(log_terms - log_prob)
+    mean = weight @ y
+    cov = (y - mean).T @ ((y - mean) * weight[:, None])
+
+    precision = np.linalg.inv(C)
+    norm_const = 1.0 / (2.0 * np.pi * np.sqrt(np.linalg.det(C)))
+    sd = np.sqrt(np.diag(C))
+
+    def integrand(y1, y2):
+        d1, d2 = y1 - c[0], y2 - c[1]
+        quad = precision[0, 0] * d1 * d1 + 2 * precision[0, 1] * d1 * d2
+        quad += precision[1, 1] * d2 * d2
+        return (
+            norm_const
+            * np.exp(-0.5 * quad)
+            * special.expit(a[0] + psi[0] * y1)
+            * special.expit(a[1] + psi[1] * y2)
+        )
+
+    def integral(g):
+        return integrate.dblquad(
+            lambda y2, y1: g(y1, y2) * integrand(y1, y2),
+            c[0] - 10 * sd[0], c[0] + 10 * sd[0],
+            c[1] - 10 * sd[1], c[1] + 10 * sd[1],
+            epsabs=0, epsrel=1e-10,
+        )[0]  # fmt: skip
+
+    mass = integral(lambda y1, y2: 1.0)
+    ref_mean = (
+        np.array([integral(lambda y1, y2: y1), integral(lambda y1, y2: y2)]) / mass
+    )
+    d1, d2 = ref_mean
+    ref_cov = (
+        np.array(
+            [
+                [
+                    integral(lambda y1, y2: (y1 - d1) ** 2),
+                    integral(lambda y1, y2: (y1 - d1) * (y2 - d2)),
+                ],
+                [0.0, integral(lambda y1, y2: (y2 - d2) ** 2)],
+            ]
+        )
+        / mass
+    )
+    ref_cov[1, 0] = ref_cov[0, 1]
+    assert log_prob == pytest.approx(np.log(mass), abs=1e-8)
+    assert_allclose(mean, ref_mean, atol=1e-8)
+    assert_allclose(cov, ref_cov, atol=1e-8)
