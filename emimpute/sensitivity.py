@@ -14,11 +14,7 @@ curve is smooth and only the analysis is repeated; under fixed psi values
 the model itself changes, and each grid point is a multiple imputation with
 the same ``random_state``, whose m fits start from those of the nearest
 grid point already fitted (warm starts: ``MultipleImputer(warm_start=True)``),
-which saves the MAR start of each fit and the standardisation and row
-layout of its bootstrap resample (the same at every point: kept by the
-imputers, see ``MNARSelectionImputer(warm_start=True)``).  With psi held,
-EM's rate more than the start sets the iterations, so a warm point costs
-about as many iterations as a cold one.
+which saves the MAR start of each fit and most of its iterations.
 """
 
 from dataclasses import dataclass
@@ -221,15 +217,9 @@ def _psi_grid(
         if warm_start and fitted:
             nearest = min(fitted, key=lambda k: np.abs(scaled[k] - scaled[i]).sum())
             start = fitted[nearest]
-        selection = _selection_at(imputer, column, delta, column2, delta2)
-        if warm_start:
-            # Also the first point's fits (cold: nothing to start from) keep
-            # the layout of their bootstrap resample, which every later
-            # point draws again (the same random_state) and then reuses.
-            selection.set_params(warm_start=True)
         results[i], fitted[i] = _pooled(
-            analysis, X, y, selection, n_imputations, random_state, n_jobs,
-            names, start,
+            analysis, X, y, _selection_at(imputer, column, delta, column2, delta2),
+            n_imputations, random_state, n_jobs, names, start,
         )  # fmt: skip
     return results
 

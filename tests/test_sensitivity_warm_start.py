@@ -26,16 +26,16 @@ def selection_data(n=2000, seed=0):
 
 @pytest.fixture
 def kernel_calls(monkeypatch):
-    """Every fit of the estimator shell's kernel (fit_model): (warm, n_iter)."""
+    """Every fit_selection_em call of the estimator shell: (warm, n_iter)."""
     calls = []
-    kernel = mnar_module.fit_model
+    kernel = mnar_module.fit_selection_em
 
-    def recording(model, *, init=None, **kwargs):
-        result = kernel(model, init=init, **kwargs)
+    def recording(*args, init=None, **kwargs):
+        result = kernel(*args, init=init, **kwargs)
         calls.append((init is not None, result.n_iter))
         return result
 
-    monkeypatch.setattr(mnar_module, "fit_model", recording)
+    monkeypatch.setattr(mnar_module, "fit_selection_em", recording)
     return calls
 
 
@@ -123,27 +123,3 @@ def test_template_warm_start_setting_does_not_matter(fit_tolerance):
     b = sensitivity_analysis(LinearRegression(), X, y, **kwargs, warm_start=False)
     atol = fit_tolerance(1e-6, np.nanstd(np.column_stack([X, y])))
     assert_allclose(a[COLUMNS], b[COLUMNS], rtol=0, atol=atol)
-
-
-def test_a_warm_grid_lays_out_each_bootstrap_resample_once(monkeypatch):
-    # Every grid point draws the same m resamples (the same random_state):
-    # with warm starts their standardised rows and layout are built at the
-    # first point and reused (MNARSelectionImputer keeps them, keyed by the
-    # resample's bytes); cold, every fit builds its own.  The tables agree:
-    # test_warm_grid_gives_the_cold_table_with_fewer_iterations.
-    builds = []
-    build = mnar_module.SelectionModel.from_data
-
-    def counting(*args, **kwargs):
-        builds.append(1)
-        return build(*args, **kwargs)
-
-    monkeypatch.setattr(mnar_module.SelectionModel, "from_data", counting)
-    X, y = selection_data(800, seed=3)
-    for warm, expected in ((False, 4 * 2), (True, 2)):
-        builds.clear()
-        sensitivity_analysis(
-            LinearRegression(), X, y, column=0, deltas=[0.0, 0.2, 0.4, -0.2],
-            kind="psi", n_imputations=2, warm_start=warm,
-        )  # fmt: skip
-        assert len(builds) == expected

@@ -1,8 +1,8 @@
 """MNARSelectionImputer: imputation under a selection model (estimator shell)."""
 
-import hashlib
 import numbers
 import warnings
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -17,7 +17,7 @@ from emimpute.models._selection import (
     SelectionEMResult,
     SelectionModel,
     SelectionParams,
-    fit_model,
+    fit_selection_em,
 )
 from emimpute.models._selection_impute import selection_moments
 from emimpute.utils._columns import (
@@ -126,15 +126,10 @@ class MNARSelectionImputer(BaseEMImputer):
         ``fit`` starts EM at the previous fit's solution (its means,
         covariance and missingness models; a held psi takes its new value)
         instead of the MAR start and the short fits over psi, which saves
-        most of the iterations of a free psi when the data changed a
-        little, and along a grid of fixed psi values
-        (:func:`emimpute.sensitivity.sensitivity_analysis`) the MAR start
-        (a held psi needs about as many iterations from either start).
-        The imputer also keeps the standardised rows and their layout for
-        the E-step (two to three times the size of X; shared by copies, not
-        pickled), which a refit on an X with the same bytes reuses.  The
-        start is used only when the previous fit modelled the same
-        columns: the same non-empty
+        most of the iterations when the data or ``psi`` changed a little,
+        as along a grid of fixed psi values
+        (:func:`emimpute.sensitivity.sensitivity_analysis`).  Used only when
+        the previous fit modelled the same columns: the same non-empty
         columns, MNAR columns, covariates and link; otherwise ``fit``
         starts from scratch, silently, as with False.  With psi estimated,
         a warm start climbs to the mode of the likelihood nearest the
@@ -377,50 +372,7 @@ class MNARSelectionImputer(BaseEMImputer):
         names = feature_names(self)
         settings = self._selection_settings(has_missing, scale, valid, names, rng)
         init = self._warm_start_from(has_missing, valid, settings)
-        build = self._model_builder(X, settings)
-
-        def fit(*, ridge, **options):
-            # fit_selection_em's steps, on a model that may reuse the layout.
-            return fit_model(build(ridge), init=init, **options)
-
-        return fit, {}
-
-    def _model_builder(self, X, settings):
-        """``build(ridge)``: the :class:`SelectionModel` of X with
-        ``settings``, as ``SelectionModel.from_data`` builds it.  The
-        standardised rows and their layout are computed once per fit (an
-        automatic ridge refits), and with ``warm_start`` kept for the next
-        fit, which reuses them when its X has the same bytes and the same
-        MNAR columns, ``gamma`` and link (a grid of held psi on one X)."""
-        key = _layout_key(X, settings) if self.warm_start else None
-        layout = getattr(self, "_layout", None)
-        if key is None or layout is None or layout.key != key:
-            layout = None
-        # Data-sized: released when warm_start is off (nothing would reuse it).
-        self._layout = layout
-
-        def build(ridge):
-            nonlocal layout
-            options = {
-                "link": settings["link"], "psi": settings["psi"], "ridge": ridge,
-                "random_state": settings["random_state"],
-            }  # fmt: skip
-            if layout is not None:
-                return SelectionModel.from_source(
-                    layout.source, settings["mnar"], layout.covariates,
-                    layout.center, layout.scale, **options,
-                )  # fmt: skip
-            model = SelectionModel.from_data(
-                X, settings["mnar"], gamma=settings["gamma"], **options
-            )
-            layout = _RowLayout(
-                key, model.source, model.covariates, model.center, model.scale
-            )
-            if key is not None:
-                self._layout = layout
-            return model
-
-        return build
+        return partial(fit_selection_em, **settings, init=init), {"X": X}
 
     def _warm_start_from(self, has_missing, valid, settings):
         """The previous fit's kernel result when ``warm_start`` applies to
@@ -793,37 +745,3 @@ class _SelectionState:
             converged=converged,
             node_seed=seed,
         )
-
-
-class _RowLayout:
-    """The standardised rows of a fit and their E-step layout (the row
-    source, covariates, center and scale of ``SelectionModel.from_data``),
-    kept by an imputer with ``warm_start`` for its next fit on the same
-    data.  Never changed once built, so copies of the imputer share it
-    (``copy.deepcopy`` returns it as it is: a grid of fits copies the
-    imputer at every point, and one layout serves them all); not pickled."""
-
-    __slots__ = ("key", "source", "covariates", "center", "scale")
-
-    def __init__(self, key, source, covariates, center, scale):
-        self.key, self.source, self.covariates = key, source, covariates
-        self.center, self.scale = center, scale
-
-    def __deepcopy__(self, memo):
-        return self
-
-    def __reduce__(self):
-        # Data-sized: pickled (a model file, joblib's workers) as an empty
-        # layout, which matches no data, so the next fit rebuilds it.
-        return (_RowLayout, (None, None, None, None, None))
-
-
-def _layout_key(X, settings):
-    """What the layout of X is a function of: X's shape and exact bytes
-    (a digest: 0.6 ms for 20,000 x 5) and the MNAR columns, ``gamma`` (which
-    decides the covariates) and the link.  Content, not identity: X changed
-    in place gets a new key, and equal bootstrap resamples share one."""
-    X = np.ascontiguousarray(X, dtype=np.float64)
-    digest = hashlib.blake2b(X.data, digest_size=32).digest()
-    mnar = tuple(int(j) for j in settings["mnar"])
-    return (X.shape, digest, mnar, bool(settings["gamma"]), settings["link"])
