@@ -125,10 +125,12 @@ class MNARSelectionImputer(BaseEMImputer):
         As in scikit-learn's ``GaussianMixture``: when True, a second
         ``fit`` starts EM at the previous fit's solution (its means,
         covariance and missingness models; a held psi takes its new value)
-        instead of the MAR start and the short fits over psi, which saves
-        most of the iterations when the data or ``psi`` changed a little,
-        as along a grid of fixed psi values
-        (:func:`emimpute.sensitivity.sensitivity_analysis`).  Used only when
+        instead of the MAR start and the short fits over psi.  With psi
+        estimated, that saves most of the iterations when the data changed
+        a little; along a grid of fixed psi values
+        (:func:`emimpute.sensitivity.sensitivity_analysis`) it saves the MAR
+        start, as a held psi needs about as many iterations from either
+        start (its EM converges in a few SQUAREM cycles).  Used only when
         the previous fit modelled the same columns: the same non-empty
         columns, MNAR columns, covariates and link; otherwise ``fit``
         starts from scratch, silently, as with False.  With psi estimated,
