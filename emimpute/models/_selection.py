@@ -24,7 +24,7 @@ top of the normal model's compiled E-step (:mod:`._selection_patterns`).
 The other rows, and every row under the logit link, take the expectation
 over y by nodes: for one MNAR cell per row a rule placed for the row's own
 selection curve (Gauss-Hermite when it is gentle, composite Gauss-Legendre
-around its step when it is steep; exact to about 1e-12 whatever the slope,
+around its step when it is steep; exact to about 1e-11 whatever the slope,
 see :mod:`emimpute.models._selection_cell`), a product Gauss-Hermite grid for
 two (each axis sized by the slopes along it, 12-24 nodes), and a scrambled
 Sobol sample (fixed for the fit, so the fit is
@@ -492,7 +492,8 @@ def _mnar_nodes(group, c_p, C_JJ, base, coef, link, nodes):
     """The nodes y (n, Q, k_J) of each row's MNAR cells and their log
     weights against N(c_J, C_JJ) ((n, Q) or (Q,)): one MNAR cell, a rule
     placed for the row's own selection curve
-    (:func:`._selection_cell.one_cell_rule`); more, the shared ``nodes``."""
+    (:func:`._selection_cell.one_cell_rule`); two, a product grid sized for
+    the row (:func:`_grid_per_row`); more, the shared Sobol ``nodes``."""
     k_J = C_JJ.shape[1]
     if k_J == 1:
         sd = np.sqrt(C_JJ[:, 0, 0])
@@ -634,8 +635,8 @@ def _node_pseudo_rows(nodes, sel, a, covariates):
     less than that, relatively, to the binary regression's sums: far below
     rounding.  Most nodes of a row whose selection curve is steep carry no
     weight (87% of the then 1,000 Gauss-Hermite nodes of a row on a 609-row
-    fit with psi 79 per SD), nor do the padding of rows with shorter rules,
-    and the regression's Newton steps ran over all of them.
+    fit with psi 79 per SD), nor does the padding of rows with shorter
+    rules, and the regression's Newton steps ran over all of them.
     """
     weight = nodes.weight[sel]
     keep = weight > NEGLIGIBLE_WEIGHT

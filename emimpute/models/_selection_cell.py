@@ -1,5 +1,5 @@
-"""The quadrature rule for one missing value under a selection model
-(statistical kernel).
+"""The quadrature rules for one missing value under a selection model, and
+the product grid for two (statistical kernel).
 
 The building block of the MNAR selection-model E-step
 (:mod:`emimpute.models._selection`): a value y, normal N(nu, s^2) given
@@ -11,9 +11,9 @@ y has density
     P(missing) = E[F(eta + psi y)],  y ~ N(nu, s^2),
 
 and the E-step needs log P(missing) and moments under f(y | missing).  It
-takes them by Gauss-Hermite quadrature on y = nu + sqrt(2) s t, the
-weights times F(eta + psi y_k), normalised, being the posterior weights of
-the nodes (Ibrahim 1990's method of weights with quadrature nodes).
+takes them by quadrature on z = (y - nu) / s, the weights times
+F(eta + psi y_k), normalised, being the posterior weights of the nodes
+(Ibrahim 1990's method of weights with quadrature nodes).
 
 Which rule: a row whose selection curve is gentle (b = |psi| s up to
 :func:`steep_slope`) takes Gauss-Hermite nodes.  The logistic curve has
@@ -41,10 +41,18 @@ panels growing geometrically away from it (widths 2, 4, 8, 16 on the scale
 of b z), so that each panel's distance to the logistic poles is large
 relative to its length (the Gauss-Legendre error bound for analytic
 functions, Trefethen 2013, Approximation Theory and Approximation Practice,
-thm. 19.3).  The rule's count does not grow with b, and its error stays near
-1e-12 up to the slopes the fit allows (tests/models/test_selection_cell.py
-checks both rules against adaptive quadrature, against Heckman's closed
-form for the probit, and against a simulation).
+thm. 19.3), and around the mode on the integrand's own scale there (which
+is far below 1 for a probit row deep in the curve's Gaussian tail).  The
+rule's count does not grow with b; against adaptive quadrature its error
+was below 3e-11 for the logit at slopes 3-100 and indices up to |a| = 300,
+and below 1e-9 for the probit out to P(missing) = e^-4000
+(tests/models/test_selection_cell.py checks both rules against adaptive
+quadrature, against Heckman's closed form for the probit, and against a
+simulation).
+
+A row with two MNAR cells, y = c + L z, takes a product Gauss-Hermite grid
+(:func:`product_rule`) with each axis sized by the one-cell rule for the
+slopes along it (:func:`emimpute.models._selection._grid_per_row`).
 
 Each row's rule depends on its own (a, b) only, so the statistics of a data
 set remain the sum of those of its row blocks.
