@@ -503,19 +503,18 @@ def _mnar_nodes(group, c_p, C_JJ, base, coef, link, nodes):
         return c_p[:, None, :1] + (sd[:, None] * z)[:, :, None], log_w
     L = np.linalg.cholesky(C_JJ)
     if k_J == 2:
-        z, log_w = _grid_per_row(L, np.abs(coef.psi[group.models]), link)
-    else:
-        z, log_w = nodes.standard(k_J)
+        return _grid_per_row(c_p[:, :2], L, np.abs(coef.psi[group.models]), link)
+    z, log_w = nodes.standard(k_J)
     return c_p[:, None, :k_J] + z @ L.transpose(0, 2, 1), log_w
 
 
-def _grid_per_row(L, psi, link):
+def _grid_per_row(c, L, psi, link):
     """Each row's product Gauss-Hermite grid for its two MNAR cells
     y = c + L z: along z1 the slopes of both factors add, |psi_1 L_11| +
     |psi_2 L_21|, along z2 |psi_2 L_22|; each axis gets the one-cell rule's
     size for its slope (:func:`._selection_cell.gentle_size`), at most
-    ``GRID_NODES_2D``.  Rows padded to the largest grid with weight 0.
-    Returns z (n, Q, 2) and log weights (n, Q)."""
+    ``GRID_NODES_2D``.  Returns the nodes y (n, Q, 2), rows padded to the
+    largest grid (at c, weight 0), and their log weights (n, Q)."""
     slope_1 = psi[:, 0] * np.abs(L[:, 0, 0]) + psi[:, 1] * np.abs(L[:, 1, 0])
     slope_2 = psi[:, 1] * np.abs(L[:, 1, 1])
     sizes = np.minimum(
@@ -525,14 +524,14 @@ def _grid_per_row(L, psi, link):
     pairs, which = np.unique(sizes, axis=0, return_inverse=True)
     which = np.asarray(which).ravel()
     width = int(np.max(pairs[:, 0] * pairs[:, 1]))
-    z = np.zeros((len(L), width, 2))
+    y = np.repeat(c[:, None, :], width, axis=1)
     log_w = np.full((len(L), width), -np.inf)
     for i, (n1, n2) in enumerate(pairs):  # a few sizes, not rows
-        rows = which == i
+        rows = np.flatnonzero(which == i)
         grid, log_grid = product_rule(n1, n2)
-        z[rows, : len(grid)] = grid
+        y[rows, : len(grid)] += grid @ L[rows].transpose(0, 2, 1)
         log_w[rows, : len(grid)] = log_grid
-    return z, log_w
+    return y, log_w
 
 
 def _in_row_order(order, mean_p, cov_p):

@@ -258,8 +258,8 @@ def test_two_cell_grid_matches_numerical_integration(row):
 
     c, C, a, psi = (np.asarray(v, float) for v in row)
     L = np.linalg.cholesky(C)
-    z, log_w = _grid_per_row(L[None], np.abs(psi)[None], "logit")
-    y = c + z[0] @ L.T
+    y, log_w = _grid_per_row(c[None], L[None], np.abs(psi)[None], "logit")
+    y = y[0]
     log_terms = log_w[0] + special.log_expit(a + psi * y).sum(axis=1)
     log_prob = special.logsumexp(log_terms)
     weight = np.exp(log_terms - log_prob)
