@@ -34,11 +34,11 @@ from emimpute.utils._validation import finite_number
 # PSI_LIMIT (emimpute.models._selection): the largest |psi| allowed, per
 # standard deviation of the column's observed values, fixed or estimated.
 # At 100, P(missing) goes from Phi(-5) to Phi(5) within a tenth of a standard
-# deviation: a cut-off for every practical purpose.  Above about 1000 the
-# Gauss-Hermite nodes (at most MAX_NODES in emimpute.models._selection_cell)
-# no longer resolve the step: measured on 300 rows, psi = 2400 per sd did not
-# converge in 500 iterations (39 s), psi = 8e7 ran 140 s to a wrong mean and
-# 1e300 overflowed.
+# deviation: a cut-off for every practical purpose.  (When the E-step had
+# only Gauss-Hermite nodes, at most 1,000, psi = 2400 per sd did not converge
+# in 500 iterations on 300 rows (39 s), psi = 8e7 ran 140 s to a wrong mean
+# and 1e300 overflowed; steep rows now take a composite rule,
+# emimpute.models._selection_cell, but the limit still marks a step.)
 
 # Parameters renamed in 0.2 (one name per concept: the kernels' names), kept
 # for one release as deprecated aliases: old name -> new name.
