@@ -449,6 +449,28 @@ class MNARSelectionImputer(BaseEMImputer):
         self.mnar_features_ = columns[result.mnar]
         self.covariates_ = columns[result.covariates]
         self.selection_coef_ = self._coefficient_table(result)
+        if result.steep_pairs:
+            self._warn_steep_pairs(result.steep_pairs, columns)
+
+    def _warn_steep_pairs(self, steep_pairs, columns):
+        """Say which pairs of MNAR columns the logit E-step integrated
+        approximately (rows with both missing, a steep selection curve)."""
+        names = feature_names(self)
+        pairs = "; ".join(
+            f"both {names[columns[a]]} and {names[columns[b]]} (psi s up to "
+            f"{slope:.1f})"
+            for a, b, slope in steep_pairs
+        )
+        warnings.warn(
+            f"{type(self).__name__}: in rows missing {pairs}, the selection "
+            "curve is too steep for the logit E-step's grid of at most 24 "
+            "nodes per axis: those rows' log-likelihood terms are off by "
+            "about 1e-5 each at psi s = 2, 4e-4 at 3 and 0.04 at 6, so "
+            "loglik_ and the estimates are approximate. link='probit' "
+            "integrates such rows in closed form.",
+            UserWarning,
+            stacklevel=4,
+        )
 
     def _coefficient_table(self, result):
         names = feature_names(self)

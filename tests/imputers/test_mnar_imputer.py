@@ -3,6 +3,7 @@ biased, EMImputer at psi = 0, imputations against simulation truth, the
 pandas / Pipeline / GridSearchCV contract, and bad input."""
 
 import copy
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -507,3 +508,25 @@ def test_warm_start_parameter_round_trips_and_survives_a_model_file(tmp_path):
     loaded.fit(data)
     assert loaded.n_iter_ <= imputer.n_iter_ / 5
     assert loaded.loglik_ == pytest.approx(imputer.loglik_, rel=1e-6)
+
+
+def _two_mnar_columns(seed=0, n=300):
+    rng = np.random.default_rng(seed)
+    X = rng.multivariate_normal([0.0, 0.0], [[1.0, 0.3], [0.3, 1.0]], size=n)
+    X[rng.random(X.shape) < 0.3] = np.nan
+    return pd.DataFrame(X, columns=["a", "b"])
+
+
+def test_steep_logit_rows_with_two_missing_cells_are_named():
+    """Rows missing both MNAR columns under a steep logit curve are
+    integrated on a grid of at most 24 nodes per axis: the fit says so and
+    names the pair (psi held at 5 per unit: psi s about 5 on these unit-sd
+    columns); a gentle curve, or the probit's closed forms, say nothing."""
+    X = _two_mnar_columns()
+    with pytest.warns(UserWarning, match=r"in rows missing both a and b \(psi s up"):
+        MNARSelectionImputer(link="logit", psi=5.0, max_iter=3).fit(X)
+    for link, psi in (("logit", 0.5), ("probit", 5.0)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", UserWarning)
+            warnings.filterwarnings("ignore", category=ConvergenceWarning)
+            MNARSelectionImputer(link=link, psi=psi, max_iter=3).fit(X)
