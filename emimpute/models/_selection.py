@@ -517,15 +517,21 @@ def _mnar_nodes(group, c_p, C_JJ, base, coef, link, nodes):
     return c_p[:, None, :k_J] + z @ L.transpose(0, 2, 1), log_w
 
 
+def _grid_slopes(L, psi):
+    """The slopes of a two-cell row's selection factors along the axes of
+    its grid y = c + L z (``psi`` their absolute values): along z1 both
+    factors' add, |psi_1 L_11| + |psi_2 L_21|; along z2, |psi_2 L_22|."""
+    along_1 = psi[:, 0] * np.abs(L[:, 0, 0]) + psi[:, 1] * np.abs(L[:, 1, 0])
+    return along_1, psi[:, 1] * np.abs(L[:, 1, 1])
+
+
 def _grid_per_row(c, L, psi, link):
     """Each row's product Gauss-Hermite grid for its two MNAR cells
-    y = c + L z: along z1 the slopes of both factors add, |psi_1 L_11| +
-    |psi_2 L_21|, along z2 |psi_2 L_22|; each axis gets the one-cell rule's
-    size for its slope (:func:`._selection_cell.gentle_size`), at most
+    y = c + L z: each axis gets the one-cell rule's size for the slope along
+    it (:func:`_grid_slopes`; sizes :func:`._selection_cell.gentle_size`), at most
     ``GRID_NODES_2D``.  Returns the nodes y (n, Q, 2), rows padded to the
     largest grid (at c, weight 0), and their log weights (n, Q)."""
-    slope_1 = psi[:, 0] * np.abs(L[:, 0, 0]) + psi[:, 1] * np.abs(L[:, 1, 0])
-    slope_2 = psi[:, 1] * np.abs(L[:, 1, 1])
+    slope_1, slope_2 = _grid_slopes(L, psi)
     sizes = np.minimum(
         np.column_stack([gentle_size(slope_1, link), gentle_size(slope_2, link)]),
         GRID_NODES_2D,
@@ -563,11 +569,7 @@ def steep_two_cell_pairs(rows, params, mnar):
         cond = _conditional(rows.Z, group, params.mean, precision, logdet_cov)
         _, _, C_p = _mnar_first(group, cond.c, cond.C)
         L = np.linalg.cholesky(C_p[:, :2, :2])
-        psi = np.abs(params.coef.psi[group.models])
-        slope = np.maximum(
-            psi[:, 0] * np.abs(L[:, 0, 0]) + psi[:, 1] * np.abs(L[:, 1, 0]),
-            psi[:, 1] * np.abs(L[:, 1, 1]),
-        )
+        slope = np.maximum(*_grid_slopes(L, np.abs(params.coef.psi[group.models])))
         steep = slope > STEEP_TWO_CELL_SLOPE
         pairs = np.sort(mnar[group.models[steep]], axis=1)
         for pair in np.unique(pairs, axis=0):  # pairs of columns, not rows

@@ -70,6 +70,8 @@ from functools import lru_cache
 import numpy as np
 from scipy import special
 
+from emimpute.models._selection_latent import mills_ratio
+
 # Gauss-Hermite sizes of a gentle row: the smallest one at least
 # max(fewest, per * b^2), with (per, fewest) of the link (see the module
 # docstring).
@@ -198,7 +200,7 @@ def _steep_rule(a, b, link):
 def _log_cdf_slope(t, link):
     """d/dt log F(t): sigma(-t) (logit), phi(t) / Phi(t) (probit)."""
     if link == "probit":
-        return np.exp(-0.5 * t * t - 0.5 * np.log(2 * np.pi) - special.log_ndtr(t))
+        return mills_ratio(t)
     return special.expit(-t)
 
 
