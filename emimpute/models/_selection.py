@@ -72,7 +72,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
 import numpy as np
-from scipy import stats
 
 from emimpute.engine._driver import best_start, run_em
 from emimpute.engine._model import EMModel, Statistics
@@ -93,11 +92,6 @@ from emimpute.models._normal import (
     observed_column_moments,
     standardising_scale,
 )
-from emimpute.models._selection_cell import (
-    gentle_size,
-    one_cell_rule,
-    product_rule,
-)
 from emimpute.models._selection_latent import (
     CellMoments,
     LatentSums,
@@ -107,6 +101,7 @@ from emimpute.models._selection_latent import (
     latent_posterior,
     node_cell_moments,
 )
+from emimpute.models._selection_nodes import NodeRule, grid_slopes, row_rules
 from emimpute.models._selection_patterns import (
     PatternLayout,
     lay_out_patterns,
@@ -114,18 +109,11 @@ from emimpute.models._selection_patterns import (
 )
 from emimpute.models._selection_profile import run_searching_psi
 
-# The most nodes per axis of the product Gauss-Hermite grid of a row with
-# two MNAR cells (sized by its slopes, :func:`_grid_per_row`).
-GRID_NODES_2D = 24
 # The slope psi s along an axis of that grid above which its 24 nodes leave
 # an error worth saying (the one-cell analogue, worst over indices up to
 # 20: 1e-7 of log-likelihood per row at 1.5, 7e-6 at 2, 4e-4 at 3, 0.04 at
 # 6): the fit then names the pair of columns in a warning.
 STEEP_TWO_CELL_SLOPE = 2.0
-# Sobol points for rows with more MNAR cells than the closed forms take
-# (three or more under the logit link, four or more under the probit; a
-# power of two).
-SOBOL_POINTS = 512
 # Under the probit link, rows with at most this many missing MNAR cells
 # get closed-form truncated-normal moments (:mod:`_selection_latent`);
 # rows with more, and every row under the logit link, use the nodes.
@@ -346,26 +334,7 @@ def _groups(mask, mnar, only=None):
 
 
 # ---------------------------------------------------------------------------
-# Nodes
-
-
-class _NodeRule:
-    """Scrambled Sobol points for rows with three or more MNAR cells (from
-    ``seed``, made once per dimension and kept).  (A row with one MNAR
-    cell gets a rule of its own, :func:`._selection_cell.one_cell_rule`; a
-    row with two, a product grid sized for it, :func:`_grid_per_row`.)"""
-
-    def __init__(self, seed):
-        self.seed = seed
-        self._sobol = {}
-
-    def standard(self, dim):
-        """Nodes z (Q, dim) of N(0, I), dim >= 3, and their log weights (Q,)."""
-        if dim not in self._sobol:
-            engine = stats.qmc.Sobol(dim, scramble=True, seed=self.seed)
-            self._sobol[dim] = stats.norm.ppf(engine.random(SOBOL_POINTS))
-        z = self._sobol[dim]
-        return z, np.full(len(z), -np.log(len(z)))
+# Arguments
 
 
 def _check_held_psi(psi, mnar):
@@ -475,78 +444,38 @@ def _normalised(log_weight):
 
 def _reweight(group, cond, base, coef, link, nodes):
     """Posterior mean and covariance of a group's missing cells given
-    "missing", by the nodes of its MNAR cells."""
+    "missing", by the nodes of its MNAR cells (placed per row, rows in
+    buckets of similar rule size: :func:`._selection_nodes.row_rules`)."""
     k_J = group.mnar_slots.shape[1]
     order, c_p, C_p = _mnar_first(group, cond.c, cond.C)
     C_JJ = C_p[:, :k_J, :k_J]
-    y, log_w = _mnar_nodes(group, c_p, C_JJ, base, coef, link, nodes)
-    log_weight = log_w + log_cdf(
-        _selection_index(base, coef, group.models, y), link
-    ).sum(axis=2)
-    log_prob, weight = _normalised(log_weight)  # posterior weights (n, Q)
     # The other missing cells are normal given y: regression on y.
     regression = np.linalg.solve(C_JJ, C_p[:, :k_J, :])  # (n, k_J, k)
-    nodes_all = c_p[:, None, :] + (y - c_p[:, None, :k_J]) @ regression
-    mean_p = (weight[:, None, :] @ nodes_all)[:, 0]
-    centred = nodes_all - mean_p[:, None, :]
-    # sum_q w_q d_q d_q' as one batched product (einsum with three operands
-    # does not use BLAS).
-    cov_p = (centred * weight[:, :, None]).transpose(0, 2, 1) @ centred
-    cov_p += C_p - C_p[:, :k_J, :].transpose(0, 2, 1) @ regression
+    cov_p = C_p - C_p[:, :k_J, :].transpose(0, 2, 1) @ regression
+    mean_p, log_prob = np.empty_like(c_p), np.empty(len(c_p))
+    index = np.take_along_axis(base, group.models, axis=1)
+    psi = coef.psi[group.models]
+    buckets = list(row_rules(index, c_p[:, :k_J], C_JJ, psi, link, nodes))
+    width = max(y.shape[1] for _, y, _ in buckets)
+    y_all = np.repeat(c_p[:, None, :k_J], width, axis=1)
+    weight_all = np.zeros((len(c_p), width))
+    for rows, y, log_w in buckets:
+        at_nodes = index[rows, None, :] + psi[rows, None, :] * y  # (n_b, Q, k_J)
+        log_weight = log_w + log_cdf(at_nodes, link).sum(axis=2)
+        log_prob[rows], weight = _normalised(log_weight)  # posterior weights
+        # The other cells are affine in y (c + (y - c_J) R), so their
+        # moments follow from y's: mean c + (E[y] - c_J) R, covariance
+        # R' Cov[y] R; nothing of size k per node.
+        y_mean = np.einsum("nq,nqj->nj", weight, y)
+        centred = y - y_mean[:, None, :]
+        y_cov = (centred * weight[:, :, None]).transpose(0, 2, 1) @ centred
+        R = regression[rows]
+        mean_p[rows] = c_p[rows] + np.einsum("nj,njk->nk", y_mean - c_p[rows, :k_J], R)
+        cov_p[rows] += R.transpose(0, 2, 1) @ y_cov @ R
+        y_all[rows, : y.shape[1]] = y
+        weight_all[rows, : y.shape[1]] = weight
     post_mean, post_cov = _in_row_order(order, mean_p, cov_p)
-    return _Reweighted(post_mean, post_cov, log_prob, y, weight)
-
-
-def _mnar_nodes(group, c_p, C_JJ, base, coef, link, nodes):
-    """The nodes y (n, Q, k_J) of each row's MNAR cells and their log
-    weights against N(c_J, C_JJ) ((n, Q) or (Q,)): one MNAR cell, a rule
-    placed for the row's own selection curve
-    (:func:`._selection_cell.one_cell_rule`); two, a product grid sized for
-    the row (:func:`_grid_per_row`); more, the shared Sobol ``nodes``."""
-    k_J = C_JJ.shape[1]
-    if k_J == 1:
-        sd = np.sqrt(C_JJ[:, 0, 0])
-        psi = coef.psi[group.models[:, 0]]
-        index = base[np.arange(len(sd)), group.models[:, 0]] + psi * c_p[:, 0]
-        z, log_w = one_cell_rule(index, psi * sd, link)
-        return c_p[:, None, :1] + (sd[:, None] * z)[:, :, None], log_w
-    L = np.linalg.cholesky(C_JJ)
-    if k_J == 2:
-        return _grid_per_row(c_p[:, :2], L, np.abs(coef.psi[group.models]), link)
-    z, log_w = nodes.standard(k_J)
-    return c_p[:, None, :k_J] + z @ L.transpose(0, 2, 1), log_w
-
-
-def _grid_slopes(L, psi):
-    """The slopes of a two-cell row's selection factors along the axes of
-    its grid y = c + L z (``psi`` their absolute values): along z1 both
-    factors' add, |psi_1 L_11| + |psi_2 L_21|; along z2, |psi_2 L_22|."""
-    along_1 = psi[:, 0] * np.abs(L[:, 0, 0]) + psi[:, 1] * np.abs(L[:, 1, 0])
-    return along_1, psi[:, 1] * np.abs(L[:, 1, 1])
-
-
-def _grid_per_row(c, L, psi, link):
-    """Each row's product Gauss-Hermite grid for its two MNAR cells
-    y = c + L z: each axis gets the one-cell rule's size for the slope along
-    it (:func:`_grid_slopes`; sizes :func:`._selection_cell.gentle_size`), at most
-    ``GRID_NODES_2D``.  Returns the nodes y (n, Q, 2), rows padded to the
-    largest grid (at c, weight 0), and their log weights (n, Q)."""
-    slope_1, slope_2 = _grid_slopes(L, psi)
-    sizes = np.minimum(
-        np.column_stack([gentle_size(slope_1, link), gentle_size(slope_2, link)]),
-        GRID_NODES_2D,
-    )
-    pairs, which = np.unique(sizes, axis=0, return_inverse=True)
-    which = np.asarray(which).ravel()
-    width = int(np.max(pairs[:, 0] * pairs[:, 1]))
-    y = np.repeat(c[:, None, :], width, axis=1)
-    log_w = np.full((len(L), width), -np.inf)
-    for i, (n1, n2) in enumerate(pairs):  # a few sizes, not rows
-        rows = np.flatnonzero(which == i)
-        grid, log_grid = product_rule(n1, n2)
-        y[rows, : len(grid)] += grid @ L[rows].transpose(0, 2, 1)
-        log_w[rows, : len(grid)] = log_grid
-    return y, log_w
+    return _Reweighted(post_mean, post_cov, log_prob, y_all, weight_all)
 
 
 def steep_two_cell_pairs(rows, params, mnar):
@@ -569,7 +498,7 @@ def steep_two_cell_pairs(rows, params, mnar):
         cond = _conditional(rows.Z, group, params.mean, precision, logdet_cov)
         _, _, C_p = _mnar_first(group, cond.c, cond.C)
         L = np.linalg.cholesky(C_p[:, :2, :2])
-        slope = np.maximum(*_grid_slopes(L, np.abs(params.coef.psi[group.models])))
+        slope = np.maximum(*grid_slopes(L, np.abs(params.coef.psi[group.models])))
         steep = slope > STEEP_TWO_CELL_SLOPE
         pairs = np.sort(mnar[group.models[steep]], axis=1)
         for pair in np.unique(pairs, axis=0):  # pairs of columns, not rows
@@ -709,7 +638,7 @@ class _Spec:
     mnar: np.ndarray
     covariates: np.ndarray
     link: str
-    nodes: _NodeRule
+    nodes: NodeRule
 
 
 def _statistics(rows, params, spec):
@@ -951,7 +880,7 @@ class SelectionModel(EMModel):
         node_seed, center, scale,
     ):  # fmt: skip
         self.source = source
-        self.spec = _Spec(mnar, covariates, link, _NodeRule(node_seed))
+        self.spec = _Spec(mnar, covariates, link, NodeRule(node_seed))
         self.held, self.initial_coef = held, initial_coef
         self.ridge, self.prior = float(ridge), np.eye(len(center))
         self.center, self.scale = center, scale

@@ -52,7 +52,7 @@ simulation).
 
 A row with two MNAR cells, y = c + L z, takes a product Gauss-Hermite grid
 (:func:`product_rule`) with each axis sized by the one-cell rule for the
-slopes along it (:func:`emimpute.models._selection._grid_per_row`).
+slopes along it (:func:`emimpute.models._selection_nodes.grid_per_row`).
 
 Each row's rule depends on its own (a, b) only, so the statistics of a data
 set remain the sum of those of its row blocks.

@@ -28,10 +28,10 @@ from emimpute.models._selection import (
     _conditional,
     _groups,
     _mnar_first,
-    _NodeRule,
     _posterior,
     _selection_index,
 )
+from emimpute.models._selection_nodes import NodeRule
 
 
 def impute_selection(X, result, *, rng=None):
@@ -183,7 +183,7 @@ def _moments_standardised(Z, base, params, result, rng, want_variance, want_logl
     conditional variances (standardised, or None) and row log-likelihoods
     (of z, or None)."""
     precision, logdet_cov = precision_and_logdet(params.covariance)
-    nodes = _NodeRule(result.node_seed)
+    nodes = NodeRule(result.node_seed)
     mask = np.isnan(Z)
     out = Z.copy()
     variance = np.zeros(Z.shape) if want_variance else None

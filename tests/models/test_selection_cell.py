@@ -24,6 +24,7 @@ from emimpute.models._selection_cell import (
     one_cell_rule,
     steep_slope,
 )
+from emimpute.models._selection_nodes import grid_per_row, grid_sizes
 
 LINKS = {"probit": special.ndtr, "logit": special.expit}
 GRID = [
@@ -254,11 +255,10 @@ def test_two_cell_grid_matches_numerical_integration(row):
     (12-24 nodes each), against adaptive 2-D quadrature (dblquad) of
     N(y; c, C) sigma(a1 + psi1 y1) sigma(a2 + psi2 y2): log P, the means and
     the covariance to 1e-8."""
-    from emimpute.models._selection import _grid_per_row
-
     c, C, a, psi = (np.asarray(v, float) for v in row)
     L = np.linalg.cholesky(C)
-    y, log_w = _grid_per_row(c[None], L[None], np.abs(psi)[None], "logit")
+    sizes = grid_sizes(L[None], np.abs(psi)[None], "logit")
+    y, log_w = grid_per_row(c[None], L[None], sizes)
     y = y[0]
     log_terms = log_w[0] + special.log_expit(a + psi * y).sum(axis=1)
     log_prob = special.logsumexp(log_terms)

@@ -9,6 +9,7 @@ from scipy import integrate, special, stats
 
 from emimpute.models import _selection as selection
 from emimpute.models import _selection_impute as selection_impute
+from emimpute.models import _selection_nodes as selection_nodes
 from emimpute.models._binary_glm import fit_binary_glm
 from emimpute.models._selection_latent import (
     LatentSums,
@@ -217,7 +218,7 @@ def test_three_mnar_cells_in_closed_form_agree_with_many_sobol_points(monkeypatc
     params = selection.replace(params, coef=coef)
     closed = model.e_step(params)
     monkeypatch.setattr(selection, "ORTHANT_CELLS", 2)
-    monkeypatch.setattr(selection, "SOBOL_POINTS", 2**15)
+    monkeypatch.setattr(selection_nodes, "SOBOL_POINTS", 2**15)
     sobol = selection.SelectionModel.from_data(X, [0, 1, 2], random_state=1)
     nodes = sobol.e_step(params)
     assert closed.loglik == pytest.approx(nodes.loglik, abs=5e-3)
