@@ -1,0 +1,199 @@
+"""The margins of the Gaussian copula model: each column's map to a latent
+standard normal and back (statistical kernel).
+
+Under the Gaussian copula (Hoff 2007; Zhao & Udell 2020) a column x_j is
+x_j = F_j^-1(Phi(z_j)), z ~ N(0, R).  Given F_j, an observed value says
+where z_j is:
+
+- a **continuous** column: exactly, z_j = Phi^-1(F_j(x_j));
+- an **ordinal** column (binary, counts and ratings with few levels): an
+  interval, z_j in (Phi^-1(F_j(l-)), Phi^-1(F_j(l))] for level l, F_j(l-)
+  the probability below l.
+
+F_j is estimated from the column's observed values (``../shared/METHODS.md``,
+section 7):
+
+- continuous: the empirical CDF scaled by n / (n + 1), so z stays finite,
+  mid-ranks for tied values; between the observed values it is linear
+  (so a new value transforms, and a latent value maps back, to a value
+  between its neighbours), and beyond the observed range z is extended
+  along a straight line from the outermost point of each side, its slope
+  fitted by least squares to the ``TAIL_POINTS`` outermost (x, z) pairs
+  there: new data outside the training range still transform, smoothly,
+  and z maps back beyond the range.  On normal data that line is close
+  to the normal's own (there z is linear in x).
+- ordinal: the empirical CDF itself (the proportions are the maximum
+  likelihood estimate of the cut points of a marginal ordered probit);
+  a value not seen in ``fit`` is taken as the nearest level seen.
+
+The map back (imputation): continuous, x = the inverse of the piecewise
+linear map; ordinal, the level whose interval holds z.
+
+References
+----------
+Hoff, P. D. (2007). Extending the rank likelihood for semiparametric copula
+estimation. *Ann. Appl. Stat.* 1, 265-283.
+Zhao, Y. & Udell, M. (2020). Missing value imputation for mixed data via
+Gaussian copula. *KDD*.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import special
+
+KINDS = ("continuous", "ordinal")
+# Points of each tail of a continuous margin fitted by the line that
+# extends it beyond the observed range (at most a tenth of the distinct
+# values, at least 2).
+TAIL_POINTS = 20
+# Integer-valued columns with at most this many distinct observed values
+# are ordinal when kinds are inferred (gcimpute's default max_ord is 20).
+MAX_ORDINAL_LEVELS = 20
+
+
+@dataclass(frozen=True)
+class Margin:
+    """One column's margin.
+
+    continuous: ``values`` the distinct observed values (increasing) and
+    ``z`` their latent values; ``low`` and ``high`` the (intercept, slope)
+    of the lines z = a + b x beyond them.  ordinal: ``values`` the levels
+    and ``z`` the upper cut points of their intervals, the last +inf.
+    """
+
+    kind: str
+    values: np.ndarray
+    z: np.ndarray
+    low: tuple = (0.0, 1.0)
+    high: tuple = (0.0, 1.0)
+
+    @property
+    def lower_cuts(self):
+        """Ordinal: the lower cut point of each level's interval."""
+        return np.concatenate([[-np.inf], self.z[:-1]])
+
+
+def fit_margin(x, kind):
+    """The :class:`Margin` of kind ``kind`` of the observed values ``x``
+    (1-d, no NaN, at least one value).
+
+    Examples
+    --------
+    >>> m = fit_margin(np.array([0.0, 1.0, 1.0, 2.0]), "ordinal")
+    >>> m.values, np.round(m.z, 3)
+    (array([0., 1., 2.]), array([-0.674,  0.674,    inf]))
+    """
+    values, counts = np.unique(x, return_counts=True)
+    n = len(x)
+    if kind == "ordinal":
+        return Margin("ordinal", values, special.ndtri(np.cumsum(counts) / n))
+    if kind != "continuous":
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    # Mid-rank of each distinct value over n + 1: (below + (count + 1) / 2).
+    below = np.cumsum(counts) - counts
+    z = special.ndtri((below + (counts + 1) / 2.0) / (n + 1))
+    return Margin("continuous", values, z, _tail_line(values, z, low=True),
+                  _tail_line(values, z, low=False))  # fmt: skip
+
+
+def _tail_line(values, z, low):
+    """(a, b) of the line z = a + b x through the outermost point of one
+    tail, its slope fitted by least squares to that tail's points (so the
+    map stays continuous and increasing at the end of the observed range);
+    slope 1 when there is one distinct value."""
+    end = 0 if low else -1
+    if len(values) < 2:
+        return (float(z[end] - values[end]), 1.0)
+    k = int(np.clip(len(values) // 10, 2, TAIL_POINTS))
+    part = slice(None, k) if low else slice(-k, None)
+    dx, dz = values[part] - values[end], z[part] - z[end]
+    slope = float(dx @ dz / (dx @ dx))
+    return (float(z[end] - slope * values[end]), slope)
+
+
+def to_latent(margin, x):
+    """Continuous: z of each value of ``x`` (NaN stays NaN).
+
+    Examples
+    --------
+    >>> m = fit_margin(np.array([1.0, 2.0, 3.0]), "continuous")
+    >>> np.round(to_latent(m, np.array([1.0, 2.5, np.nan])), 3)
+    array([-0.674,  0.337,    nan])
+    """
+    if margin.kind != "continuous":
+        raise ValueError("to_latent is for continuous margins; use latent_interval")
+    x = np.asarray(x, float)
+    z = np.interp(x, margin.values, margin.z)
+    below, above = x < margin.values[0], x > margin.values[-1]
+    z[below] = margin.low[0] + margin.low[1] * x[below]
+    z[above] = margin.high[0] + margin.high[1] * x[above]
+    return z
+
+
+def latent_interval(margin, x):
+    """Ordinal: the interval (lower, upper] of z of each value of ``x``
+    (NaN: the whole line), a value not seen in fit taken as the nearest
+    level."""
+    x = np.asarray(x, float)
+    level = nearest_level(margin, x)
+    missing = np.isnan(x)
+    lower = np.where(missing, -np.inf, margin.lower_cuts[level])
+    upper = np.where(missing, np.inf, margin.z[level])
+    return lower, upper
+
+
+def nearest_level(margin, x):
+    """The index of the level nearest each value of ``x`` (NaN: 0)."""
+    values = margin.values
+    x = np.where(np.isnan(x), values[0], x)
+    right = np.clip(np.searchsorted(values, x), 1, max(len(values) - 1, 1))
+    left = right - 1
+    if len(values) == 1:
+        return np.zeros(x.shape, int)
+    closer_left = np.abs(x - values[left]) <= np.abs(values[right] - x)
+    return np.where(closer_left, left, right)
+
+
+def from_latent(margin, z):
+    """The value of the column at latent ``z``: the inverse of the
+    continuous map, or the level whose interval holds z.
+
+    Examples
+    --------
+    >>> m = fit_margin(np.array([1.0, 2.0, 3.0]), "continuous")
+    >>> from_latent(m, to_latent(m, np.array([1.0, 2.5, 9.0])))
+    array([1. , 2.5, 9. ])
+    >>> o = fit_margin(np.array([0.0, 1.0, 1.0, 2.0]), "ordinal")
+    >>> from_latent(o, np.array([-3.0, 0.0, 3.0]))
+    array([0., 1., 2.])
+    """
+    z = np.asarray(z, float)
+    if margin.kind == "ordinal":
+        return margin.values[np.searchsorted(margin.z, z, side="left")]
+    x = np.interp(z, margin.z, margin.values)
+    below, above = z < margin.z[0], z > margin.z[-1]
+    x[below] = (z[below] - margin.low[0]) / margin.low[1]
+    x[above] = (z[above] - margin.high[0]) / margin.high[1]
+    return x
+
+
+def infer_kind(x, dtype=None):
+    """``"ordinal"`` for a column of booleans or of integers (integer dtype,
+    or floats that are all whole numbers) with at most
+    ``MAX_ORDINAL_LEVELS`` distinct observed values; else ``"continuous"``.
+
+    Examples
+    --------
+    >>> infer_kind(np.array([1.0, 2.0, 5.0, np.nan]))
+    'ordinal'
+    >>> infer_kind(np.array([1.5, 2.0]))
+    'continuous'
+    """
+    if dtype is not None and np.dtype(dtype) == np.bool_:
+        return "ordinal"
+    observed = np.asarray(x, float)
+    observed = observed[~np.isnan(observed)]
+    whole = np.all(observed == np.round(observed))
+    few = len(np.unique(observed)) <= MAX_ORDINAL_LEVELS
+    return "ordinal" if whole and few else "continuous"

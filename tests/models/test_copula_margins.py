@@ -1,0 +1,98 @@
+"""The Gaussian copula's margins against independent references: scipy's
+ranks and normal quantiles, the cumulative proportions counted by pandas,
+the normal's own quantiles on normal data, and exact round trips."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from numpy.testing import assert_allclose, assert_array_equal
+from scipy import stats
+
+from emimpute.models._copula_margins import (
+    fit_margin,
+    from_latent,
+    infer_kind,
+    latent_interval,
+    to_latent,
+)
+
+
+def test_continuous_latent_values_are_van_der_waerden_scores():
+    """z of the observed values: Phi^-1 of their mid-ranks over n + 1,
+    ties included (scipy's rankdata averages them)."""
+    x = np.round(np.random.default_rng(0).lognormal(size=500), 1)  # ties
+    margin = fit_margin(x, "continuous")
+    reference = stats.norm.ppf(stats.rankdata(x) / (len(x) + 1))
+    assert_allclose(to_latent(margin, x), reference, rtol=1e-12, atol=1e-12)
+
+
+def test_on_normal_data_the_latent_value_is_the_standardised_value():
+    """With a normal margin, z = Phi^-1(F(x)) = (x - mu) / sigma; the
+    empirical version is within its sampling error, 4.5 standard errors
+    sqrt(F (1 - F) / n) / phi(z) at each point (the delta method), and the
+    tails' lines extend it with slope near 1 / sigma."""
+    rng = np.random.default_rng(1)
+    n = 20_000
+    x = rng.normal(3.0, 2.0, size=n)
+    margin = fit_margin(x, "continuous")
+    truth = np.linspace(-2.3, 2.3, 50)
+    grid = 3.0 + 2.0 * truth
+    F = stats.norm.cdf(truth)
+    standard_error = np.sqrt(F * (1 - F) / n) / stats.norm.pdf(truth)
+    assert np.all(np.abs(to_latent(margin, grid) - truth) < 4.5 * standard_error)
+    for _, slope in (margin.low, margin.high):
+        assert slope == pytest.approx(0.5, rel=0.25)
+
+
+def test_continuous_map_is_increasing_and_inverts_exactly():
+    rng = np.random.default_rng(2)
+    x = rng.gamma(2.0, size=300)
+    margin = fit_margin(x, "continuous")
+    new = np.sort(np.concatenate([rng.uniform(-5, 40, size=1000), x]))
+    z = to_latent(margin, new)
+    assert np.all(np.diff(z) > 0)  # beyond the range too
+    assert_allclose(from_latent(margin, z), new, rtol=1e-12, atol=1e-12)
+    # Every latent value maps to a finite value, far tails included.
+    assert np.all(np.isfinite(from_latent(margin, np.linspace(-9, 9, 101))))
+
+
+def test_ordinal_cut_points_are_the_cumulative_proportions():
+    x = np.random.default_rng(3).choice([1, 2, 3, 4, 5], p=[0.1, 0.2, 0.4, 0.2, 0.1],
+                                        size=400).astype(float)  # fmt: skip
+    margin = fit_margin(x, "ordinal")
+    counted = pd.Series(x).value_counts(normalize=True).sort_index().cumsum()
+    assert_array_equal(margin.values, counted.index.to_numpy())
+    # The top level's cut is +inf (the sum of the proportions, 1 up to
+    # rounding, is not used).
+    assert_allclose(margin.z[:-1], stats.norm.ppf(counted.to_numpy()[:-1]), rtol=1e-12)
+    assert margin.z[-1] == np.inf
+    lower, upper = latent_interval(margin, x)
+    # Each value's interval has the probability of its level.
+    share = stats.norm.cdf(upper) - stats.norm.cdf(lower)
+    by_level = pd.Series(x).map(pd.Series(x).value_counts(normalize=True))
+    assert_allclose(share, by_level.to_numpy(), rtol=1e-12)
+
+
+def test_ordinal_values_map_back_to_their_own_level():
+    x = np.array([0.0, 0.0, 1.0, 3.0, 3.0, 3.0, 7.0])
+    margin = fit_margin(x, "ordinal")
+    lower, upper = latent_interval(margin, x)
+    for z in (lower, upper, 0.5 * (np.maximum(lower, -10) + np.minimum(upper, 10))):
+        inside = np.clip(z, lower + 1e-12, upper)
+        assert_array_equal(from_latent(margin, inside), x)
+    # A level never seen is the nearest seen one; missing is the whole line.
+    lower, upper = latent_interval(margin, np.array([2.4, 5.1, 100.0, np.nan]))
+    assert_array_equal(upper[:3], margin.z[[2, 3, 3]])
+    assert lower[3] == -np.inf and upper[3] == np.inf
+
+
+def test_kinds_are_inferred_from_values_and_dtype():
+    assert infer_kind(np.array([0.0, 1.0, np.nan, 1.0])) == "ordinal"
+    assert infer_kind(np.arange(21.0)) == "continuous"  # too many levels
+    assert infer_kind(np.array([0.5, 1.0])) == "continuous"
+    assert infer_kind(np.array([1.0, 0.0]), dtype=bool) == "ordinal"
+
+
+def test_an_unknown_kind_is_refused():
+    with pytest.raises(ValueError, match="kind must be one of"):
+        fit_margin(np.array([1.0]), "nominal")
