@@ -27,12 +27,12 @@ selection curve (Gauss-Hermite when it is gentle, composite Gauss-Legendre
 around its step when it is steep; exact to about 1e-11 whatever the slope,
 see :mod:`emimpute.models._selection_cell`), a product Gauss-Hermite grid for
 two (each axis sized by the slopes along it, 12-24 nodes), and a scrambled
-Sobol sample (fixed for the fit, so the fit is
-deterministic given ``random_state``) for more; each node carries a
-posterior weight (the "method of weights", Ibrahim 1990; Ibrahim, Lipsitz &
-Chen 1999).  A row's nodes depend on its own values and the parameters
-only, so the statistics of a data set are the sum of those of its row
-blocks.
+Sobol sample (fixed for the fit, so the fit is deterministic given
+``random_state``) for more (:mod:`._selection_nodes`, which also puts rows
+of similar rule size into one array); each node carries a posterior weight
+(the "method of weights", Ibrahim 1990; Ibrahim, Lipsitz & Chen 1999).  A
+row's nodes depend on its own values and the parameters only, so the
+statistics of a data set are the sum of those of its row blocks.
 
 M-step.  The normal part from the weighted expected sufficient statistics.
 Probit: each selection model by least squares of its latent u on (1, x_j,
@@ -109,7 +109,8 @@ from emimpute.models._selection_patterns import (
 )
 from emimpute.models._selection_profile import run_searching_psi
 
-# The slope psi s along an axis of that grid above which its 24 nodes leave
+# The slope psi s along an axis of a two-cell row's grid
+# (:func:`._selection_nodes.grid_per_row`) above which its 24 nodes leave
 # an error worth saying (the one-cell analogue, worst over indices up to
 # 20: 1e-7 of log-likelihood per row at 1.5, 7e-6 at 2, 4e-4 at 3, 0.04 at
 # 6): the fit then names the pair of columns in a warning.
