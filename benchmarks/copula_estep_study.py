@@ -25,6 +25,9 @@ Nelder-Mead over a parametrisation that keeps R a correlation matrix.  Against i
 Reported: the largest difference of each estimate's correlations from the
 exact MLE and from the truth, and the time.
 
+Needs gcimpute (``pip install gcimpute``), which the project does not
+depend on.
+
 Usage::
 
     python benchmarks/copula_estep_study.py             # n = 2,000, 3 seeds
