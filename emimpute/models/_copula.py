@@ -1,0 +1,151 @@
+"""The Gaussian copula's latent correlation by stochastic approximation EM
+(statistical kernel; issue 15, first part: no estimator uses it yet).
+
+Each cell of the data says where its latent value z_ij lies
+(:mod:`._copula_margins`): exactly (an observed continuous value, lower ==
+upper), in an interval (an observed ordinal level), or anywhere (a missing
+cell).  The rows' latent vectors are N(0, R), R a correlation matrix.
+
+Why a stochastic E-step.  With several interval cells in a row, the E-step
+needs the moments of a multivariate truncated normal, which have no closed
+form.  The deterministic approximations used elsewhere (gcimpute's, or a
+mean-field fixed point) attenuate the correlations by more than their
+sampling error: on ordinal data from a known copula they landed 0.08 and
+0.13 from the exact maximum likelihood estimate (the MLE itself 0.03-0.04
+from the truth at n = 2,000; ``benchmarks/copula_estep_study.py``).
+Stochastic approximation EM (SAEM; Delyon, Lavielle & Moulines 1999, with
+an MCMC step as in Kuhn & Lavielle 2004) replaces the E-step by one sweep
+of a Gibbs sampler of the latent cells and averages the sufficient
+statistic S = Z'Z / n with steps gamma_k (1 during ``burn_in``, then
+(k - burn_in)^-``STEP_DECAY``); it converges to a maximum of the observed
+likelihood, and landed within 0.006 of the exact MLE in the same study.
+
+The Gibbs sweep (:func:`gibbs_sweep`) updates one column at a time for all
+rows at once: z_j given the rest is N(m_j, 1 / Lambda_jj), m_j =
+-sum_{k != j} Lambda_jk z_k / Lambda_jj with Lambda = R^-1, restricted to
+the cell's interval (:func:`emimpute.gaussian._interval.sample_interval`).
+A sweep costs O(n p^2).
+
+M-step: the correlation closest to S by rescaling, D^-1/2 S D^-1/2 (as in
+Zhao & Udell 2020).
+
+References
+----------
+Delyon, B., Lavielle, M. & Moulines, E. (1999). Convergence of a
+stochastic approximation version of the EM algorithm. *Ann. Statist.* 27,
+94-128.
+Kuhn, E. & Lavielle, M. (2004). Coupling a stochastic approximation version
+of EM with an MCMC procedure. *ESAIM: P&S* 8, 115-131.
+Zhao, Y. & Udell, M. (2020). Missing value imputation for mixed data via
+Gaussian copula. *KDD*.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from emimpute.gaussian._interval import sample_interval
+
+# Step sizes of the stochastic approximation after the burn-in: k^-0.7
+# (Delyon et al. 1999 need sum gamma = inf and sum gamma^2 < inf).
+STEP_DECAY = 0.7
+
+
+@dataclass(frozen=True)
+class CopulaSAEMResult:
+    """The estimated latent correlation and the last state of the chain."""
+
+    correlation: np.ndarray  # (p, p)
+    latent: np.ndarray  # (n, p) the last Gibbs draw of every cell
+    n_iter: int
+
+
+def correlation_of(S):
+    """D^-1/2 S D^-1/2: the correlation matrix of a covariance S.
+
+    Examples
+    --------
+    >>> correlation_of(np.array([[4.0, 1.0], [1.0, 1.0]]))
+    array([[1. , 0.5],
+           [0.5, 1. ]])
+    """
+    sd = np.sqrt(np.diag(S))
+    R = S / np.outer(sd, sd)
+    np.fill_diagonal(R, 1.0)
+    return R
+
+
+def gibbs_sweep(Z, lower, upper, precision, rng):
+    """One Gibbs sweep of the latent cells in place.
+
+    Parameters
+    ----------
+    Z : ndarray of shape (n, p)
+        The current latent values (exact cells hold their value).
+    lower, upper : ndarray of shape (n, p)
+        Each cell's interval; equal bounds mark an exact cell, which is left
+        as it is.
+    precision : ndarray of shape (p, p)
+        R^-1.
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    Z : ndarray of shape (n, p)
+        The same array, each free cell drawn from its full conditional.
+    """
+    free = lower < upper
+    for j in np.flatnonzero(free.any(axis=0)):  # columns, not rows
+        rows = np.flatnonzero(free[:, j])
+        s = 1.0 / np.sqrt(precision[j, j])
+        others = Z[rows] @ precision[:, j] - Z[rows, j] * precision[j, j]
+        m = -others * s * s
+        draw = sample_interval((lower[rows, j] - m) / s, (upper[rows, j] - m) / s, rng)
+        Z[rows, j] = m + s * draw
+    return Z
+
+
+def saem_correlation(lower, upper, *, n_iter=600, burn_in=50, rng, start=None):
+    """The latent correlation of the Gaussian copula by SAEM.
+
+    Parameters
+    ----------
+    lower, upper : ndarray of shape (n, p)
+        Each cell's latent interval: equal bounds for an exact value, -inf
+        and inf for a missing cell.
+    n_iter, burn_in : int
+        Iterations (one Gibbs sweep each) and how many of them take the
+        whole new statistic (step 1) before the steps decay.
+    rng : numpy.random.Generator
+    start : CopulaSAEMResult, optional
+        Go on from its correlation and latent state.
+
+    Returns
+    -------
+    CopulaSAEMResult
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> z = rng.multivariate_normal([0, 0], [[1, 0.5], [0.5, 1]], size=2000)
+    >>> lower, upper = z.copy(), z.copy()
+    >>> lower[:, 1] = np.where(z[:, 1] > 0, 0.0, -np.inf)  # a binary column
+    >>> upper[:, 1] = np.where(z[:, 1] > 0, np.inf, 0.0)
+    >>> result = saem_correlation(lower, upper, rng=rng)
+    >>> bool(abs(result.correlation[0, 1] - 0.5) < 0.05)
+    True
+    """
+    n, p = lower.shape
+    if start is None:
+        exact = lower == upper
+        Z = np.where(exact, lower, sample_interval(lower, upper, rng))
+        R = np.eye(p)
+    else:
+        Z, R = start.latent.copy(), start.correlation
+    S = R.copy()
+    for k in range(n_iter):
+        gibbs_sweep(Z, lower, upper, np.linalg.inv(R), rng)
+        step = 1.0 if k < burn_in else (k - burn_in + 1.0) ** -STEP_DECAY
+        S += step * (Z.T @ Z / n - S)
+        R = correlation_of(S)
+    return CopulaSAEMResult(R, Z, n_iter)
