@@ -28,9 +28,10 @@ L = ``TAIL_LOG``: the integrand is smooth and varies by at most e^L there,
 so ``QUAD_NODES`` points give it to rounding, and the variance comes from
 centred sums.
 
-Draws.  Inverse CDF in the lower tail, in logs: u = Phi(a) + v (Phi(b) -
-Phi(a)), v uniform, log u = log Phi(b) + log(v + (1 - v) Phi(a) / Phi(b)),
-z = Phi^-1(u) by ``ndtri_exp``; finite however far out the interval lies.
+Draws.  Inverse CDF in the lower half: u = Phi(a) + v (Phi(b) - Phi(a)),
+v uniform, z = Phi^-1(u); beyond ``PLAIN_FROM`` sds in logs,
+log u = log Phi(b) + log(v + (1 - v) Phi(a) / Phi(b)) by ``log_ndtr`` and
+``ndtri_exp``, so draws stay finite however far out the interval lies.
 
 References
 ----------
@@ -54,6 +55,9 @@ DIRECT_FROM = 8.0
 # mass (relative), as the density falls at least exponentially from z0.
 TAIL_LOG = 40.0
 QUAD_NODES = 64
+# Draws use Phi directly for intervals (turned to the lower half) whose
+# upper bound is above this (Phi(-30) = 5e-198, far from underflow).
+PLAIN_FROM = -30.0
 _LOG_SQRT_2PI = 0.5 * np.log(2.0 * np.pi)
 
 
@@ -166,8 +170,16 @@ def sample_interval(a, b, rng):
     a, b = np.broadcast_arrays(np.asarray(a, float), np.asarray(b, float))
     lo, hi, turned = _turned(a, b)
     v = rng.random(lo.shape)
-    log_hi = special.log_ndtr(hi)
-    ratio = np.exp(special.log_ndtr(lo) - log_hi)  # Phi(lo) / Phi(hi)
-    z = special.ndtri_exp(log_hi + np.log(v + (1.0 - v) * ratio))
+    z = np.empty(lo.shape)
+    # Phi itself where Phi(hi) is far from underflow (its relative accuracy
+    # holds there, and ndtri inverts it to rounding); logs further out.
+    plain = hi > PLAIN_FROM
+    p_lo, p_hi = special.ndtr(lo[plain]), special.ndtr(hi[plain])
+    z[plain] = special.ndtri(p_lo + v[plain] * (p_hi - p_lo))
+    far = ~plain
+    if np.any(far):
+        log_hi = special.log_ndtr(hi[far])
+        ratio = np.exp(special.log_ndtr(lo[far]) - log_hi)  # Phi(lo) / Phi(hi)
+        z[far] = special.ndtri_exp(log_hi + np.log(v[far] + (1.0 - v[far]) * ratio))
     z = np.clip(z, lo, hi)
     return np.where(turned, -z, z)

@@ -95,12 +95,23 @@ def gibbs_sweep(Z, lower, upper, precision, rng):
         The same array, each free cell drawn from its full conditional.
     """
     free = lower < upper
+    whole_line = np.isneginf(lower) & np.isposinf(upper)
     for j in np.flatnonzero(free.any(axis=0)):  # columns, not rows
         rows = np.flatnonzero(free[:, j])
         s = 1.0 / np.sqrt(precision[j, j])
-        others = Z[rows] @ precision[:, j] - Z[rows, j] * precision[j, j]
+        # Z @ Lambda_j over every row (one contiguous matrix-vector
+        # product), then the free rows: cheaper than gathering them first.
+        others = (Z @ precision[:, j])[rows] - Z[rows, j] * precision[j, j]
         m = -others * s * s
-        draw = sample_interval((lower[rows, j] - m) / s, (upper[rows, j] - m) / s, rng)
+        unbounded = whole_line[rows, j]  # missing cells: a plain normal draw
+        draw = np.empty(len(rows))
+        draw[unbounded] = rng.standard_normal(int(unbounded.sum()))
+        bounded = ~unbounded
+        draw[bounded] = sample_interval(
+            (lower[rows[bounded], j] - m[bounded]) / s,
+            (upper[rows[bounded], j] - m[bounded]) / s,
+            rng,
+        )
         Z[rows, j] = m + s * draw
     return Z
 
