@@ -44,7 +44,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from emimpute.gaussian._interval import sample_interval
+from emimpute.gaussian._interval import interval_moments, sample_interval
 
 # Step sizes of the stochastic approximation after the burn-in: k^-0.7
 # (Delyon et al. 1999 need sum gamma = inf and sum gamma^2 < inf).
@@ -148,9 +148,7 @@ def saem_correlation(lower, upper, *, n_iter=600, burn_in=50, rng, start=None):
     """
     n, p = lower.shape
     if start is None:
-        exact = lower == upper
-        Z = np.where(exact, lower, sample_interval(lower, upper, rng))
-        R = np.eye(p)
+        Z, R = _initial_state(lower, upper, rng), np.eye(p)
     else:
         Z, R = start.latent.copy(), start.correlation
     S = R.copy()
@@ -160,3 +158,58 @@ def saem_correlation(lower, upper, *, n_iter=600, burn_in=50, rng, start=None):
         S += step * (Z.T @ Z / n - S)
         R = correlation_of(S)
     return CopulaSAEMResult(R, Z, n_iter)
+
+
+def posterior_latent_means(
+    lower, upper, R, *, n_sweeps=200, burn_in=20, rng, start=None
+):
+    """E[z_ij | the row's cells] under N(0, R) for every cell, by a Gibbs
+    chain with Rao-Blackwellisation: after ``burn_in`` sweeps, the average
+    over sweeps of each free cell's full-conditional mean (the mean of its
+    truncated normal given the other cells' current draws), whose variance
+    is below that of the plain average of the draws (Gelfand & Smith 1990).
+    Exact cells keep their value.
+
+    Parameters
+    ----------
+    lower, upper : ndarray of shape (n, p)
+        Each cell's latent interval (equal bounds: exact; infinite: missing).
+    R : ndarray of shape (p, p)
+        The latent correlation.
+    n_sweeps, burn_in : int
+        Sweeps averaged, and sweeps discarded before them.
+    rng : numpy.random.Generator
+    start : ndarray of shape (n, p), optional
+        A latent state to start the chain from (the fit's last draw).
+
+    Returns
+    -------
+    ndarray of shape (n, p)
+    """
+    Z = _initial_state(lower, upper, rng) if start is None else start.copy()
+    precision = np.linalg.inv(R)
+    free = lower < upper
+    total = np.zeros(int(free.sum()))
+    for sweep in range(burn_in + n_sweeps):
+        gibbs_sweep(Z, lower, upper, precision, rng)
+        if sweep >= burn_in:
+            total += _full_conditional_means(Z, lower, upper, precision, free)
+    means = lower.copy()
+    means[free] = total / n_sweeps
+    return means
+
+
+def _initial_state(lower, upper, rng):
+    """Exact cells at their value, the others drawn from N(0, 1) restricted
+    to their interval."""
+    exact = lower == upper
+    return np.where(exact, lower, sample_interval(lower, upper, rng))
+
+
+def _full_conditional_means(Z, lower, upper, precision, free):
+    """The mean of each free cell given the other cells' values in Z: its
+    conditional normal N(m, 1 / Lambda_jj) restricted to its interval."""
+    s = np.broadcast_to(1.0 / np.sqrt(np.diag(precision)), Z.shape)[free]
+    m = (Z - (Z @ precision) / np.diag(precision))[free]  # -sum_k!=j L_jk z_k / L_jj
+    _, mean, _ = interval_moments((lower[free] - m) / s, (upper[free] - m) / s)
+    return m + s * mean
