@@ -26,8 +26,10 @@ rows at once: z_j given the rest is N(m_j, 1 / Lambda_jj), m_j =
 the cell's interval (:func:`emimpute.gaussian._interval.sample_interval`).
 A sweep costs O(n p^2).
 
-M-step: the correlation closest to S by rescaling, D^-1/2 S D^-1/2 (as in
-Zhao & Udell 2020).
+M-step: the correlation matrix that maximises the expected complete-data
+log-likelihood, -log|R| - tr(R^-1 S) (:func:`correlation_m_step`), not the
+rescaled S of Zhao & Udell (2020), which is that maximum only when S has a
+unit diagonal.
 
 References
 ----------
@@ -43,12 +45,16 @@ Gaussian copula. *KDD*.
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import linalg, optimize
 
 from emimpute.gaussian._interval import interval_moments, sample_interval
 
 # Step sizes of the stochastic approximation after the burn-in: k^-0.7
 # (Delyon et al. 1999 need sum gamma = inf and sum gamma^2 < inf).
 STEP_DECAY = 0.7
+# The M-step's L-BFGS stops when the largest gradient entry is below this
+# (its objective is of order p; far below the Monte Carlo error of S).
+M_STEP_GTOL = 1e-9
 
 
 @dataclass(frozen=True)
@@ -73,6 +79,63 @@ def correlation_of(S):
     R = S / np.outer(sd, sd)
     np.fill_diagonal(R, 1.0)
     return R
+
+
+def correlation_m_step(S, start=None):
+    """The correlation matrix R maximising -log|R| - tr(R^-1 S): the M-step
+    of a normal with zero mean and unit variances, given the average
+    cross-product S.
+
+    Rescaling S to a correlation (:func:`correlation_of`) is not this
+    maximum unless S's diagonal is 1; on ordinal data SAEM with the
+    rescaling settled 0.002 (4 standard errors of the chains) from the
+    exact MLE, and with this M-step within its Monte Carlo error.  R is
+    parametrised as L L' with L lower triangular, each row b_i / |b_i| and
+    b_ii = 1 (positive definite for any value of the free entries), and
+    maximised by L-BFGS from ``start`` (default: the rescaled S) with the
+    analytic gradient: dF/dR = R^-1 - R^-1 S R^-1 for F = log|R| +
+    tr(R^-1 S), dF/dL = 2 (dF/dR) L, then through each row's normalisation.
+
+    Examples
+    --------
+    >>> S = np.array([[1.2, 0.5], [0.5, 0.9]])
+    >>> R = correlation_m_step(S)
+    >>> bool(np.isclose(R[0, 1], correlation_m_step(S, start=np.eye(2))[0, 1]))
+    True
+    """
+    p = len(S)
+    start = correlation_of(S) if start is None else start
+    below = np.tril_indices(p, -1)
+    L0 = np.linalg.cholesky(start)
+    B0 = L0 / np.diag(L0)[:, None]  # rows scaled to b_ii = 1
+    fit = optimize.minimize(
+        _m_step_objective, B0[below], args=(S, below), jac=True, method="L-BFGS-B",
+        options={"gtol": M_STEP_GTOL, "ftol": 0.0, "maxiter": 500},
+    )  # fmt: skip
+    return _correlation_from_free(fit.x, p, below)[0]
+
+
+def _correlation_from_free(free, p, below):
+    B = np.eye(p)
+    B[below] = free
+    norms = np.linalg.norm(B, axis=1)
+    L = B / norms[:, None]
+    R = L @ L.T
+    np.fill_diagonal(R, 1.0)
+    return R, L, norms
+
+
+def _m_step_objective(free, S, below):
+    """F = log|R| + tr(R^-1 S) and its gradient in the free entries of B."""
+    R, L, norms = _correlation_from_free(free, len(S), below)
+    chol = np.linalg.cholesky(R)
+    R_inv = linalg.cho_solve((chol, True), np.eye(len(S)))
+    value = 2.0 * np.log(np.diag(chol)).sum() + np.sum(R_inv * S)
+    G = R_inv - R_inv @ S @ R_inv
+    dL = 2.0 * G @ L
+    # Through L_i = b_i / |b_i|: dF/db_i = (dF/dL_i - (dF/dL_i . L_i) L_i) / |b_i|.
+    dB = (dL - np.sum(dL * L, axis=1)[:, None] * L) / norms[:, None]
+    return value, dB[below]
 
 
 def gibbs_sweep(Z, lower, upper, precision, rng):
@@ -156,7 +219,7 @@ def saem_correlation(lower, upper, *, n_iter=600, burn_in=50, rng, start=None):
         gibbs_sweep(Z, lower, upper, np.linalg.inv(R), rng)
         step = 1.0 if k < burn_in else (k - burn_in + 1.0) ** -STEP_DECAY
         S += step * (Z.T @ Z / n - S)
-        R = correlation_of(S)
+        R = correlation_m_step(S, start=R)
     return CopulaSAEMResult(R, Z, n_iter)
 
 

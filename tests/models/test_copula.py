@@ -10,7 +10,12 @@ from numpy.testing import assert_allclose
 from scipy import integrate, optimize, special, stats
 
 from emimpute.gaussian._orthant import bivariate_upper
-from emimpute.models._copula import correlation_of, gibbs_sweep, saem_correlation
+from emimpute.models._copula import (
+    correlation_m_step,
+    correlation_of,
+    gibbs_sweep,
+    saem_correlation,
+)
 from emimpute.models._copula_margins import fit_margin, latent_interval
 
 
@@ -131,15 +136,65 @@ def test_saem_reaches_the_exact_polychoric_mle(seed):
     assert_allclose(result.correlation, mle, atol=0.015)
 
 
-def test_exact_cells_give_the_correlation_of_the_scores():
-    """Every cell exact: nothing to draw, and R is the correlation matrix of
-    the scores with mean 0 (S = Z'Z / n, rescaled), after one iteration."""
+def test_exact_cells_give_the_m_step_of_the_scores():
+    """Every cell exact: nothing to draw, and after one iteration R is the
+    M-step of S = Z'Z / n."""
     Z = np.random.default_rng(2).normal(size=(300, 3)) @ np.array(
         [[1.0, 0.3, 0.0], [0.0, 1.0, 0.5], [0.0, 0.0, 1.0]]
     )
     result = saem_correlation(Z, Z, n_iter=1, rng=np.random.default_rng(0))
-    assert_allclose(result.correlation, correlation_of(Z.T @ Z), rtol=1e-12)
+    assert_allclose(result.correlation, correlation_m_step(Z.T @ Z / 300), atol=1e-8)
     assert_allclose(result.latent, Z, rtol=0, atol=0)
+
+
+def random_cross_product(p, seed):
+    """An average cross-product whose diagonal is not 1 (as an E-step's)."""
+    rng = np.random.default_rng(seed)
+    A = rng.normal(size=(p, p))
+    return A @ A.T / p + np.diag(rng.uniform(0.2, 1.0, p))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_m_step_matches_an_independent_maximisation(seed):
+    """p = 3: Nelder-Mead over a C-vine of partial correlations (another
+    parametrisation, no gradient) reaches the same R."""
+    S = random_cross_product(3, seed)
+
+    def objective(theta):
+        r12, r13, p23 = np.tanh(theta)
+        r23 = r12 * r13 + p23 * np.sqrt((1 - r12**2) * (1 - r13**2))
+        R = np.array([[1, r12, r13], [r12, 1, r23], [r13, r23, 1.0]])
+        return np.linalg.slogdet(R)[1] + np.trace(np.linalg.solve(R, S))
+
+    options = {"xatol": 1e-10, "fatol": 1e-14, "maxiter": 20000}
+    fit = optimize.minimize(
+        objective, np.zeros(3), options=options, method="Nelder-Mead"
+    )
+    r12, r13, p23 = np.tanh(fit.x)
+    r23 = r12 * r13 + p23 * np.sqrt((1 - r12**2) * (1 - r13**2))
+    R = correlation_m_step(S)
+    assert_allclose([R[0, 1], R[0, 2], R[1, 2]], [r12, r13, r23], atol=1e-6)
+    # Not the rescaled S: the two differ by more than the tolerance.
+    assert np.max(np.abs(R - correlation_of(S))) > 1e-3
+
+
+@pytest.mark.parametrize("p", [2, 5, 12])
+def test_m_step_is_a_stationary_point(p):
+    """The first-order condition of the maximum over correlation matrices:
+    the off-diagonal of R^-1 - R^-1 S R^-1 vanishes (the diagonal is the
+    constraint's multiplier)."""
+    S = random_cross_product(p, seed=p)
+    R = correlation_m_step(S)
+    assert_allclose(np.diag(R), 1.0, rtol=0, atol=1e-15)
+    assert np.all(np.linalg.eigvalsh(R) > 0)
+    R_inv = np.linalg.inv(R)
+    G = R_inv - R_inv @ S @ R_inv
+    assert np.max(np.abs(G - np.diag(np.diag(G)))) < 1e-6
+
+
+def test_m_step_of_a_correlation_matrix_is_itself():
+    R = correlation_of(random_cross_product(6, seed=9))
+    assert_allclose(correlation_m_step(R), R, atol=1e-8)
 
 
 def test_posterior_latent_means_match_numerical_integration():
