@@ -143,16 +143,45 @@ def _m_step_objective(free, S, below):
     return value, dB[below]
 
 
-def gibbs_sweep(Z, lower, upper, precision, rng):
+@dataclass(frozen=True)
+class _ColumnCells:
+    """One column's free cells, fixed for a data set: the rows of the
+    missing ones (drawn from a plain normal) and of the bounded ones with
+    their bounds."""
+
+    column: int
+    missing: np.ndarray
+    bounded: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+
+
+def free_cells(lower, upper):
+    """The :class:`_ColumnCells` of every column with a free cell (made once
+    per data set: a Gibbs sweep would otherwise find them again each time).
+    """
+    free = lower < upper
+    whole_line = np.isneginf(lower) & np.isposinf(upper)
+    columns = []
+    for j in np.flatnonzero(free.any(axis=0)):  # columns, not rows
+        bounded = np.flatnonzero(free[:, j] & ~whole_line[:, j])
+        columns.append(_ColumnCells(
+            j, np.flatnonzero(whole_line[:, j]), bounded,
+            lower[bounded, j], upper[bounded, j],
+        ))  # fmt: skip
+    return columns
+
+
+def gibbs_sweep(Z, cells, precision, rng):
     """One Gibbs sweep of the latent cells in place.
 
     Parameters
     ----------
     Z : ndarray of shape (n, p)
-        The current latent values (exact cells hold their value).
-    lower, upper : ndarray of shape (n, p)
-        Each cell's interval; equal bounds mark an exact cell, which is left
-        as it is.
+        The current latent values (exact cells hold their value); column
+        major (Fortran order) is fastest, each column's cells contiguous.
+    cells : list of _ColumnCells
+        The free cells, from :func:`free_cells`.
     precision : ndarray of shape (p, p)
         R^-1.
     rng : numpy.random.Generator
@@ -162,25 +191,20 @@ def gibbs_sweep(Z, lower, upper, precision, rng):
     Z : ndarray of shape (n, p)
         The same array, each free cell drawn from its full conditional.
     """
-    free = lower < upper
-    whole_line = np.isneginf(lower) & np.isposinf(upper)
-    for j in np.flatnonzero(free.any(axis=0)):  # columns, not rows
-        rows = np.flatnonzero(free[:, j])
+    for column in cells:
+        j = column.column
         s = 1.0 / np.sqrt(precision[j, j])
-        # Z @ Lambda_j over every row (one contiguous matrix-vector
-        # product), then the free rows: cheaper than gathering them first.
-        others = (Z @ precision[:, j])[rows] - Z[rows, j] * precision[j, j]
-        m = -others * s * s
-        unbounded = whole_line[rows, j]  # missing cells: a plain normal draw
-        draw = np.empty(len(rows))
-        draw[unbounded] = rng.standard_normal(int(unbounded.sum()))
-        bounded = ~unbounded
-        draw[bounded] = sample_interval(
-            (lower[rows[bounded], j] - m[bounded]) / s,
-            (upper[rows[bounded], j] - m[bounded]) / s,
-            rng,
+        # m_j = z_j - (Z Lambda)_j / Lambda_jj, over every row at once (one
+        # matrix-vector product), then taken at the free rows.
+        m = Z[:, j] - (Z @ precision[:, j]) * (s * s)
+        missing = column.missing
+        Z[missing, j] = m[missing] + s * rng.standard_normal(len(missing))
+        rows = column.bounded
+        m_rows = m[rows]
+        draw = sample_interval(
+            (column.lower - m_rows) / s, (column.upper - m_rows) / s, rng
         )
-        Z[rows, j] = m + s * draw
+        Z[rows, j] = m_rows + s * draw
     return Z
 
 
@@ -218,10 +242,11 @@ def saem_correlation(lower, upper, *, n_iter=600, burn_in=50, rng, start=None):
     if start is None:
         Z, R = _initial_state(lower, upper, rng), np.eye(p)
     else:
-        Z, R = start.latent.copy(), start.correlation
+        Z, R = np.array(start.latent, order="F"), start.correlation  # a copy
     S = R.copy()
+    cells = free_cells(lower, upper)
     for k in range(n_iter):
-        gibbs_sweep(Z, lower, upper, np.linalg.inv(R), rng)
+        gibbs_sweep(Z, cells, np.linalg.inv(R), rng)
         step = 1.0 if k < burn_in else (k - burn_in + 1.0) ** -STEP_DECAY
         S += step * (Z.T @ Z / n - S)
         R = correlation_m_step(S, start=R)
@@ -254,12 +279,17 @@ def posterior_latent_means(
     -------
     ndarray of shape (n, p)
     """
-    Z = _initial_state(lower, upper, rng) if start is None else start.copy()
+    Z = (
+        _initial_state(lower, upper, rng)
+        if start is None
+        else np.array(start, order="F")
+    )
     precision = np.linalg.inv(R)
     free = lower < upper
+    cells = free_cells(lower, upper)
     total = np.zeros(int(free.sum()))
     for sweep in range(burn_in + n_sweeps):
-        gibbs_sweep(Z, lower, upper, precision, rng)
+        gibbs_sweep(Z, cells, precision, rng)
         if sweep >= burn_in:
             total += _full_conditional_means(Z, lower, upper, precision, free)
     means = lower.copy()
@@ -269,9 +299,11 @@ def posterior_latent_means(
 
 def _initial_state(lower, upper, rng):
     """Exact cells at their value, the others drawn from N(0, 1) restricted
-    to their interval."""
-    exact = lower == upper
-    return np.where(exact, lower, sample_interval(lower, upper, rng))
+    to their interval; column major (see :func:`gibbs_sweep`)."""
+    Z = np.array(lower, order="F")
+    free = lower < upper
+    Z[free] = sample_interval(lower[free], upper[free], rng)
+    return Z
 
 
 def _full_conditional_means(Z, lower, upper, precision, free):
