@@ -128,7 +128,7 @@ def _by_quadrature(lo, hi):
     z0 = np.clip(0.0, lo, hi)
     reach = np.sqrt(z0 * z0 + 2.0 * TAIL_LOG) - np.abs(z0)
     start, end = np.maximum(lo, z0 - reach), np.minimum(hi, z0 + reach)
-    x, w = _gauss_legendre(QUAD_NODES)
+    x, w = gauss_legendre(QUAD_NODES)
     half = 0.5 * (end - start)
     z = 0.5 * (end + start)[:, None] + half[:, None] * x
     weight = half[:, None] * w * np.exp(-0.5 * (z * z - (z0 * z0)[:, None]))
@@ -139,8 +139,10 @@ def _by_quadrature(lo, hi):
     return np.log(mass) + _log_phi(z0), mean, var
 
 
-@lru_cache(maxsize=2)
-def _gauss_legendre(n_nodes):
+@lru_cache(maxsize=4)
+def gauss_legendre(n_nodes):
+    """Gauss-Legendre nodes and weights on [-1, 1], computed once per size
+    (read-only, as they are shared)."""
     x, w = special.roots_legendre(n_nodes)
     x.flags.writeable = False
     w.flags.writeable = False

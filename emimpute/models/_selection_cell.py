@@ -70,6 +70,7 @@ from functools import lru_cache
 import numpy as np
 from scipy import special
 
+from emimpute.gaussian._interval import gauss_legendre
 from emimpute.models._selection_latent import mills_ratio
 
 # Gauss-Hermite sizes of a gentle row: the smallest one at least
@@ -189,7 +190,7 @@ def _steep_rule(a, b, link):
     cuts = np.sort(np.concatenate([gaussian, inner], axis=1), axis=1)
     half = 0.5 * np.diff(cuts, axis=1)  # (n, panels), some zero
     middle = 0.5 * (cuts[:, 1:] + cuts[:, :-1])
-    t, w = _gauss_legendre(PANEL_NODES)
+    t, w = gauss_legendre(PANEL_NODES)
     x = (middle[:, :, None] + half[:, :, None] * t).reshape(len(a), -1)
     with np.errstate(divide="ignore"):  # empty panels: weight 0
         log_w = (np.log(half)[:, :, None] + np.log(w)).reshape(len(a), -1)
@@ -237,15 +238,6 @@ def _product_rule(n1, n2):
     z.flags.writeable = False
     log_w.flags.writeable = False
     return z, log_w
-
-
-@lru_cache(maxsize=4)
-def _gauss_legendre(n_nodes):
-    """Gauss-Legendre nodes and weights on [-1, 1], computed once."""
-    t, w = special.roots_legendre(n_nodes)
-    t.flags.writeable = False
-    w.flags.writeable = False
-    return t, w
 
 
 def gauss_hermite(n_nodes):
