@@ -178,6 +178,47 @@ def from_latent(margin, z):
     return x
 
 
+def latent_bounds(X, margins):
+    """Each cell's latent interval (lower, upper), both (n, p): equal bounds
+    at an observed continuous value, its level's interval at an observed
+    ordinal value, the whole line at a missing cell.
+
+    Examples
+    --------
+    >>> X = np.array([[0.5, 1.0], [np.nan, 0.0], [1.5, np.nan]])
+    >>> margins = [fit_margin(X[[0, 2], 0], "continuous"),
+    ...            fit_margin(X[[0, 1], 1], "ordinal")]
+    >>> lower, upper = latent_bounds(X, margins)
+    >>> np.round(lower, 3)
+    array([[-0.431,  0.   ],
+           [  -inf,   -inf],
+           [ 0.431,   -inf]])
+    >>> np.round(upper, 3)
+    array([[-0.431,    inf],
+           [   inf,  0.   ],
+           [ 0.431,    inf]])
+    """
+    lower, upper = np.empty(X.shape), np.empty(X.shape)
+    for j, margin in enumerate(margins):
+        if margin.kind == "ordinal":
+            lower[:, j], upper[:, j] = latent_interval(margin, X[:, j])
+            continue
+        z = to_latent(margin, X[:, j])
+        missing = np.isnan(z)
+        lower[:, j] = np.where(missing, -np.inf, z)
+        upper[:, j] = np.where(missing, np.inf, z)
+    return lower, upper
+
+
+def values_from_latent(Z, margins):
+    """The matrix of column values at latent values Z (n, p): each column
+    through :func:`from_latent` (a level of an ordinal column, always one
+    seen in fit; a finite value of a continuous one)."""
+    return np.column_stack(
+        [from_latent(margin, Z[:, j]) for j, margin in enumerate(margins)]
+    )
+
+
 def infer_kind(x, dtype=None):
     """``"ordinal"`` for a column of booleans or of integers (integer dtype,
     or floats that are all whole numbers) with at most

@@ -5,6 +5,8 @@ the normal's own quantiles on normal data, and exact round trips."""
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from numpy.testing import assert_allclose, assert_array_equal
 from scipy import stats
 
@@ -12,8 +14,10 @@ from emimpute.models._copula_margins import (
     fit_margin,
     from_latent,
     infer_kind,
+    latent_bounds,
     latent_interval,
     to_latent,
+    values_from_latent,
 )
 
 
@@ -96,3 +100,44 @@ def test_kinds_are_inferred_from_values_and_dtype():
 def test_an_unknown_kind_is_refused():
     with pytest.raises(ValueError, match="kind must be one of"):
         fit_margin(np.array([1.0]), "nominal")
+
+
+@st.composite
+def mixed_columns(draw):
+    """A matrix of 2-40 rows: a continuous column (floats, ties allowed) and
+    an ordinal one (a few integer levels), each with some NaN but at least
+    one observed value."""
+    n = draw(st.integers(2, 40))
+    finite = st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False)
+    continuous = draw(st.lists(finite, min_size=n, max_size=n))
+    ordinal = draw(st.lists(st.integers(-3, 7), min_size=n, max_size=n))
+    X = np.column_stack([continuous, ordinal]).astype(float)
+    hide = np.array(draw(st.lists(st.booleans(), min_size=2 * n, max_size=2 * n)))
+    hide = hide.reshape(n, 2)
+    hide[0] = False  # an observed value in each column
+    X[hide] = np.nan
+    return X
+
+
+@settings(max_examples=150, deadline=None)
+@given(X=mixed_columns(), z=st.lists(st.floats(-40, 40), min_size=1, max_size=20))
+def test_values_from_any_latent_value_are_valid(X, z):
+    """Whatever the latent value, the value it maps to is one the column can
+    take: a level seen in fit for the ordinal column, a finite number for
+    the continuous one (increasing in z); and an observed cell's own
+    interval maps back to its own value."""
+    margins = [
+        fit_margin(X[~np.isnan(X[:, 0]), 0], "continuous"),
+        fit_margin(X[~np.isnan(X[:, 1]), 1], "ordinal"),
+    ]
+    Z = np.repeat(np.sort(np.asarray(z))[:, None], 2, axis=1)
+    values = values_from_latent(Z, margins)
+    assert np.all(np.isfinite(values[:, 0]))
+    assert np.all(np.diff(values[:, 0]) >= 0)
+    assert set(values[:, 1]) <= set(X[~np.isnan(X[:, 1]), 1])
+    lower, upper = latent_bounds(X, margins)
+    inside = np.clip(np.zeros(X.shape), lower, upper)  # a point of each interval
+    inside = np.where(lower == upper, lower, np.clip(inside, lower + 1e-9, upper))
+    back = values_from_latent(inside, margins)
+    seen = ~np.isnan(X)
+    assert_allclose(back[seen], X[seen], rtol=1e-9, atol=1e-9 * np.abs(X[seen]).max())
