@@ -50,6 +50,10 @@ TAIL_POINTS = 20
 # Integer-valued columns with at most this many distinct observed values
 # are ordinal when kinds are inferred (gcimpute's default max_ord is 20).
 MAX_ORDINAL_LEVELS = 20
+# Bounds on a tail line's slope (z per unit of x), and on the latent value
+# of a new value far beyond the observed range (Phi(-37.5) underflows).
+SLOPE_RANGE = (1e-300, 1e300)
+LATENT_LIMIT = 37.5
 
 
 @dataclass(frozen=True)
@@ -57,16 +61,16 @@ class Margin:
     """One column's margin.
 
     continuous: ``values`` the distinct observed values (increasing) and
-    ``z`` their latent values; ``low`` and ``high`` the (intercept, slope)
-    of the lines z = a + b x beyond them.  ordinal: ``values`` the levels
+    ``z`` their latent values; ``low`` and ``high`` the lines
+    z = z0 + b (x - x0) beyond them, as (x0, z0, b).  ordinal: ``values`` the levels
     and ``z`` the upper cut points of their intervals, the last +inf.
     """
 
     kind: str
     values: np.ndarray
     z: np.ndarray
-    low: tuple = (0.0, 1.0)
-    high: tuple = (0.0, 1.0)
+    low: tuple = (0.0, 0.0, 1.0)
+    high: tuple = (0.0, 0.0, 1.0)
 
     @property
     def lower_cuts(self):
@@ -98,18 +102,38 @@ def fit_margin(x, kind):
 
 
 def _tail_line(values, z, low):
-    """(a, b) of the line z = a + b x through the outermost point of one
-    tail, its slope fitted by least squares to that tail's points (so the
-    map stays continuous and increasing at the end of the observed range);
-    slope 1 when there is one distinct value."""
+    """(x0, z0, b): the line z = z0 + b (x - x0) through the outermost point
+    (x0, z0) of one tail, its slope fitted by least squares to that tail's
+    points, so the map stays continuous and increasing at the end of the
+    observed range.  Written from the end point, not as an intercept,
+    which would cancel digits for data far from 0.  Slope 1 with one
+    distinct value; kept within ``SLOPE_RANGE`` (points a denormal apart
+    would give an infinite one)."""
     end = 0 if low else -1
     if len(values) < 2:
-        return (float(z[end] - values[end]), 1.0)
+        return (float(values[end]), float(z[end]), 1.0)
     k = int(np.clip(len(values) // 10, 2, TAIL_POINTS))
     part = slice(None, k) if low else slice(-k, None)
     dx, dz = values[part] - values[end], z[part] - z[end]
-    slope = float(dx @ dz / (dx @ dx))
-    return (float(z[end] - slope * values[end]), slope)
+    scale = np.max(np.abs(dx))
+    u = dx / scale  # no underflow or overflow in the dot products
+    with np.errstate(over="ignore"):
+        slope = (u @ dz) / (u @ u) / scale
+    return (float(values[end]), float(z[end]), float(np.clip(slope, *SLOPE_RANGE)))
+
+
+def _along_tail(line, x):
+    """z on a tail line at values x, within +-``LATENT_LIMIT``."""
+    x0, z0, slope = line
+    with np.errstate(over="ignore"):
+        z = z0 + slope * (x - x0)
+    return np.clip(z, -LATENT_LIMIT, LATENT_LIMIT)
+
+
+def _back_along_tail(line, z):
+    """The value on a tail line at latent values z."""
+    x0, z0, slope = line
+    return x0 + (z - z0) / slope
 
 
 def to_latent(margin, x):
@@ -126,8 +150,8 @@ def to_latent(margin, x):
     x = np.asarray(x, float)
     z = np.interp(x, margin.values, margin.z)
     below, above = x < margin.values[0], x > margin.values[-1]
-    z[below] = margin.low[0] + margin.low[1] * x[below]
-    z[above] = margin.high[0] + margin.high[1] * x[above]
+    z[below] = _along_tail(margin.low, x[below])
+    z[above] = _along_tail(margin.high, x[above])
     return z
 
 
@@ -173,8 +197,8 @@ def from_latent(margin, z):
         return margin.values[np.searchsorted(margin.z, z, side="left")]
     x = np.interp(z, margin.z, margin.values)
     below, above = z < margin.z[0], z > margin.z[-1]
-    x[below] = (z[below] - margin.low[0]) / margin.low[1]
-    x[above] = (z[above] - margin.high[0]) / margin.high[1]
+    x[below] = _back_along_tail(margin.low, z[below])
+    x[above] = _back_along_tail(margin.high, z[above])
     return x
 
 
