@@ -148,11 +148,7 @@ def to_latent(margin, x):
     if margin.kind != "continuous":
         raise ValueError("to_latent is for continuous margins; use latent_interval")
     x = np.asarray(x, float)
-    z = np.interp(x, margin.values, margin.z)
-    below, above = x < margin.values[0], x > margin.values[-1]
-    z[below] = _along_tail(margin.low, x[below])
-    z[above] = _along_tail(margin.high, x[above])
-    return z
+    return _piecewise(x, margin.values, margin.z, _along_tail, margin)
 
 
 def latent_interval(margin, x):
@@ -195,11 +191,18 @@ def from_latent(margin, z):
     z = np.asarray(z, float)
     if margin.kind == "ordinal":
         return margin.values[np.searchsorted(margin.z, z, side="left")]
-    x = np.interp(z, margin.z, margin.values)
-    below, above = z < margin.z[0], z > margin.z[-1]
-    x[below] = _back_along_tail(margin.low, z[below])
-    x[above] = _back_along_tail(margin.high, z[above])
-    return x
+    return _piecewise(z, margin.z, margin.values, _back_along_tail, margin)
+
+
+def _piecewise(t, knots, images, tail, margin):
+    """Linear interpolation of (knots, images) at t, and ``tail`` on the
+    margin's tail lines beyond the knots (the continuous map, either
+    way)."""
+    out = np.interp(t, knots, images)
+    below, above = t < knots[0], t > knots[-1]
+    out[below] = tail(margin.low, t[below])
+    out[above] = tail(margin.high, t[above])
+    return out
 
 
 def latent_bounds(X, margins):
