@@ -146,11 +146,12 @@ def grid_per_row(c, L, sizes):
     return y, log_w
 
 
-def size_buckets(sizes, bucket_cost=BUCKET_COST):
+def size_buckets(sizes, bucket_cost=None):
     """Split rows into buckets of neighbouring rule sizes, each to be padded
     to its largest, minimising the padded nodes plus ``bucket_cost`` per
     bucket (an exact dynamic programme over the distinct sizes, of which
-    there are a few).  One bucket is ``slice(None)``.
+    there are a few).  One bucket is ``slice(None)``.  ``bucket_cost``
+    defaults to ``BUCKET_COST``, read at the call.
 
     Examples
     --------
@@ -159,6 +160,7 @@ def size_buckets(sizes, bucket_cost=BUCKET_COST):
     >>> size_buckets(np.array([12, 12, 228]), bucket_cost=1000)
     [slice(None, None, None)]
     """
+    bucket_cost = BUCKET_COST if bucket_cost is None else bucket_cost
     distinct, of_row, counts = np.unique(sizes, return_inverse=True, return_counts=True)
     if len(distinct) < 2:
         return [slice(None)]

@@ -74,9 +74,9 @@ def test_the_split_into_buckets_leaves_every_statistic_unchanged(monkeypatch):
     """An exact identity on fixed inputs: a row's nodes and weights do not
     depend on the rows it shares an array with (padding has weight 0)."""
     model, params = mixed_steepness_model()
-    monkeypatch.setattr(selection_nodes.size_buckets, "__defaults__", (1e18,))
+    monkeypatch.setattr(selection_nodes, "BUCKET_COST", 1e18)
     whole = model.e_step(params)
-    monkeypatch.setattr(selection_nodes.size_buckets, "__defaults__", (0.0,))
+    monkeypatch.setattr(selection_nodes, "BUCKET_COST", 0.0)
     split = model.e_step(params)
     assert split.loglik == pytest.approx(whole.loglik, rel=1e-13)
     assert_allclose(split.row_sum, whole.row_sum, rtol=1e-13, atol=1e-11)
