@@ -4,14 +4,15 @@ Layout (three layers, one folder each)
 --------------------------------------
 - Statistical kernels, NumPy/SciPy only: ``engine`` (the model interface
   ``EMModel``, the one driver ``run_em`` with SQUAREM and the stopping rule,
-  the automatic ridge), ``models`` (one module per model: the multivariate
-  normal, the MNAR selection model, the multivariate t, and their posterior
-  draws), ``gaussian`` (conditional moments through the precision matrix,
+  the automatic ridge; ``run_saem``, stochastic approximation EM),
+  ``models`` (one module per model: the multivariate normal, the MNAR
+  selection model, the multivariate t, the Gaussian copula, and their
+  posterior draws), ``gaussian`` (conditional moments through the precision matrix,
   batched Cholesky factorisations, the compiled E-step).
 - Estimators, in ``imputers``: the shared base ``BaseEMImputer``, one thin
   shell per model (:class:`EMImputer`, :class:`MNARSelectionImputer`,
-  :class:`StudentTImputer`), the imputers built on others
-  (:class:`MultipleImputer`, :class:`DeltaAdjustedImputer`), and the
+  :class:`StudentTImputer`, :class:`GaussianCopulaImputer`), the imputers
+  built on others (:class:`MultipleImputer`, :class:`DeltaAdjustedImputer`), and the
   registry through which the command line, model files, reports, multiple
   imputation and Dask find every model.
 - Around them, public modules: :mod:`emimpute.diagnostics` (pattern table,
@@ -28,6 +29,7 @@ Layout (three layers, one folder each)
   scikit-learn compatibility imports, progress output.
 """
 
+from emimpute.imputers._copula_imputer import GaussianCopulaImputer
 from emimpute.imputers._delta_imputer import DeltaAdjustedImputer
 from emimpute.imputers._em_imputer import EMImputer
 from emimpute.imputers._mnar_imputer import MNARSelectionImputer
@@ -37,6 +39,7 @@ from emimpute.imputers._t_imputer import StudentTImputer
 __all__ = [
     "DeltaAdjustedImputer",
     "EMImputer",
+    "GaussianCopulaImputer",
     "MNARSelectionImputer",
     "MultipleImputer",
     "StudentTImputer",

@@ -138,6 +138,9 @@ class BaseEMImputer(TransformerMixin, BaseEstimator):
         "verbose": ["verbose"],
     }
 
+    # Shared parameters a model has no use for (its __init__ leaves them
+    # out): a stochastic EM has no SQUAREM to switch on.
+    _inapplicable_params = frozenset()
     # What _conditional can give besides the completed values.
     _provides = frozenset({"variance", "loglik"})
     _convergence_advice = "Increase max_iter or tol."
@@ -285,8 +288,8 @@ class BaseEMImputer(TransformerMixin, BaseEstimator):
                 ridge=ridge,
                 max_iter=self.max_iter,
                 tol=max(self.tol, min_tol),
-                accelerate=self.accelerate,
                 callback=iteration_reporter(name, self.verbose),
+                **self._loop_options(),
                 **data,
             )
 
@@ -296,6 +299,11 @@ class BaseEMImputer(TransformerMixin, BaseEstimator):
             )
         except SingularCovarianceError as error:
             raise ValueError(f"{name} could not fit: {error}.") from None
+
+    def _loop_options(self):
+        """Options of the kernel's loop beyond ``max_iter`` and ``tol``:
+        SQUAREM's switch for the EM models."""
+        return {"accelerate": self.accelerate}
 
     def _store_empty_fit(self):
         """The fitted state when no cell was observed (all columns dropped)."""

@@ -237,13 +237,19 @@ def latent_bounds(X, margins):
     return lower, upper
 
 
-def values_from_latent(Z, margins):
+def values_from_latent(Z, margins, within_range=False):
     """The matrix of column values at latent values Z (n, p): each column
     through :func:`from_latent` (a level of an ordinal column, always one
-    seen in fit; a finite value of a continuous one)."""
-    return np.column_stack(
-        [from_latent(margin, Z[:, j]) for j, margin in enumerate(margins)]
-    )
+    seen in fit; a finite value of a continuous one, with
+    ``within_range=True`` kept within the observed range, as an imputed
+    value should be: the tail lines are there to transform new data)."""
+    columns = []
+    for j, margin in enumerate(margins):
+        values = from_latent(margin, Z[:, j])
+        if within_range and margin.kind == "continuous":
+            values = np.clip(values, margin.values[0], margin.values[-1])
+        columns.append(values)
+    return np.column_stack(columns) if columns else np.empty(Z.shape)
 
 
 def infer_kind(x, dtype=None):
@@ -265,3 +271,53 @@ def infer_kind(x, dtype=None):
     whole = np.all(observed == np.round(observed))
     few = len(np.unique(observed)) <= MAX_ORDINAL_LEVELS
     return "ordinal" if whole and few else "continuous"
+
+
+def margin_state(margin):
+    """A :class:`Margin` as JSON-able values (an ordinal margin's last cut
+    point, always +inf, left out)."""
+    z = margin.z[:-1] if margin.kind == "ordinal" else margin.z
+    return {
+        "kind": margin.kind,
+        "values": margin.values.tolist(),
+        "z": z.tolist(),
+        "low": list(margin.low),
+        "high": list(margin.high),
+    }
+
+
+def margin_from_state(state):
+    """The :class:`Margin` of :func:`margin_state`'s values.
+
+    Raises
+    ------
+    ValueError
+        If they are not a margin: an unknown kind, values or cut points
+        that are not finite and increasing, lengths that disagree, tail
+        lines with a slope that is not positive.
+    """
+    kind = state.get("kind")
+    if kind not in KINDS:
+        raise ValueError(f"has kind {kind!r}; the kinds are {KINDS}")
+    try:
+        values = np.array(state["values"], dtype=np.float64)
+        z = np.array(state["z"], dtype=np.float64)
+        low = tuple(float(v) for v in state["low"])
+        high = tuple(float(v) for v in state["high"])
+    except (KeyError, TypeError, ValueError):
+        raise ValueError("must hold values, z, low and high, all numbers") from None
+    wanted = len(values) - 1 if kind == "ordinal" else len(values)
+    if values.ndim != 1 or len(values) == 0 or z.shape != (wanted,):
+        raise ValueError(f"must have {wanted} latent points for {len(values)} values")
+    if len(low) != 3 or len(high) != 3:
+        raise ValueError("must have tail lines of three numbers (x0, z0, slope)")
+    numbers = np.concatenate([values, z, low, high])
+    if not np.all(np.isfinite(numbers)):
+        raise ValueError("must hold finite numbers only")
+    if np.any(np.diff(values) <= 0) or np.any(np.diff(z) <= 0):
+        raise ValueError("must have increasing values and latent points")
+    if low[2] <= 0 or high[2] <= 0:
+        raise ValueError("must have tail lines of positive slope")
+    if kind == "ordinal":
+        z = np.append(z, np.inf)
+    return Margin(kind, values, z, low, high)
