@@ -52,7 +52,6 @@ import numpy as np
 from scipy import linalg, optimize
 
 from emimpute.engine._model import SingularCovarianceError
-from emimpute.engine._regularise import SINGULAR_EIGENVALUE
 from emimpute.engine._saem import run_saem
 from emimpute.gaussian._interval import interval_moments, sample_interval
 
@@ -64,6 +63,13 @@ BURN_IN = 30
 # two add in variance: a quarter adds 6% to the estimate's).
 SAMPLING_FRACTION = 0.25
 SINGULAR_MESSAGE = "the latent correlation became singular (collinear columns)"
+# A latent correlation matrix with an eigenvalue below this is taken as
+# singular: no genuine estimate comes within 5e-8 of a perfect correlation,
+# while SAEM heading for a singular maximum (duplicated columns) stalls
+# near 1e-10, short of the normal models' threshold (SINGULAR_EIGENVALUE
+# of emimpute.engine._regularise, 1e-10), as its L-BFGS M-step cannot
+# approach the boundary further.
+SINGULAR_EIGENVALUE = 1e-7
 # The M-step's L-BFGS stops when the largest gradient entry is below this
 # (its objective is of order p; far below the Monte Carlo error of S).
 M_STEP_GTOL = 1e-9

@@ -1,0 +1,327 @@
+"""GaussianCopulaImputer: agreement with the normal model where the copula is
+normal, recovery of a known latent correlation with mixed margins, valid
+imputed values, pandas dtypes, bad input.
+
+The SAEM kernel itself is checked against the exact maximum likelihood
+estimate in tests/models/test_copula.py.
+"""
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from numpy.testing import assert_array_equal
+from sklearn.compose import ColumnTransformer
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import cross_val_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import OneHotEncoder
+
+from emimpute import EMImputer, GaussianCopulaImputer
+from emimpute.exceptions import RegularisationWarning
+from emimpute.models._copula import correlation_of
+
+# Normal data, every column continuous: the copula's latent correlation is
+# the normal scores' correlation, which under normality is asymptotically
+# the normal maximum likelihood estimate (the two differ by o(1/sqrt(n));
+# about 0.005 at n = 3,000 here).  SAEM adds Monte Carlo error: the stopping
+# rule's 0.005 on the averaged statistic, at most about twice that on R
+# where a fifth of the cells are missing.  0.025 is that sum with a margin
+# of more than two Monte Carlo standard deviations; an attenuated E-step
+# (gcimpute's is 0.05-0.1 off on such data) fails it.
+NORMAL_TOL = 0.025
+
+
+def normal_data(seed, n=3000):
+    rng = np.random.default_rng(seed)
+    R = np.array(
+        [[1, 0.6, 0.3, 0.5], [0.6, 1, 0.4, 0.2], [0.3, 0.4, 1, 0.1], [0.5, 0.2, 0.1, 1]]
+    )
+    X = rng.multivariate_normal(np.zeros(4), R, size=n) * [1, 2, 3, 4] + [0, 1, 2, 3]
+    X[rng.random(X.shape) < 0.2] = np.nan
+    return X
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_normal_continuous_data_give_the_normal_model(seed):
+    X = normal_data(seed)
+    copula = GaussianCopulaImputer(random_state=seed).fit(X)
+    em = EMImputer().fit(X)
+    assert list(copula.kinds_) == ["continuous"] * 4
+    R_em = correlation_of(em.covariance_)
+    np.testing.assert_allclose(copula.correlation_, R_em, atol=NORMAL_TOL)
+    # The imputations, on the standardised scale: the copula maps its latent
+    # conditional mean back through the estimated margin (piecewise linear
+    # between observed values) where the normal model is linear; they
+    # differ by a few hundredths of a standard deviation on average.
+    missing = np.isnan(X)
+    sd = np.sqrt(np.diag(em.covariance_))
+    gap = ((copula.transform(X) - em.transform(X)) / sd)[missing]
+    assert np.sqrt(np.mean(gap**2)) < 0.06
+
+
+def mixed_data(n, seed, mar, R=None):
+    """Six columns from a latent correlation R (default: random):
+    log-normal, cubed normal, two ordinal (5 levels), two binary; holes
+    MCAR (20%) or MAR (depending on the always observed first column)."""
+    rng = np.random.default_rng(seed)
+    if R is None:
+        A = rng.normal(size=(6, 6))
+        R = correlation_of(A @ A.T + 2 * np.eye(6))
+    z = rng.multivariate_normal(np.zeros(6), R, size=n)
+    X = np.column_stack(
+        [
+            np.exp(z[:, 0]),
+            z[:, 1] ** 3,
+            np.digitize(z[:, 2], [-1.2, -0.4, 0.3, 1.0]),
+            np.digitize(z[:, 3], [-0.5, 0.0, 0.5, 1.5]),
+            z[:, 4] > 0.5,
+            z[:, 5] > -0.2,
+        ]
+    ).astype(float)
+    if mar:
+        hide = rng.random((n, 6)) < 1 / (1 + np.exp(1.5 - 1.2 * z[:, [0]]))
+        hide[:, 0] = False
+    else:
+        hide = rng.random((n, 6)) < 0.2
+    X[hide] = np.nan
+    return X, R
+
+
+@pytest.mark.parametrize("mar", [False, True], ids=["MCAR", "MAR"])
+def test_latent_correlation_is_recovered_at_the_rate_one_over_sqrt_n(mar):
+    # Largest error over the 15 correlations times sqrt(n): about 3-5 at
+    # every n in simulation (ordinal and binary pairs have standard errors
+    # up to about 2 / sqrt(n)); it must stay bounded as n grows 16-fold,
+    # so the error itself falls about 4-fold.
+    scaled = {}
+    for n in (1000, 16000):
+        errors = []
+        for seed in (0, 1):
+            X, R = mixed_data(n, seed, mar)
+            fit = GaussianCopulaImputer(random_state=0).fit(X)
+            errors.append(np.abs(fit.correlation_ - R).max())
+        scaled[n] = np.sqrt(n) * np.mean(errors)
+    assert scaled[1000] < 7 and scaled[16000] < 7, scaled
+    assert list(GaussianCopulaImputer().fit(X).kinds_) == (
+        ["continuous"] * 2 + ["ordinal"] * 4
+    )
+
+
+def test_binary_and_ordinal_imputations_beat_a_median_fill():
+    X, _ = mixed_data(3000, 5, mar=False, R=0.5 * np.eye(6) + 0.5)
+    rng = np.random.default_rng(5)
+    truth = X[~np.isnan(X).any(axis=1)]
+    hide = rng.random(truth.shape) < 0.2
+    X = np.where(hide, np.nan, truth)
+    imputed = GaussianCopulaImputer(random_state=0).fit_transform(X)
+    median = np.nanmedian(X, axis=0)
+    ratios = []
+    for j in (2, 3, 4, 5):
+        rows = hide[:, j]
+        copula_error = np.mean(np.abs(imputed[rows, j] - truth[rows, j]))
+        median_error = np.mean(np.abs(median[j] - truth[rows, j]))
+        ratios.append(copula_error / median_error)
+    # Every column better, and by a tenth on average (latent correlations of
+    # 0.5: the other five columns explain about half of each one's latent
+    # variance).
+    assert max(ratios) < 1 and np.mean(ratios) < 0.9, ratios
+
+
+# ---------------------------------------------------------------------------
+# Every imputed value is a valid value of its column
+
+
+@st.composite
+def mixed_frames(draw):
+    n = draw(st.integers(12, 40))
+    p = draw(st.integers(2, 4))
+    seed = draw(st.integers(0, 2**31 - 1))
+    rng = np.random.default_rng(seed)
+    z = rng.multivariate_normal(np.zeros(p), 0.5 * np.eye(p) + 0.5, size=n)
+    columns = []
+    for j in range(p):
+        kind = draw(st.sampled_from(["skewed", "count", "binary", "whole"]))
+        if kind == "skewed":
+            columns.append(np.exp(2 * z[:, j]) * 1000)
+        elif kind == "count":
+            columns.append(np.floor(np.exp(z[:, j])).astype(float))
+        elif kind == "binary":
+            columns.append((z[:, j] > 0).astype(float))
+        else:  # many whole numbers: continuous, imputed as whole numbers
+            columns.append(np.round(50 * z[:, j]))
+    X = np.column_stack(columns)
+    X[rng.random(X.shape) < draw(st.floats(0.05, 0.5))] = np.nan
+    X[np.isnan(X).all(axis=1), 0] = 1.0
+    return X, seed
+
+
+@given(mixed_frames(), st.booleans())
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_imputed_cells_are_valid_values_of_their_columns(data, draws):
+    X, seed = data
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # empty columns, ridge, convergence
+        imputer = GaussianCopulaImputer(
+            max_iter=60, sample_posterior=draws, random_state=seed
+        )
+        out = imputer.fit_transform(X)
+    kept = ~imputer._empty_features
+    for j_out, j in enumerate(np.flatnonzero(kept)):
+        observed = X[~np.isnan(X[:, j]), j]
+        cells = out[np.isnan(X[:, j]), j_out]
+        assert np.all(np.isfinite(cells))
+        if imputer.kinds_[j] in ("ordinal", "constant"):
+            assert np.isin(cells, observed).all()  # a level seen in fit
+        else:
+            assert np.all((cells >= observed.min()) & (cells <= observed.max()))
+        if np.all(observed == np.round(observed)):
+            assert np.all(cells == np.round(cells))  # whole numbers stay whole
+
+
+# ---------------------------------------------------------------------------
+# pandas in, pandas out
+
+
+def survey_frame(n=400, seed=0):
+    rng = np.random.default_rng(seed)
+    z = rng.multivariate_normal(np.zeros(5), 0.6 * np.eye(5) + 0.4, size=n)
+    frame = pd.DataFrame(
+        {
+            "income": np.exp(z[:, 0]) * 30_000,
+            "stars": pd.array(np.digitize(z[:, 1], [-1, -0.3, 0.3, 1]) + 1, "Int64"),
+            "member": pd.array(z[:, 2] > 0, dtype="boolean"),
+            "grade": pd.Categorical.from_codes(
+                np.digitize(z[:, 3], [-0.5, 0.5]), ["low", "mid", "high"], ordered=True
+            ),
+            "visits": np.floor(np.exp(z[:, 4] + 1)).astype(np.int64),
+        }
+    )
+    masked = frame.mask(rng.random(frame.shape) < 0.15)
+    masked["visits"] = frame["visits"]  # numpy int64 has no missing cells
+    return masked
+
+
+def test_a_frame_comes_back_in_its_own_dtypes_with_valid_values():
+    frame = survey_frame()
+    original = frame.copy()
+    imputer = GaussianCopulaImputer(random_state=0).fit(frame)
+    # visits: whole numbers, but more than 20 of them: continuous.
+    assert list(imputer.kinds_) == [
+        "continuous", "ordinal", "ordinal", "ordinal", "continuous",
+    ]  # fmt: skip
+    for draws in (False, True):
+        out = imputer.set_params(sample_posterior=draws).transform(frame)
+        pd.testing.assert_series_equal(out.dtypes, frame.dtypes)
+        assert not out.isna().any().any()
+        assert set(out["stars"]) <= set(frame["stars"].dropna())
+        assert set(out["grade"]) <= {"low", "mid", "high"}
+        observed = frame.notna().to_numpy()
+        for name in frame:
+            kept = frame[name][observed[:, frame.columns.get_loc(name)]]
+            pd.testing.assert_series_equal(out[name][kept.index], kept)
+    pd.testing.assert_frame_equal(frame, original)  # the caller's frame
+
+
+def test_set_output_pandas_keeps_the_dtypes_and_arrays_stay_arrays():
+    frame = survey_frame()
+    out = GaussianCopulaImputer(random_state=0).set_output(transform="pandas")
+    out = out.fit_transform(frame)
+    pd.testing.assert_series_equal(out.dtypes, frame.dtypes)
+    numbers = (
+        frame.drop(columns="grade")
+        .astype("Float64")
+        .to_numpy(np.float64, na_value=np.nan)
+    )
+    imputed = GaussianCopulaImputer(random_state=0).fit_transform(numbers)
+    assert isinstance(imputed, np.ndarray) and imputed.dtype == np.float64
+
+
+def test_in_a_pipeline_before_one_hot_encoding_under_cross_validation():
+    frame = survey_frame(600)
+    y = (frame["income"].fillna(30_000) > 30_000).to_numpy()
+    features = frame.drop(columns="income")
+    model = make_pipeline(
+        GaussianCopulaImputer(random_state=0),
+        ColumnTransformer(
+            [("levels", OneHotEncoder(handle_unknown="ignore"), ["grade"])],
+            remainder="passthrough",
+        ),
+        LogisticRegression(max_iter=1000),
+    )
+    scores = cross_val_score(model, features, y, cv=3)
+    assert scores.mean() > 0.6  # the features predict income (rho 0.4 each)
+
+
+def test_unordered_categories_are_refused_naming_the_column():
+    frame = survey_frame()
+    frame["grade"] = frame["grade"].cat.as_unordered()
+    with pytest.raises(TypeError, match="'grade'.*order"):
+        GaussianCopulaImputer().fit(frame)
+
+
+def test_a_category_unseen_in_fit_is_refused_naming_the_column():
+    frame = survey_frame()
+    imputer = GaussianCopulaImputer(random_state=0).fit(frame)
+    other = frame.copy()
+    other["grade"] = other["grade"].cat.add_categories("top")
+    other.loc[0, "grade"] = "top"
+    with pytest.raises(ValueError, match="not seen in fit in column 'grade'"):
+        imputer.transform(other)
+
+
+# ---------------------------------------------------------------------------
+# Kinds, degenerate columns
+
+
+def test_kinds_given_by_name_position_or_list():
+    X = normal_data(0, n=300)
+    X[:, 2] = np.round(X[:, 2])  # whole numbers: ordinal when inferred
+    inferred = GaussianCopulaImputer(random_state=0).fit(X).kinds_
+    assert inferred[2] == "ordinal"
+    given = GaussianCopulaImputer(kinds={2: "continuous"}, random_state=0).fit(X)
+    assert list(given.kinds_) == ["continuous"] * 4
+    listed = GaussianCopulaImputer(kinds=["ordinal"] + ["continuous"] * 3).fit(X)
+    assert listed.kinds_[0] == "ordinal"
+    frame = pd.DataFrame(X, columns=list("abcd"))
+    named = GaussianCopulaImputer(kinds={"c": "continuous"}).fit(frame)
+    assert named.kinds_[2] == "continuous"
+
+
+@pytest.mark.parametrize(
+    ("kinds", "message"),
+    [
+        ({"c": "nominal"}, "column 'c' has kind 'nominal'"),
+        ({"z": "ordinal"}, "'z'"),
+        (["ordinal"], "kinds has 1 entries but X has 4 columns"),
+    ],
+)
+def test_bad_kinds_are_refused_naming_the_column(kinds, message):
+    frame = pd.DataFrame(normal_data(0, n=100), columns=list("abcd"))
+    with pytest.raises(ValueError, match=message):
+        GaussianCopulaImputer(kinds=kinds).fit(frame)
+
+
+def test_a_constant_column_is_imputed_by_its_value_without_a_model():
+    X = normal_data(1, n=300)
+    X[:, 1] = np.where(np.isnan(X[:, 1]), np.nan, 7.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        imputer = GaussianCopulaImputer(random_state=0).fit(X)
+    assert imputer.kinds_[1] == "constant"
+    assert np.isnan(imputer.correlation_[1]).all()
+    assert_array_equal(imputer.transform(X)[:, 1], 7.0)
+
+
+def test_duplicated_columns_get_the_smallest_ridge_and_a_warning_naming_them():
+    X = normal_data(2, n=500)
+    X = np.column_stack([X, 2 * X[:, 0]])  # exactly collinear in the latent scale
+    with pytest.warns(RegularisationWarning, match="collinear columns 'x0', 'x4'"):
+        imputer = GaussianCopulaImputer(random_state=0).fit(X)
+    assert imputer.ridge_ > 0
+    out = imputer.transform(X)
+    both = ~np.isnan(X[:, 0])
+    np.testing.assert_allclose(out[both, 4], 2 * X[both, 0])
