@@ -1,6 +1,8 @@
 """GaussianCopulaImputer: imputation of mixed continuous, ordinal and binary
 columns under a Gaussian copula (estimator shell)."""
 
+import numbers
+
 import numpy as np
 import pandas as pd
 from sklearn.utils.validation import check_is_fitted
@@ -11,6 +13,7 @@ from emimpute.imputers._registry import register_imputer
 from emimpute.models._copula import saem_correlation
 from emimpute.models._copula_margins import (
     KINDS,
+    censored_cells,
     fit_margin,
     infer_kind,
     latent_bounds,
@@ -70,6 +73,14 @@ class GaussianCopulaImputer(BaseEMImputer):
         and ordered categorical columns are ordinal, and so are numeric
         columns whose observed values are whole numbers taking at most 20
         distinct values (as in gcimpute); the rest are continuous.
+    detection_limits : dict or None, default=None
+        Lower detection limits of continuous columns, ``{column: limit}``
+        (names, or positions for arrays): a value at or below its column's
+        limit is censored, known only to lie below it (a lab value
+        reported as "< limit"; record it as the limit itself, or any value
+        below).  Its latent value is an interval, so it informs the fit
+        without a made-up number, and ``transform`` imputes it, below the
+        limit (see Notes for the assumption this needs).
     missing_values : float, default=np.nan
         The placeholder of missing cells: ``np.nan`` (also catches ``pd.NA``
         in pandas nullable columns) or a number such as -1.
@@ -156,6 +167,16 @@ class GaussianCopulaImputer(BaseEMImputer):
     estimate, up to Monte Carlo error that ``tol`` controls.  A sweep costs
     O(n p^2).
 
+    Censored values: their latent interval is z <= the limit's cut point,
+    the censored values taking the lowest ranks.  Below a detection limit
+    the margin is not observed: its shape there is assumed to continue
+    that of the lower half of the detected values, on the log scale when
+    the limit is positive (a log-normal lower tail, as in the robust
+    regression on order statistics of Helsel 2012, ch. 6).  With it the
+    completed column's mean and standard deviation are unbiased on
+    log-normal data, where substituting half the limit or treating the
+    values as missing is not (``tests/imputers/test_copula_imputer.py``).
+
     Transform: the posterior mean of a missing cell's latent value, exact
     (the normal conditional mean) in rows whose observed cells are all
     continuous, else the Rao-Blackwellised average of 50 Gibbs sweeps,
@@ -203,6 +224,7 @@ class GaussianCopulaImputer(BaseEMImputer):
             if key != "accelerate"
         },
         "kinds": [None, dict, list, tuple],
+        "detection_limits": [None, dict],
     }
     _inapplicable_params = frozenset({"accelerate"})
     _provides = frozenset()
@@ -215,6 +237,7 @@ class GaussianCopulaImputer(BaseEMImputer):
         self,
         *,
         kinds=None,
+        detection_limits=None,
         missing_values=np.nan,
         ridge=0.0,
         max_iter=2000,
@@ -227,6 +250,7 @@ class GaussianCopulaImputer(BaseEMImputer):
         verbose=0,
     ):
         self.kinds = kinds
+        self.detection_limits = detection_limits
         self.missing_values = missing_values
         self.ridge = ridge
         self.max_iter = max_iter
@@ -264,10 +288,12 @@ class GaussianCopulaImputer(BaseEMImputer):
         count, _, _, minimum, maximum = observed_column_moments(X)
         self._empty_features = count == 0
         warn_empty_features(self, self._empty_features, stacklevel=3)
-        self.kinds_ = self._resolve_kinds(X, maximum > minimum)
+        names = feature_names(self)
+        limits = self._given_limits(names)
+        self.kinds_ = self._resolve_kinds(X, maximum > minimum, limits)
         self._margins = [
-            None if kind in ("empty", "constant") else fit_margin(_observed(x), kind)
-            for x, kind in zip(X.T, self.kinds_, strict=False)
+            self._fit_margin(X[:, j], kind, limits.get(j), names[j])
+            for j, kind in enumerate(self.kinds_)
         ]
         self._constant = np.where(self.kinds_ == "constant", minimum, np.nan)
         self._whole = np.array([_all_whole(x) for x in X.T])
@@ -290,11 +316,46 @@ class GaussianCopulaImputer(BaseEMImputer):
         self._fit_indicator(X)
         return self
 
-    def _resolve_kinds(self, X, varies):
-        """Each column's kind: the user's, or inferred; "empty" and
-        "constant" for columns without a margin to estimate."""
+    def _given_limits(self, names):
+        """The ``detection_limits`` parameter as {position: limit}, checked."""
+        limits = {}
+        for column, limit in (self.detection_limits or {}).items():
+            j = column_position(names, column, "detection_limits")
+            if isinstance(limit, bool) or not isinstance(limit, numbers.Real):
+                raise TypeError(
+                    f"detection_limits: the limit of column '{names[j]}' must be "
+                    f"a number, not {limit!r}"
+                )
+            if not np.isfinite(limit):
+                raise ValueError(
+                    f"detection_limits: the limit of column '{names[j]}' must be "
+                    f"finite, not {limit!r}"
+                )
+            limits[j] = float(limit)
+        return limits
+
+    @staticmethod
+    def _fit_margin(x, kind, limit, name):
+        if kind in ("empty", "constant"):
+            return None
+        try:
+            return fit_margin(_observed(x), kind, limit)
+        except ValueError as error:
+            raise ValueError(f"column '{name}': {error}") from None
+
+    def _resolve_kinds(self, X, varies, limits):
+        """Each column's kind: the user's, or inferred (continuous where a
+        detection limit is given); "empty" and "constant" for columns
+        without a margin to estimate."""
         names = feature_names(self)
         given = self._given_kinds(names)
+        for j in limits:
+            if given.get(j, "continuous") != "continuous":
+                raise ValueError(
+                    f"column '{names[j]}' has a detection limit, so it is "
+                    f"continuous; kinds gives it {given[j]!r}."
+                )
+            given[j] = "continuous"
         kinds = []
         for j in range(len(names)):
             if self._empty_features[j]:
@@ -392,7 +453,7 @@ class GaussianCopulaImputer(BaseEMImputer):
         constant = self._constant[valid]
         X[:] = np.where(missing & ~np.isnan(constant), constant, X)
         latent = self._latent[valid]
-        if latent.any() and missing[:, latent].any():
+        if latent.any():
             self._impute_latent(X, latent, draw=rng is not None)
         return ConditionalMoments(X, None, None)
 
@@ -401,16 +462,20 @@ class GaussianCopulaImputer(BaseEMImputer):
         non-empty columns) in place."""
         margins = self._latent_margins(self._latent)
         part = X[:, latent]
+        impute = np.isnan(part) | censored_cells(part, margins)
+        if not impute.any():
+            return
         lower, upper = latent_bounds(part, margins)
         state = resolve_random_state(self.random_state)
         R = self.correlation_[np.ix_(self._latent, self._latent)]
         Z = latent_posterior(
-            lower, upper, R, rng=np.random.default_rng(child_seeds(state)), draw=draw
-        )
+            lower, upper, R, rng=np.random.default_rng(child_seeds(state)),
+            draw=draw, impute=impute,
+        )  # fmt: skip
         values = values_from_latent(Z, margins, within_range=True)
         whole = self._whole[self._latent]
         values[:, whole] = np.round(values[:, whole])
-        X[:, latent] = np.where(np.isnan(part), values, part)
+        X[:, latent] = np.where(impute, values, part)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

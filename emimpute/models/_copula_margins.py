@@ -62,8 +62,9 @@ class Margin:
 
     continuous: ``values`` the distinct observed values (increasing) and
     ``z`` their latent values; ``low`` and ``high`` the lines
-    z = z0 + b (x - x0) beyond them, as (x0, z0, b).  ordinal: ``values`` the levels
-    and ``z`` the upper cut points of their intervals, the last +inf.
+    z = z0 + b (x - x0) beyond them, as (x0, z0, b).  ordinal: ``values``
+    the levels and ``z`` the upper cut points of their intervals, the last
+    +inf.
     """
 
     kind: str
@@ -71,6 +72,15 @@ class Margin:
     z: np.ndarray
     low: tuple = (0.0, 0.0, 1.0)
     high: tuple = (0.0, 0.0, 1.0)
+    # Continuous with a detection limit (:func:`fit_margin`): values at or
+    # below ``limit`` are censored; ``values[0]`` is the limit and ``z[0]``
+    # its cut point; with ``log_low`` the low tail is linear in log(x).
+    limit: float = np.nan
+    log_low: bool = False
+
+    @property
+    def censored(self):
+        return not np.isnan(self.limit)
 
     @property
     def lower_cuts(self):
@@ -78,9 +88,12 @@ class Margin:
         return np.concatenate([[-np.inf], self.z[:-1]])
 
 
-def fit_margin(x, kind):
+def fit_margin(x, kind, limit=None):
     """The :class:`Margin` of kind ``kind`` of the observed values ``x``
     (1-d, no NaN, at least one value).
+
+    ``limit`` (continuous only): a detection limit; values at or below it
+    are censored, known only to lie below it (:func:`_censored_margin`).
 
     Examples
     --------
@@ -88,6 +101,10 @@ def fit_margin(x, kind):
     >>> m.values, np.round(m.z, 3)
     (array([0., 1., 2.]), array([-0.674,  0.674,    inf]))
     """
+    if limit is not None:
+        if kind != "continuous":
+            raise ValueError(f"a detection limit needs a continuous column, not {kind}")
+        return _censored_margin(x, float(limit))
     values, counts = np.unique(x, return_counts=True)
     n = len(x)
     if kind == "ordinal":
@@ -99,6 +116,44 @@ def fit_margin(x, kind):
     z = special.ndtri((below + (counts + 1) / 2.0) / (n + 1))
     return Margin("continuous", values, z, _tail_line(values, z, low=True),
                   _tail_line(values, z, low=False))  # fmt: skip
+
+
+def _censored_margin(x, limit):
+    """A continuous margin with c of its n values censored at ``limit``.
+
+    The censored values take the c lowest ranks, so a detected value's z is
+    its mid-rank counted after them, and the censored cells' interval is
+    z <= Phi^-1((c + 1/2) / (n + 1)), the point between rank c and the
+    first detected value.  Below the limit nothing is observed, so the
+    margin's shape there is an assumption: the low tail continues the
+    trend of the lower half of the detected values, on the log scale for a
+    positive limit (a log-normal lower tail, as in the robust regression on
+    order statistics of Helsel 2012, ch. 6, which regresses the logs of
+    the detected values on their normal scores), else on the data's scale.
+
+    Raises
+    ------
+    ValueError
+        If no value is above the limit.
+    """
+    n = len(x)
+    detected = x[x > limit]
+    if not len(detected):
+        raise ValueError(f"no observed value above the detection limit {limit:g}")
+    values, counts = np.unique(detected, return_counts=True)
+    c = n - len(detected)
+    below = c + np.cumsum(counts) - counts
+    z = special.ndtri((below + (counts + 1) / 2.0) / (n + 1))
+    knots = np.concatenate([[limit], values])
+    latent = np.concatenate([[special.ndtri((c + 0.5) / (n + 1))], z])
+    log_low = limit > 0
+    k = max(2, len(knots) // 2)
+    scale = np.log(knots[:k]) if log_low else knots[:k]
+    dx, dz = scale - scale[0], latent[:k] - latent[0]
+    slope = (dx @ dz) / (dx @ dx) if dx @ dx > 0 else 1.0
+    low = (limit, float(latent[0]), float(np.clip(slope, *SLOPE_RANGE)))
+    high = _tail_line(knots, latent, low=False)
+    return Margin("continuous", knots, latent, low, high, limit, log_low)
 
 
 def _tail_line(values, z, low):
@@ -122,17 +177,23 @@ def _tail_line(values, z, low):
     return (float(values[end]), float(z[end]), float(np.clip(slope, *SLOPE_RANGE)))
 
 
-def _along_tail(line, x):
-    """z on a tail line at values x, within +-``LATENT_LIMIT``."""
+def _along_tail(line, x, log=False):
+    """z on a tail line at values x (on the log scale with ``log``; there
+    x <= 0 is the end of the line), within +-``LATENT_LIMIT``."""
     x0, z0, slope = line
-    with np.errstate(over="ignore"):
-        z = z0 + slope * (x - x0)
-    return np.clip(z, -LATENT_LIMIT, LATENT_LIMIT)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        if log:
+            z = z0 + slope * (np.log(np.maximum(x, 0.0)) - np.log(x0))
+        else:
+            z = z0 + slope * (x - x0)
+    return np.clip(np.nan_to_num(z, nan=-LATENT_LIMIT), -LATENT_LIMIT, LATENT_LIMIT)
 
 
-def _back_along_tail(line, z):
+def _back_along_tail(line, z, log=False):
     """The value on a tail line at latent values z."""
     x0, z0, slope = line
+    if log:
+        return x0 * np.exp((z - z0) / slope)
     return x0 + (z - z0) / slope
 
 
@@ -200,7 +261,7 @@ def _piecewise(t, knots, images, tail, margin):
     way)."""
     out = np.interp(t, knots, images)
     below, above = t < knots[0], t > knots[-1]
-    out[below] = tail(margin.low, t[below])
+    out[below] = tail(margin.low, t[below], margin.log_low)
     out[above] = tail(margin.high, t[above])
     return out
 
@@ -234,7 +295,21 @@ def latent_bounds(X, margins):
         missing = np.isnan(z)
         lower[:, j] = np.where(missing, -np.inf, z)
         upper[:, j] = np.where(missing, np.inf, z)
+        if margin.censored:
+            censored = X[:, j] <= margin.limit
+            lower[censored, j], upper[censored, j] = -np.inf, margin.z[0]
     return lower, upper
+
+
+def censored_cells(X, margins):
+    """Where X (n, p) holds a censored value: at or below its column's
+    detection limit."""
+    censored = np.zeros(X.shape, dtype=bool)
+    for j, margin in enumerate(margins):
+        if margin.censored:
+            with np.errstate(invalid="ignore"):
+                censored[:, j] = X[:, j] <= margin.limit
+    return censored
 
 
 def values_from_latent(Z, margins, within_range=False):
@@ -247,7 +322,9 @@ def values_from_latent(Z, margins, within_range=False):
     for j, margin in enumerate(margins):
         values = from_latent(margin, Z[:, j])
         if within_range and margin.kind == "continuous":
-            values = np.clip(values, margin.values[0], margin.values[-1])
+            # (Below a detection limit the tail itself is the range.)
+            low = -np.inf if margin.censored else margin.values[0]
+            values = np.clip(values, low, margin.values[-1])
         columns.append(values)
     return np.column_stack(columns) if columns else np.empty(Z.shape)
 
@@ -283,6 +360,8 @@ def margin_state(margin):
         "z": z.tolist(),
         "low": list(margin.low),
         "high": list(margin.high),
+        "limit": None if not margin.censored else float(margin.limit),
+        "log_low": bool(margin.log_low),
     }
 
 
@@ -318,6 +397,14 @@ def margin_from_state(state):
         raise ValueError("must have increasing values and latent points")
     if low[2] <= 0 or high[2] <= 0:
         raise ValueError("must have tail lines of positive slope")
+    limit = state.get("limit")
+    limit = np.nan if limit is None else limit
+    if not (
+        isinstance(limit, (int, float))
+        and isinstance(state.get("log_low", False), bool)
+        and (np.isnan(limit) or (kind == "continuous" and limit == values[0]))
+    ):
+        raise ValueError("must have a detection limit equal to its first value")
     if kind == "ordinal":
         z = np.append(z, np.inf)
-    return Margin(kind, values, z, low, high)
+    return Margin(kind, values, z, low, high, float(limit), state.get("log_low", False))

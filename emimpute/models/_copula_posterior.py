@@ -14,8 +14,9 @@ A row's latent vector is N(0, R) restricted to its cells' intervals
   (:func:`emimpute.models._copula.posterior_latent_means`), a draw as the
   state after ``burn_in`` sweeps.
 
-Only rows with a missing cell are computed; the others have nothing to
-impute.
+Only rows with a cell to impute are computed (a missing cell, or one
+the caller names, such as a value censored at a detection limit: an
+interval cell whose value is wanted).
 """
 
 import numpy as np
@@ -39,7 +40,7 @@ GIBBS_SWEEPS = 50
 
 def latent_posterior(
     lower, upper, R, *, rng, draw=False, n_sweeps=GIBBS_SWEEPS,
-    burn_in=GIBBS_BURN_IN,
+    burn_in=GIBBS_BURN_IN, impute=None,
 ):  # fmt: skip
     """The latent matrix with every missing cell at its posterior mean
     (or, with ``draw=True``, a joint draw) given its row's cells.
@@ -54,6 +55,9 @@ def latent_posterior(
     draw : bool, default=False
     n_sweeps, burn_in : int
         Of the Gibbs chain, for rows with interval cells.
+    impute : ndarray of bool of shape (n, p), optional
+        The cells wanted (default: the missing ones); censored cells, say,
+        are interval cells to impute.
 
     Returns
     -------
@@ -79,7 +83,7 @@ def latent_posterior(
     Z[~np.isfinite(Z)] = 0.0
     missing = np.isneginf(lower) & np.isposinf(upper)
     interval = (lower < upper) & ~missing
-    wanted = missing.any(axis=1)
+    wanted = (missing if impute is None else impute).any(axis=1)
     closed = wanted & ~interval.any(axis=1)
     if closed.any():
         Z[closed] = _normal_rows(lower[closed], missing[closed], R, rng, draw)

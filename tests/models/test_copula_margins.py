@@ -167,3 +167,27 @@ def test_tails_are_increasing_for_data_far_from_zero():
     values = from_latent(margin, z)
     assert np.all(np.diff(values) >= 0)
     assert values[1] == 0.0
+
+
+def test_a_censored_margin_ranks_the_censored_values_lowest():
+    from scipy import special
+
+    from emimpute.models._copula_margins import censored_cells
+
+    x = np.array([0.5, 0.5, 0.5, 1.0, 2.0, 4.0, 8.0])  # 0.5: "below 0.5"
+    margin = fit_margin(x, "continuous", limit=0.5)
+    # n = 7, three censored: the detected values' mid-ranks are 4..7 over 8.
+    np.testing.assert_allclose(margin.z[1:], special.ndtri(np.arange(4, 8) / 8))
+    assert margin.values[0] == 0.5 and margin.z[0] == special.ndtri(3.5 / 8)
+    X = np.array([[0.2], [0.5], [2.0], [np.nan]])
+    lower, upper = latent_bounds(X, [margin])
+    assert np.isneginf(lower[:2, 0]).all() and (upper[:2, 0] == margin.z[0]).all()
+    assert lower[2, 0] == upper[2, 0] == special.ndtri(5 / 8)
+    assert_array_equal(censored_cells(X, [margin])[:, 0], [True, True, False, False])
+    # Below the limit: the log-scale line through (log 0.5, z_limit) fitted
+    # to the lower half of the points, so values stay positive and the map
+    # inverts there.
+    deep = np.array([-12.0, -3.0, margin.z[0] - 0.1])
+    back = from_latent(margin, deep)
+    assert np.all((back > 0) & (back < 0.5))
+    np.testing.assert_allclose(to_latent(margin, back), deep, rtol=1e-12)
