@@ -238,7 +238,7 @@ class BaseEMImputer(TransformerMixin, BaseEstimator):
         blockwise E-step.
         """
         name = type(self).__name__
-        names = [feature_names(self)[j] for j in np.flatnonzero(valid)]
+        names = self._estimate_names(valid)
         check_scale(names, spread)
         if not valid.any():  # nothing observed: every column is dropped
             self._store_empty_fit()
@@ -299,6 +299,11 @@ class BaseEMImputer(TransformerMixin, BaseEstimator):
             )
         except SingularCovarianceError as error:
             raise ValueError(f"{name} could not fit: {error}.") from None
+
+    def _estimate_names(self, valid):
+        """Names of the rows of the estimate (warnings name them): the
+        ``valid`` columns' names."""
+        return [feature_names(self)[j] for j in np.flatnonzero(valid)]
 
     def _loop_options(self):
         """Options of the kernel's loop beyond ``max_iter`` and ``tol``:

@@ -13,12 +13,14 @@ from emimpute.imputers._registry import register_imputer
 from emimpute.models._copula import saem_correlation
 from emimpute.models._copula_margins import (
     KINDS,
+    UnseenCategoryError,
     censored_cells,
     fit_margin,
     infer_kind,
     latent_bounds,
     margin_from_state,
     margin_state,
+    nominal_blocks,
     values_from_latent,
 )
 from emimpute.models._copula_posterior import latent_posterior
@@ -298,20 +300,23 @@ class GaussianCopulaImputer(BaseEMImputer):
         self._constant = np.where(self.kinds_ == "constant", minimum, np.nan)
         self._whole = np.array([_all_whole(x) for x in X.T])
         latent = np.isin(self.kinds_, KINDS)
-        lower, upper = latent_bounds(X[:, latent], self._latent_margins(latent))
+        part, margins = X[:, latent], self._latent_margins(latent)
+        lower, upper = latent_bounds(part, margins)
         rng = np.random.default_rng(
             child_seeds(resolve_random_state(self.random_state))
         )
+        q = lower.shape[1]
         self._fit_and_store(
             _fit_saem,
             latent,
             degenerate={},
             n_samples=X.shape[0],
-            spread=np.ones(latent.sum()),
-            column_scale=np.ones(latent.sum()),
+            spread=np.ones(q),
+            column_scale=np.ones(q),
             lower=lower,
             upper=upper,
             rng=rng,
+            blocks=nominal_blocks(part, margins),
         )
         self._fit_indicator(X)
         return self
@@ -365,17 +370,20 @@ class GaussianCopulaImputer(BaseEMImputer):
             elif given.get(j) is not None:
                 kinds.append(given[j])
             else:
-                dtype = None
-                if self._column_types.is_frame:
-                    dtype = self._column_types.dtypes[j]
-                    if j in self._column_types.categories or pd.api.types.is_bool_dtype(
-                        dtype
-                    ):
-                        dtype = np.bool_  # categories and flags are levels
-                    else:
-                        dtype = None
-                kinds.append(infer_kind(X[:, j], dtype))
+                kinds.append(self._inferred_kind(X[:, j], j))
         return np.array(kinds, dtype=object)
+
+    def _inferred_kind(self, x, j):
+        """A frame's categories are nominal (unordered) or ordinal, its
+        flags ordinal; numbers by their values (:func:`infer_kind`)."""
+        types = self._column_types
+        if types.is_frame:
+            dtype = types.dtypes[j]
+            if j in types.categories:
+                return "ordinal" if dtype.ordered else "nominal"
+            if pd.api.types.is_bool_dtype(dtype):
+                return "ordinal"
+        return infer_kind(x)
 
     def _given_kinds(self, names):
         """The ``kinds`` parameter as {position: kind}, checked."""
@@ -404,16 +412,53 @@ class GaussianCopulaImputer(BaseEMImputer):
     def _latent_margins(self, latent):
         return [self._margins[j] for j in np.flatnonzero(latent)]
 
+    def _latent_dims(self):
+        """For each column, its latent columns in ``correlation_``: K for a
+        nominal column with K categories, else one."""
+        widths = [
+            len(m.values) if m is not None and m.kind == "nominal" else 1
+            for m in self._margins
+        ]
+        ends = np.cumsum(widths)
+        return [np.arange(e - w, e) for e, w in zip(ends, widths, strict=True)]
+
+    def _modelled_dims(self):
+        """Boolean over the latent columns: those of modelled columns (not
+        empty, not constant)."""
+        dims = self._latent_dims()
+        mask = np.zeros(dims[-1][-1] + 1 if dims else 0, dtype=bool)
+        for j in np.flatnonzero(self._latent):
+            mask[dims[j]] = True
+        return mask
+
+    def _estimate_names(self, valid):
+        names = feature_names(self)
+        dims, margins = self._latent_dims(), self._margins
+        return [
+            f"{names[j]}={margins[j].values[k]:g}" if len(dims[j]) > 1 else names[j]
+            for j in np.flatnonzero(valid)
+            for k in range(len(dims[j]))
+        ]
+
+    @property
+    def latent_feature_names_(self):
+        """Names of the rows and columns of ``correlation_``: a column's
+        name, or ``name=code`` for each category of a nominal column (its
+        code in the data: the category's position for pandas categories).
+        """
+        check_is_fitted(self)
+        return np.array(self._estimate_names(np.ones(len(self._margins), bool)), object)
+
     def _loop_options(self):
         return {}
 
     def _store_result(self, result, latent):
-        p = self.n_features_in_
-        self.correlation_ = np.full((p, p), np.nan)
-        self.monte_carlo_error_ = np.nan
         self._latent = np.isin(self.kinds_, KINDS)
+        modelled = self._modelled_dims()
+        self.correlation_ = np.full((len(modelled), len(modelled)), np.nan)
+        self.monte_carlo_error_ = np.nan
         if result is not None:
-            self.correlation_[np.ix_(latent, latent)] = result.correlation
+            self.correlation_[np.ix_(modelled, modelled)] = result.correlation
             self.monte_carlo_error_ = float(result.monte_carlo_error)
 
     # ------------------------------------------------------------ transform
@@ -465,14 +510,27 @@ class GaussianCopulaImputer(BaseEMImputer):
         impute = np.isnan(part) | censored_cells(part, margins)
         if not impute.any():
             return
-        lower, upper = latent_bounds(part, margins)
+        names = [feature_names(self)[j] for j in np.flatnonzero(self._latent)]
+        try:
+            lower, upper = latent_bounds(part, margins)
+            blocks = nominal_blocks(part, margins)
+        except UnseenCategoryError as error:
+            raise ValueError(
+                f"categories not seen in fit in column '{names[error.column]}': "
+                f"{error.values}"
+            ) from None
         state = resolve_random_state(self.random_state)
-        R = self.correlation_[np.ix_(self._latent, self._latent)]
-        Z = latent_posterior(
+        modelled = self._modelled_dims()
+        R = self.correlation_[np.ix_(modelled, modelled)]
+        Z, categories = latent_posterior(
             lower, upper, R, rng=np.random.default_rng(child_seeds(state)),
-            draw=draw, impute=impute,
+            draw=draw, impute=impute, blocks=blocks,
         )  # fmt: skip
         values = values_from_latent(Z, margins, within_range=True)
+        nominal = [j for j, m in enumerate(margins) if m.kind == "nominal"]
+        for j, category in zip(nominal, categories, strict=True):
+            found = category >= 0  # the posterior mode (or the drawn category)
+            values[found, j] = margins[j].values[category[found]]
         whole = self._whole[self._latent]
         values[:, whole] = np.round(values[:, whole])
         X[:, latent] = np.where(impute, values, part)
@@ -533,8 +591,9 @@ class GaussianCopulaImputer(BaseEMImputer):
             state["constant"], "constant", (p,), allow_nan=~is_constant
         )
         self._whole = check.flags(state["whole"], "whole", p)
+        modelled = self._modelled_dims()
         self.correlation_ = check.covariance(
-            state["correlation_"], "correlation_", p, self._latent
+            state["correlation_"], "correlation_", len(modelled), modelled
         )
         self.monte_carlo_error_ = float(
             check.array(state["monte_carlo_error_"], "monte_carlo_error_", (), True)
@@ -562,11 +621,11 @@ class GaussianCopulaImputer(BaseEMImputer):
         )
 
 
-def _fit_saem(*, ridge, max_iter, tol, callback, lower, upper, rng):
+def _fit_saem(*, ridge, max_iter, tol, callback, lower, upper, rng, blocks):
     """The kernel the base runs (through the automatic ridge)."""
     return saem_correlation(
         lower, upper, n_iter=max_iter, rng=rng, ridge=ridge, tol=tol,
-        callback=callback,
+        callback=callback, blocks=blocks,
     )  # fmt: skip
 
 

@@ -56,7 +56,15 @@ from threadpoolctl import ThreadpoolController
 from emimpute.engine._model import SingularCovarianceError
 from emimpute.engine._saem import run_saem
 from emimpute.gaussian._interval import interval_moments, sample_interval
+from emimpute.models._copula_nominal import (
+    categories_of,
+    centre_blocks,
+    nominal_sweep,
+    within_block_pairs,
+)
 
+# Weight of the penalty holding fixed correlations at 0 in the M-step.
+FIXED_PENALTY = 1e4
 # Iterations at step 1 before the steps of the stochastic approximation
 # decay (:mod:`emimpute.engine._saem`).
 BURN_IN = 30
@@ -113,7 +121,7 @@ def correlation_of(S):
     return R
 
 
-def correlation_m_step(S, start=None):
+def correlation_m_step(S, start=None, fixed=None):
     """The correlation matrix R maximising -log|R| - tr(R^-1 S): the M-step
     of a normal with zero mean and unit variances, given the average
     cross-product S.
@@ -128,6 +136,13 @@ def correlation_m_step(S, start=None):
     maximised by L-BFGS from ``start`` (default: the rescaled S) with the
     analytic gradient: dF/dR = R^-1 - R^-1 S R^-1 for F = log|R| +
     tr(R^-1 S), dF/dL = 2 (dF/dR) L, then through each row's normalisation.
+
+    ``fixed`` (boolean, symmetric, optional): correlations the model holds
+    at 0 (the identity blocks of nominal columns, :mod:`._copula_nominal`).
+    They are held there by a quadratic penalty (``FIXED_PENALTY`` / 2) times
+    their sum of squares, which leaves them of order 1 / ``FIXED_PENALTY``
+    at the optimum, and are then set to 0: the other correlations are
+    those of the constrained maximum to about that order.
 
     Examples
     --------
@@ -147,11 +162,14 @@ def correlation_m_step(S, start=None):
     # 1.6 ms at p = 10, two cores).
     with _blas_threads().limit(limits=1, user_api="blas"):
         fit = optimize.minimize(
-            _m_step_objective, B0[below], args=(S, below), jac=True,
+            _m_step_objective, B0[below], args=(S, below, fixed), jac=True,
             method="L-BFGS-B",
             options={"gtol": M_STEP_GTOL, "ftol": 0.0, "maxiter": 500},
         )  # fmt: skip
-    return _correlation_from_free(fit.x, p, below)[0]
+    R = _correlation_from_free(fit.x, p, below)[0]
+    if fixed is not None:
+        R[fixed] = 0.0
+    return R
 
 
 @functools.cache
@@ -170,13 +188,18 @@ def _correlation_from_free(free, p, below):
     return R, L, norms
 
 
-def _m_step_objective(free, S, below):
-    """F = log|R| + tr(R^-1 S) and its gradient in the free entries of B."""
+def _m_step_objective(free, S, below, fixed=None):
+    """F = log|R| + tr(R^-1 S) (plus the penalty on ``fixed``
+    correlations) and its gradient in the free entries of B."""
     R, L, norms = _correlation_from_free(free, len(S), below)
     chol = np.linalg.cholesky(R)
     R_inv = linalg.cho_solve((chol, True), np.eye(len(S)))
     value = 2.0 * np.log(np.diag(chol)).sum() + np.sum(R_inv * S)
     G = R_inv - R_inv @ S @ R_inv
+    if fixed is not None:
+        held = np.where(fixed, R, 0.0)
+        value += 0.5 * FIXED_PENALTY * np.sum(held * held)
+        G += FIXED_PENALTY * held
     dL = 2.0 * G @ L
     # Through L_i = b_i / |b_i|: dF/db_i = (dF/dL_i - (dF/dL_i . L_i) L_i) / |b_i|.
     dB = (dL - np.sum(dL * L, axis=1)[:, None] * L) / norms[:, None]
@@ -250,7 +273,7 @@ def gibbs_sweep(Z, cells, precision, rng):
 
 def saem_correlation(
     lower, upper, *, n_iter=600, burn_in=BURN_IN, rng, start=None, ridge=0.0,
-    tol=0.0, callback=None,
+    tol=0.0, callback=None, blocks=(),
 ):  # fmt: skip
     """The latent correlation of the Gaussian copula by SAEM
     (:func:`emimpute.engine._saem.run_saem` with a Gibbs sweep as its
@@ -280,6 +303,13 @@ def saem_correlation(
         iterations).
     callback : callable, optional
         ``callback(iteration, nan, error)`` after each iteration.
+    blocks : sequence of NominalBlock, optional
+        The nominal columns (:mod:`._copula_nominal`): their observed
+        rows' latent cells are exact in ``lower`` and ``upper`` (valid
+        starting values) and move by their own sweep; their within-column
+        correlations are held at 0, and their correlations with the other
+        latent columns centred (:func:`centre_blocks`), the version the
+        model identifies.
 
     Returns
     -------
@@ -309,11 +339,16 @@ def saem_correlation(
         Z, R = np.array(start.latent, order="F"), start.correlation  # a copy
     cells = free_cells(lower, upper)
 
+    fixed = within_block_pairs(blocks, p) if len(blocks) else None
+
     def simulate(Z, R):
-        return gibbs_sweep(Z, cells, _precision(R), rng)
+        precision = _precision(R)
+        gibbs_sweep(Z, cells, precision, rng)
+        return nominal_sweep(Z, blocks, precision, rng)
 
     def m_step(S, R):
-        return _checked_m_step((n * S + ridge * np.eye(p)) / (n + ridge), R)
+        R = _checked_m_step((n * S + ridge * np.eye(p)) / (n + ridge), R, fixed)
+        return centre_blocks(R, blocks) if len(blocks) else R
 
     run = run_saem(
         simulate, lambda Z: Z.T @ Z / n, m_step, R, Z,
@@ -332,11 +367,11 @@ def _precision(R):
         raise SingularCovarianceError(SINGULAR_MESSAGE) from None
 
 
-def _checked_m_step(S, R):
+def _checked_m_step(S, R, fixed=None):
     """:func:`correlation_m_step`, or SingularCovarianceError when its
     maximum is (numerically) a singular matrix."""
     try:
-        R = correlation_m_step(S, start=R)
+        R = correlation_m_step(S, start=R, fixed=fixed)
     except np.linalg.LinAlgError:
         raise SingularCovarianceError(SINGULAR_MESSAGE) from None
     if np.linalg.eigvalsh(R)[0] < SINGULAR_EIGENVALUE:
@@ -345,7 +380,7 @@ def _checked_m_step(S, R):
 
 
 def posterior_latent_means(
-    lower, upper, R, *, n_sweeps=200, burn_in=20, rng, start=None
+    lower, upper, R, *, n_sweeps=200, burn_in=20, rng, start=None, blocks=()
 ):
     """E[z_ij | the row's cells] under N(0, R) for every cell, by a Gibbs
     chain with Rao-Blackwellisation: after ``burn_in`` sweeps, the average
@@ -365,10 +400,15 @@ def posterior_latent_means(
     rng : numpy.random.Generator
     start : ndarray of shape (n, p), optional
         A latent state to start the chain from (the fit's last draw).
+    blocks : sequence of NominalBlock, optional
+        Nominal columns (see :func:`saem_correlation`).
 
     Returns
     -------
-    ndarray of shape (n, p)
+    means : ndarray of shape (n, p)
+    counts : list of ndarray of shape (n, K)
+        For each block, how often each category was the argmax over the
+        averaged sweeps (its posterior probabilities times ``n_sweeps``).
     """
     Z = (
         _initial_state(lower, upper, rng)
@@ -379,13 +419,18 @@ def posterior_latent_means(
     free = lower < upper
     cells = free_cells(lower, upper)
     total = np.zeros(int(free.sum()))
+    counts = [np.zeros((len(Z), len(block.dims))) for block in blocks]
+    rows = np.arange(len(Z))
     for sweep in range(burn_in + n_sweeps):
         gibbs_sweep(Z, cells, precision, rng)
+        nominal_sweep(Z, blocks, precision, rng)
         if sweep >= burn_in:
             total += _full_conditional_means(Z, lower, upper, precision, free)
+            for count, block in zip(counts, blocks, strict=True):
+                count[rows, categories_of(Z, block)] += 1
     means = lower.copy()
     means[free] = total / n_sweeps
-    return means
+    return means, counts
 
 
 def _initial_state(lower, upper, rng):

@@ -42,7 +42,13 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special
 
-KINDS = ("continuous", "ordinal")
+from emimpute.models._copula_nominal import (
+    NominalBlock,
+    nominal_means,
+    starting_values,
+)
+
+KINDS = ("continuous", "ordinal", "nominal")
 # Points of each tail of a continuous margin fitted by the line that
 # extends it beyond the observed range (at most a tenth of the distinct
 # values, at least 2).
@@ -109,6 +115,8 @@ def fit_margin(x, kind, limit=None):
     n = len(x)
     if kind == "ordinal":
         return Margin("ordinal", values, special.ndtri(np.cumsum(counts) / n))
+    if kind == "nominal":  # z: the Gaussian-max means (._copula_nominal)
+        return Margin("nominal", values, nominal_means(counts / n))
     if kind != "continuous":
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     # Mid-rank of each distinct value over n + 1: (below + (count + 1) / 2).
@@ -266,10 +274,58 @@ def _piecewise(t, knots, images, tail, margin):
     return out
 
 
+class UnseenCategoryError(ValueError):
+    """A nominal column (position ``column``) holds values not among the
+    categories of fit."""
+
+    def __init__(self, column, values):
+        super().__init__(f"categories not seen in fit: {values}")
+        self.column, self.values = column, values
+
+
+def latent_layout(margins):
+    """The latent columns of each column: one, or K for a nominal column
+    with K categories (arrays of positions in the latent matrix)."""
+    widths = [len(m.values) if m.kind == "nominal" else 1 for m in margins]
+    ends = np.cumsum(widths)
+    return [
+        np.arange(end - width, end) for end, width in zip(ends, widths, strict=True)
+    ]
+
+
+def nominal_blocks(X, margins):
+    """The :class:`~._copula_nominal.NominalBlock` of each nominal column
+    of X, in latent positions.
+
+    Raises
+    ------
+    UnseenCategoryError
+        If a nominal column holds a value that is not a category of fit.
+    """
+    blocks = []
+    for j, (margin, dims) in enumerate(
+        zip(margins, latent_layout(margins), strict=True)
+    ):
+        if margin.kind != "nominal":
+            continue
+        x = X[:, j]
+        level = np.searchsorted(margin.values, x)
+        level = np.minimum(level, len(margin.values) - 1)
+        known = margin.values[level] == x
+        unseen = ~known & ~np.isnan(x)
+        if unseen.any():
+            raise UnseenCategoryError(j, np.unique(x[unseen])[:5].tolist())
+        blocks.append(NominalBlock(dims, margin.z, np.where(known, level, -1)))
+    return blocks
+
+
 def latent_bounds(X, margins):
-    """Each cell's latent interval (lower, upper), both (n, p): equal bounds
-    at an observed continuous value, its level's interval at an observed
-    ordinal value, the whole line at a missing cell.
+    """Each cell's latent interval (lower, upper), both (n, q) over the
+    latent columns (:func:`latent_layout`): equal bounds at an observed
+    continuous value, its level's interval at an observed ordinal value,
+    the whole line at a missing cell.  A nominal column's observed
+    categories are held by their block (:func:`nominal_blocks`); their
+    cells here are exact at valid starting values.
 
     Examples
     --------
@@ -286,18 +342,29 @@ def latent_bounds(X, margins):
            [   inf,  0.   ],
            [ 0.431,    inf]])
     """
-    lower, upper = np.empty(X.shape), np.empty(X.shape)
-    for j, margin in enumerate(margins):
+    layout = latent_layout(margins)
+    q = sum(len(dims) for dims in layout)
+    lower, upper = np.empty((len(X), q)), np.empty((len(X), q))
+    blocks = iter(nominal_blocks(X, margins))
+    for j, (margin, dims) in enumerate(zip(margins, layout, strict=True)):
+        if margin.kind == "nominal":
+            block = next(blocks)
+            lower[:, dims], upper[:, dims] = -np.inf, np.inf
+            observed = np.flatnonzero(block.observed)
+            lower[np.ix_(observed, dims)] = starting_values(block)
+            upper[np.ix_(observed, dims)] = lower[np.ix_(observed, dims)]
+            continue
+        j_latent = dims[0]
         if margin.kind == "ordinal":
-            lower[:, j], upper[:, j] = latent_interval(margin, X[:, j])
+            lower[:, j_latent], upper[:, j_latent] = latent_interval(margin, X[:, j])
             continue
         z = to_latent(margin, X[:, j])
         missing = np.isnan(z)
-        lower[:, j] = np.where(missing, -np.inf, z)
-        upper[:, j] = np.where(missing, np.inf, z)
+        lower[:, j_latent] = np.where(missing, -np.inf, z)
+        upper[:, j_latent] = np.where(missing, np.inf, z)
         if margin.censored:
             censored = X[:, j] <= margin.limit
-            lower[censored, j], upper[censored, j] = -np.inf, margin.z[0]
+            lower[censored, j_latent], upper[censored, j_latent] = -np.inf, margin.z[0]
     return lower, upper
 
 
@@ -319,8 +386,11 @@ def values_from_latent(Z, margins, within_range=False):
     ``within_range=True`` kept within the observed range, as an imputed
     value should be: the tail lines are there to transform new data)."""
     columns = []
-    for j, margin in enumerate(margins):
-        values = from_latent(margin, Z[:, j])
+    for margin, dims in zip(margins, latent_layout(margins), strict=True):
+        if margin.kind == "nominal":  # the category of the largest z + mu
+            columns.append(margin.values[np.argmax(Z[:, dims] + margin.z, axis=1)])
+            continue
+        values = from_latent(margin, Z[:, dims[0]])
         if within_range and margin.kind == "continuous":
             # (Below a detection limit the tail itself is the range.)
             low = -np.inf if margin.censored else margin.values[0]
@@ -393,8 +463,12 @@ def margin_from_state(state):
     numbers = np.concatenate([values, z, low, high])
     if not np.all(np.isfinite(numbers)):
         raise ValueError("must hold finite numbers only")
-    if np.any(np.diff(values) <= 0) or np.any(np.diff(z) <= 0):
-        raise ValueError("must have increasing values and latent points")
+    if np.any(np.diff(values) <= 0):
+        raise ValueError("must have increasing values")
+    if kind == "nominal" and (len(z) == 0 or z[0] != 0):
+        raise ValueError("must have means starting at 0")
+    if kind != "nominal" and np.any(np.diff(z) <= 0):
+        raise ValueError("must have increasing latent points")
     if low[2] <= 0 or high[2] <= 0:
         raise ValueError("must have tail lines of positive slope")
     limit = state.get("limit")

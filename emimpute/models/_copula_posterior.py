@@ -28,6 +28,11 @@ from emimpute.models._copula import (
     gibbs_sweep,
     posterior_latent_means,
 )
+from emimpute.models._copula_nominal import (
+    NominalBlock,
+    categories_of,
+    nominal_sweep,
+)
 
 # Sweeps discarded, and sweeps averaged, by the chain of rows with interval
 # cells.  The Rao-Blackwellised mean of 50 sweeps has a Monte Carlo standard
@@ -40,38 +45,45 @@ GIBBS_SWEEPS = 50
 
 def latent_posterior(
     lower, upper, R, *, rng, draw=False, n_sweeps=GIBBS_SWEEPS,
-    burn_in=GIBBS_BURN_IN, impute=None,
+    burn_in=GIBBS_BURN_IN, impute=None, blocks=(),
 ):  # fmt: skip
     """The latent matrix with every missing cell at its posterior mean
-    (or, with ``draw=True``, a joint draw) given its row's cells.
+    (or, with ``draw=True``, a joint draw) given its row's cells, and the
+    imputed category of every nominal column.
 
     Parameters
     ----------
-    lower, upper : ndarray of shape (n, p)
+    lower, upper : ndarray of shape (n, q)
         Each cell's latent interval (equal: exact; infinite: missing).
-    R : ndarray of shape (p, p)
+    R : ndarray of shape (q, q)
         The latent correlation.
     rng : numpy.random.Generator
     draw : bool, default=False
     n_sweeps, burn_in : int
         Of the Gibbs chain, for rows with interval cells.
-    impute : ndarray of bool of shape (n, p), optional
+    impute : ndarray of bool of shape (n, q), optional
         The cells wanted (default: the missing ones); censored cells, say,
         are interval cells to impute.
+    blocks : sequence of NominalBlock, optional
+        The nominal columns (:mod:`._copula_nominal`); rows with one go
+        through the chain.
 
     Returns
     -------
-    ndarray of shape (n, p)
+    Z : ndarray of shape (n, q)
         Exact cells hold their value; interval cells that are observed
         hold a point of their interval (their value is the observed one);
         missing cells the mean or draw.
+    categories : list of ndarray of shape (n,)
+        For each block, the imputed category's index where it is missing
+        (its posterior mode over the sweeps, or the drawn one), else -1.
 
     Examples
     --------
     >>> lower = np.array([[1.0, -np.inf]] + [[0.0, -np.inf]] * 1000)
     >>> upper = np.array([[1.0, np.inf]] + [[np.inf, np.inf]] * 1000)
     >>> R = np.array([[1.0, 0.5], [0.5, 1.0]])
-    >>> Z = latent_posterior(lower, upper, R, rng=np.random.default_rng(0))
+    >>> Z, _ = latent_posterior(lower, upper, R, rng=np.random.default_rng(0))
     >>> float(Z[0, 1])  # an exact cell: 0.5 * 1.0
     0.5
     >>> # E[z2 | z1 > 0] = 0.5 sqrt(2 / pi); each row's mean is off by about
@@ -84,19 +96,27 @@ def latent_posterior(
     missing = np.isneginf(lower) & np.isposinf(upper)
     interval = (lower < upper) & ~missing
     wanted = (missing if impute is None else impute).any(axis=1)
-    closed = wanted & ~interval.any(axis=1)
+    needs_chain = interval.any(axis=1) | bool(len(blocks))
+    closed = wanted & ~needs_chain
     if closed.any():
         Z[closed] = _normal_rows(lower[closed], missing[closed], R, rng, draw)
-    chained = np.flatnonzero(wanted & interval.any(axis=1))
-    if len(chained):
-        lo, hi = lower[chained], upper[chained]
-        if draw:
-            Z[chained] = _chain_draw(lo, hi, R, rng, burn_in)
-        else:
-            Z[chained] = posterior_latent_means(
-                lo, hi, R, n_sweeps=n_sweeps, burn_in=burn_in, rng=rng
-            )
-    return Z
+    categories = [np.full(len(Z), -1) for _ in blocks]
+    chained = np.flatnonzero(wanted & needs_chain)
+    if not len(chained):
+        return Z, categories
+    lo, hi = lower[chained], upper[chained]
+    part = [NominalBlock(b.dims, b.mu, b.level[chained]) for b in blocks]
+    if draw:
+        Z[chained] = _chain_draw(lo, hi, R, rng, burn_in, part)
+        found = [categories_of(Z[chained], block) for block in part]
+    else:
+        Z[chained], counts = posterior_latent_means(
+            lo, hi, R, n_sweeps=n_sweeps, burn_in=burn_in, rng=rng, blocks=part
+        )
+        found = [np.argmax(count, axis=1) for count in counts]
+    for category, block, values in zip(categories, part, found, strict=True):
+        category[chained] = np.where(block.observed, -1, values)
+    return Z, categories
 
 
 def _normal_rows(exact, missing, R, rng, draw):
@@ -107,7 +127,7 @@ def _normal_rows(exact, missing, R, rng, draw):
     return conditional_moments(X, np.zeros(len(R)), R, rng=state).completed
 
 
-def _chain_draw(lower, upper, R, rng, burn_in):
+def _chain_draw(lower, upper, R, rng, burn_in, blocks):
     """One joint draw of the free cells: the Gibbs state after
     ``burn_in`` sweeps (at least one) from independent starting draws."""
     Z = _initial_state(lower, upper, rng)
@@ -115,4 +135,5 @@ def _chain_draw(lower, upper, R, rng, burn_in):
     precision = np.linalg.inv(R)
     for _ in range(max(burn_in, 1)):
         gibbs_sweep(Z, cells, precision, rng)
+        nominal_sweep(Z, blocks, precision, rng)
     return Z

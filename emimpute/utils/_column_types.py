@@ -1,9 +1,9 @@
 """A DataFrame's column dtypes, kept from ``fit`` so that ``transform`` can
 give them back: pandas in, pandas out with the same dtypes (bool, nullable
-integers and booleans, ordered categories, floats).
+integers and booleans, categories, floats).
 
 The models see floats: booleans as 0 and 1, integers as their values,
-ordered categories as their codes (0, 1, ...), NaN at missing cells.
+categories as their codes (0, 1, ...), NaN at missing cells.
 """
 
 from dataclasses import dataclass
@@ -28,30 +28,16 @@ class ColumnTypes:
 
 
 def column_types(X):
-    """The :class:`ColumnTypes` of X (a DataFrame, or anything else).
-
-    Raises
-    ------
-    TypeError
-        For an unordered categorical column (its categories have no order
-        for the latent scale; give them one, ``.cat.as_ordered()``, or
-        one-hot encode them), naming the columns.
-    """
+    """The :class:`ColumnTypes` of X (a DataFrame, or anything else)."""
     if not isinstance(X, pd.DataFrame):
         return ColumnTypes(None, {})
     dtypes = tuple(X.dtypes)
-    categorical = [
-        j for j, dtype in enumerate(dtypes) if isinstance(dtype, pd.CategoricalDtype)
-    ]
-    unordered = [j for j in categorical if not dtypes[j].ordered]
-    if unordered:
-        raise TypeError(
-            f"unordered categorical data in {describe(_names(X), unordered)}: "
-            "this model takes ordered categories (ordinal levels). Give them "
-            "an order (Series.cat.as_ordered or reorder_categories) or "
-            "one-hot encode them first."
-        )
-    return ColumnTypes(dtypes, {j: dtypes[j].categories for j in categorical})
+    categories = {
+        j: dtype.categories
+        for j, dtype in enumerate(dtypes)
+        if isinstance(dtype, pd.CategoricalDtype)
+    }
+    return ColumnTypes(dtypes, categories)
 
 
 def encode_frame(X, types):
@@ -123,7 +109,8 @@ def types_state(types):
     if not types.is_frame:
         return None
     return [
-        {"categories": types.categories[j].tolist()} if j in types.categories
+        {"categories": types.categories[j].tolist(), "ordered": bool(dtype.ordered)}
+        if j in types.categories
         else str(dtype)
         for j, dtype in enumerate(types.dtypes)
     ]  # fmt: skip
@@ -139,7 +126,7 @@ def types_from_state(state, p):
     dtypes, categories = [], {}
     for j, item in enumerate(state):
         if isinstance(item, dict):
-            dtype = pd.CategoricalDtype(item["categories"], ordered=True)
+            dtype = pd.CategoricalDtype(item["categories"], ordered=item["ordered"])
             categories[j] = dtype.categories
         else:
             dtype = pd.api.types.pandas_dtype(item)

@@ -256,11 +256,17 @@ def test_in_a_pipeline_before_one_hot_encoding_under_cross_validation():
     assert scores.mean() > 0.6  # the features predict income (rho 0.4 each)
 
 
-def test_unordered_categories_are_refused_naming_the_column():
+def test_unordered_categories_are_nominal_and_imputed_as_categories():
     frame = survey_frame()
     frame["grade"] = frame["grade"].cat.as_unordered()
-    with pytest.raises(TypeError, match="'grade'.*order"):
-        GaussianCopulaImputer().fit(frame)
+    imputer = GaussianCopulaImputer(random_state=0).fit(frame)
+    assert imputer.kinds_[3] == "nominal"
+    assert list(imputer.latent_feature_names_[3:6]) == ["grade=0", "grade=1", "grade=2"]
+    assert imputer.correlation_.shape == (7, 7)
+    np.testing.assert_array_equal(imputer.correlation_[3:6, 3:6], np.eye(3))
+    out = imputer.transform(frame)
+    assert out["grade"].dtype == frame["grade"].dtype
+    assert out["grade"].notna().all()
 
 
 def test_a_category_unseen_in_fit_is_refused_naming_the_column():
@@ -294,7 +300,7 @@ def test_kinds_given_by_name_position_or_list():
 @pytest.mark.parametrize(
     ("kinds", "message"),
     [
-        ({"c": "nominal"}, "column 'c' has kind 'nominal'"),
+        ({"c": "circular"}, "column 'c' has kind 'circular'"),
         ({"z": "ordinal"}, "'z'"),
         (["ordinal"], "kinds has 1 entries but X has 4 columns"),
     ],
@@ -395,3 +401,70 @@ def test_bad_detection_limits_are_refused_naming_the_column():
         GaussianCopulaImputer(detection_limits={2: "low"}).fit(X)
     with pytest.raises(ValueError, match="limit of column 'x2' must be finite"):
         GaussianCopulaImputer(detection_limits={2: np.inf}).fit(X)
+
+
+# ---------------------------------------------------------------------------
+# Nominal columns (the Gaussian-max model)
+
+
+def nominal_data(n, seed):
+    """A log-normal, an ordinal (4 levels), a nominal column with three
+    categories (50/30/20%) and a binary column from a latent correlation
+    with an identity block for the nominal column; 20% MCAR."""
+    from emimpute.models._copula_nominal import NominalBlock, centre_blocks
+
+    R = np.eye(6)
+    for (i, j), r in {
+        (0, 1): 0.5, (0, 2): 0.4, (0, 3): -0.2, (1, 3): 0.3, (0, 5): 0.3,
+        (2, 5): -0.3, (4, 5): 0.3,
+    }.items():  # fmt: skip
+        R[i, j] = R[j, i] = r
+    R = centre_blocks(R, [NominalBlock(np.arange(2, 5), None, None)])
+    rng = np.random.default_rng(seed)
+    z = rng.multivariate_normal(np.zeros(6), R, size=n)
+    from emimpute.models._copula_nominal import nominal_means
+
+    mu = nominal_means(np.array([0.5, 0.3, 0.2]))
+    truth = pd.DataFrame(
+        {
+            "a": np.exp(z[:, 0]),
+            "b": np.digitize(z[:, 1], [-1, 0, 1]).astype(float),
+            "c": pd.Categorical.from_codes(
+                np.argmax(z[:, 2:5] + mu, axis=1), ["red", "green", "blue"]
+            ),
+            "d": (z[:, 5] > 0).astype(float),
+        }
+    )
+    hidden = rng.random(truth.shape) < 0.2
+    return truth.mask(hidden), truth, R, hidden
+
+
+def test_nominal_correlations_are_recovered_at_the_rate_one_over_sqrt_n():
+    scaled = {}
+    for n in (2000, 8000):
+        X, _, R, _ = nominal_data(n, 0)
+        fit = GaussianCopulaImputer(random_state=0).fit(X)
+        assert list(fit.kinds_) == ["continuous", "ordinal", "nominal", "ordinal"]
+        scaled[n] = np.sqrt(n) * np.abs(fit.correlation_ - R).max()
+    # About 3-4 at both sizes in simulation; without the centring of the
+    # nominal block's correlations (not identified otherwise) 12 at n = 2,000.
+    assert max(scaled.values()) < 6, scaled
+
+
+def test_nominal_imputations_beat_the_mode_and_iterative_imputer_on_codes():
+    from sklearn.experimental import enable_iterative_imputer  # noqa: F401
+    from sklearn.impute import IterativeImputer
+
+    X, truth, _, hidden = nominal_data(4000, 1)
+    rows = hidden[:, 2]
+    out = GaussianCopulaImputer(random_state=0).fit_transform(X)
+    copula = np.mean(out["c"][rows] == truth["c"][rows])
+    mode = np.mean(truth["c"][rows] == X["c"].mode()[0])
+    codes = X.assign(c=X["c"].cat.codes.replace(-1, np.nan)).to_numpy(float)
+    iterative = IterativeImputer(random_state=0).fit_transform(codes)[:, 2]
+    iterative = np.clip(np.round(iterative), 0, 2)
+    iterative_accuracy = np.mean(iterative[rows] == truth["c"].cat.codes[rows])
+    # In simulation 0.56-0.58 against 0.48-0.49 for the mode.
+    assert copula > mode + 0.04 and copula > iterative_accuracy, (
+        copula, mode, iterative_accuracy,
+    )  # fmt: skip

@@ -209,7 +209,7 @@ def test_posterior_latent_means_match_numerical_integration():
     R = np.array([[1.0, 0.5, 0.3], [0.5, 1.0, 0.6], [0.3, 0.6, 1.0]])
     lo, hi = np.array([0.2, -1.0, -np.inf]), np.array([1.5, 0.0, np.inf])
     n = 4000
-    means = posterior_latent_means(
+    means, _ = posterior_latent_means(
         np.tile(lo, (n, 1)), np.tile(hi, (n, 1)), R, rng=np.random.default_rng(3)
     )
     density = stats.multivariate_normal([0, 0], R[:2, :2]).pdf
@@ -240,7 +240,7 @@ def test_posterior_latent_means_keep_exact_cells():
     lower, upper = Z.copy(), Z.copy()
     lower[::2, 1], upper[::2, 1] = -np.inf, np.inf  # every other row missing x2
     R = np.array([[1.0, 0.8], [0.8, 1.0]])
-    means = posterior_latent_means(
+    means, _ = posterior_latent_means(
         lower, upper, R, n_sweeps=5, rng=np.random.default_rng(0)
     )
     assert_allclose(means[:, 0], Z[:, 0], rtol=0, atol=0)

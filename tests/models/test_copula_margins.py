@@ -99,7 +99,7 @@ def test_kinds_are_inferred_from_values_and_dtype():
 
 def test_an_unknown_kind_is_refused():
     with pytest.raises(ValueError, match="kind must be one of"):
-        fit_margin(np.array([1.0]), "nominal")
+        fit_margin(np.array([1.0]), "circular")
 
 
 @st.composite
