@@ -318,7 +318,7 @@ def copula_kernels_impute(X, seed):
                for j, kind in enumerate(kinds)]  # fmt: skip
     lower, upper = latent_bounds(X, margins)
     fit = saem_correlation(lower, upper, n_iter=100, burn_in=50, rng=rng)
-    means = posterior_latent_means(lower, upper, fit.correlation, n_sweeps=50,
+    means, _ = posterior_latent_means(lower, upper, fit.correlation, n_sweeps=50,
                                    burn_in=10, rng=rng, start=fit.latent)  # fmt: skip
     return np.where(np.isnan(X), values_from_latent(means, margins), X)
 
