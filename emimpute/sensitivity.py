@@ -39,7 +39,9 @@ __all__ = ["TippingPoint", "sensitivity_analysis", "tipping_point"]
 
 # DeltaAdjustedImputer's kinds, and "psi": fixed MNAR coefficients of the
 # selection model.
-KINDS = (*DELTA_KINDS, "psi")
+# (kind="latent" is left out: its grid would need the copula's latent draws
+# kept per imputation, where the other kinds adjust the completed data.)
+KINDS = (*(kind for kind in DELTA_KINDS if kind != "latent"), "psi")
 
 
 def sensitivity_analysis(

@@ -33,7 +33,7 @@ from emimpute.utils._column_types import (
     types_from_state,
     types_state,
 )
-from emimpute.utils._columns import column_position, feature_names
+from emimpute.utils._columns import column_position, describe_columns, feature_names
 from emimpute.utils._random import child_seeds, resolve_random_state
 from emimpute.utils._sklearn_compat import _fit_context
 from emimpute.utils._validation import (
@@ -493,19 +493,22 @@ class GaussianCopulaImputer(BaseEMImputer):
             X.index,
         )
 
-    def _conditional(self, X, *, rng=None, want_variance=False, want_loglik=False):
+    def _conditional(
+        self, X, *, rng=None, want_variance=False, want_loglik=False, shift=None
+    ):
         valid = ~self._empty_features
         missing = np.isnan(X)
         constant = self._constant[valid]
         X[:] = np.where(missing & ~np.isnan(constant), constant, X)
         latent = self._latent[valid]
         if latent.any():
-            self._impute_latent(X, latent, draw=rng is not None)
+            self._impute_latent(X, latent, draw=rng is not None, shift=shift)
         return ConditionalMoments(X, None, None)
 
-    def _impute_latent(self, X, latent, *, draw):
+    def _impute_latent(self, X, latent, *, draw, shift=None):
         """Fill the missing cells of the latent columns of X (over the
-        non-empty columns) in place."""
+        non-empty columns) in place; ``shift`` (per column of X, optional)
+        is added to the latent value of each missing cell first."""
         margins = self._latent_margins(self._latent)
         part = X[:, latent]
         impute = np.isnan(part) | censored_cells(part, margins)
@@ -527,6 +530,9 @@ class GaussianCopulaImputer(BaseEMImputer):
             lower, upper, R, rng=np.random.default_rng(child_seeds(state)),
             draw=draw, impute=impute, blocks=blocks,
         )  # fmt: skip
+        if shift is not None:
+            dims = [d[0] for d in latent_layout(margins)]
+            Z[:, dims] += np.where(np.isnan(part), shift[latent], 0.0)
         values = values_from_latent(Z, margins, within_range=True)
         nominal = [j for j, m in enumerate(margins) if m.kind == "nominal"]
         for j, category in zip(nominal, categories, strict=True):
@@ -535,6 +541,31 @@ class GaussianCopulaImputer(BaseEMImputer):
         whole = self._whole[self._latent]
         values[:, whole] = np.round(values[:, whole])
         X[:, latent] = np.where(impute, values, part)
+
+    def _transform_with_latent_shift(self, X, shift):
+        """:meth:`transform` of a float array X with ``shift`` (one number
+        per column) added to the latent value of every missing cell before
+        it is mapped back: the hook of
+        ``DeltaAdjustedImputer(kind="latent")``.  Columns empty in ``fit``
+        are kept (filled with 0) or dropped as ``transform`` does."""
+        check_is_fitted(self)
+        shift = np.asarray(shift, dtype=float)
+        nominal = (self.kinds_ == "nominal") & (shift != 0)
+        if nominal.any():
+            raise ValueError(
+                f"a latent shift needs an ordered latent scale; "
+                f"{describe_columns(self, np.flatnonzero(nominal))} is nominal. "
+                "Give it delta 0."
+            )
+        X = validate_numeric(self, X, reset=False, copy=True)
+        valid = ~self._empty_features
+        part = X[:, valid]
+        rng = resolve_random_state(self.random_state) if self.sample_posterior else None
+        X[:, valid] = self._conditional(part, rng=rng, shift=shift[valid]).completed
+        if self.keep_empty_features:
+            X[:, self._empty_features] = 0.0
+            return X
+        return X[:, valid]
 
     def conditional_quantiles(self, X, quantiles=(0.05, 0.5, 0.95)):
         """Quantiles of each imputed cell's distribution given its row, on

@@ -14,7 +14,7 @@ from emimpute.utils._validation import finite_number
 
 # The kinds of delta, one vocabulary for this imputer, sensitivity_analysis
 # (which adds "psi", the selection model's) and the records and plots.
-KINDS = ("shift", "scale", "sd")
+KINDS = ("shift", "scale", "sd", "latent")
 
 
 def neutral_delta(kind):
@@ -27,6 +27,7 @@ _KIND_WORDS = {
     "shift": "added to",
     "scale": "multiplying",
     "sd": "standard deviations added to",
+    "latent": "latent standard deviations added to the latent values of",
 }
 
 
@@ -60,7 +61,16 @@ class DeltaAdjustedImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator
         One number for every column, or a dict from column (name or
         position) to number; columns not named are left as imputed.
         Every value must be finite.
-    kind : {"shift", "scale", "sd"}, default="shift"
+    kind : {"shift", "scale", "sd", "latent"}, default="shift"
+        ``"latent"`` (with :class:`GaussianCopulaImputer`): delta is added
+        to each imputed cell's latent value, in latent standard
+        deviations, before it is mapped back through the column's margin,
+        so the imputation stays a valid value: an ordinal or binary
+        column's missing cells move towards higher levels (delta > 0) or
+        lower ones, a skewed column's by its own shape.  "Missing ratings
+        are half a latent standard deviation lower" is ``-0.5``.  The
+        imputed values then move by delta on the latent scale, not on the
+        column's scale.
 
     Attributes
     ----------
@@ -112,6 +122,14 @@ class DeltaAdjustedImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator
         self.imputer_.fit(X, y)
         _, _, self.column_std_, _, _ = observed_column_moments(X)
         self.delta_ = self._deltas(X.shape[1])
+        if self.kind == "latent" and not hasattr(
+            self.imputer_, "_transform_with_latent_shift"
+        ):
+            raise ValueError(
+                "kind='latent' shifts imputed cells on a latent scale: the "
+                f"imputer must have one (GaussianCopulaImputer), not "
+                f"{type(self.imputer_).__name__}."
+            )
         if self.kind == "sd":
             # A column without observed values has no standard deviation,
             # and would move by NaN.
@@ -150,13 +168,18 @@ class DeltaAdjustedImputer(OneToOneFeatureMixin, TransformerMixin, BaseEstimator
             self, X, reset=False, ensure_all_finite="allow-nan", dtype=np.float64
         )
         missing = np.isnan(X)
-        imputed = np.array(self.imputer_.transform(X), dtype=np.float64)
+        if self.kind == "latent":
+            imputed = self.imputer_._transform_with_latent_shift(X, self.delta_)
+        else:
+            imputed = np.array(self.imputer_.transform(X), dtype=np.float64)
         if imputed.shape != X.shape:
             raise ValueError(
                 f"the wrapped imputer returned shape {imputed.shape} for input "
                 f"{X.shape}: it must keep every column (no add_indicator, no "
                 "dropped empty columns)"
             )
+        if self.kind == "latent":
+            return imputed
         return adjust(imputed, missing, self.delta_, self.kind, self.column_std_)
 
     def _record(self):
@@ -195,6 +218,8 @@ def adjust(imputed, missing, delta, kind, column_std):
             imputed[cells, j] += delta[j]
         elif kind == "scale":
             imputed[cells, j] *= delta[j]
-        else:
+        elif kind == "sd":
             imputed[cells, j] += delta[j] * column_std[j]
+        else:  # "latent" moves cells inside the imputer, not here
+            raise ValueError(f"adjust does not move cells of kind {kind!r}")
     return imputed
