@@ -14,19 +14,14 @@ def test_quantiles_given_an_interval_cell_match_numerical_integration():
     r, a, b = 0.6, 0.2, 1.5
     mass = stats.norm.cdf(b) - stats.norm.cdf(a)
 
-    def cdf(t):
-        inner = lambda z: (
-            stats.norm.pdf(z)
-            * stats.norm.cdf(  # noqa: E731
-                (t - r * z) / np.sqrt(1 - r * r)
-            )
-        )
-        return integrate.quad(inner, a, b, epsabs=1e-12)[0] / mass
+    def cdf(t, p=0.0):
+        def inner(z):
+            return stats.norm.pdf(z) * stats.norm.cdf((t - r * z) / np.sqrt(1 - r * r))
+
+        return integrate.quad(inner, a, b, epsabs=1e-12)[0] / mass - p
 
     probabilities = [0.05, 0.5, 0.9]
-    exact = [
-        optimize.brentq(lambda t: cdf(t) - p, -6, 6, xtol=1e-12) for p in probabilities
-    ]
+    exact = [optimize.brentq(cdf, -6, 6, args=(p,), xtol=1e-12) for p in probabilities]
     n = 2000
     lower = np.tile([a, -np.inf], (n, 1))
     upper = np.tile([b, np.inf], (n, 1))
