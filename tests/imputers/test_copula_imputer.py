@@ -542,3 +542,22 @@ def test_a_latent_delta_needs_a_latent_scale():
     X, _ = mixed_data(300, 3, mar=False)
     with pytest.raises(ValueError, match="must have one \\(GaussianCopulaImputer\\)"):
         DeltaAdjustedImputer(EMImputer(), delta=0.5, kind="latent").fit(X)
+
+
+def test_multiple_imputation_draws_parameters_and_valid_values():
+    from emimpute import MultipleImputer
+
+    X, _ = mixed_data(800, 4, mar=False)
+    mi = MultipleImputer(GaussianCopulaImputer(), n_imputations=4, random_state=0)
+    sets = mi.fit(X).multiple_transform(X)
+    # Proper: each data set from its own bootstrap fit of R ...
+    correlations = np.array([imputer.correlation_ for imputer in mi.imputers_])
+    assert np.all(correlations.std(axis=0)[np.triu_indices(6, 1)] > 0)
+    # ... and its own draws, each a valid value of its column.
+    missing = np.isnan(X)
+    assert not np.array_equal(sets[0][missing], sets[1][missing])
+    for completed in sets:
+        for j in range(2, 6):
+            assert np.isin(
+                completed[missing[:, j], j], np.unique(X[~missing[:, j], j])
+            ).all()
