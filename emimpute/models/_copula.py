@@ -60,11 +60,8 @@ from emimpute.models._copula_nominal import (
     categories_of,
     centre_blocks,
     nominal_sweep,
-    within_block_pairs,
 )
 
-# Weight of the penalty holding fixed correlations at 0 in the M-step.
-FIXED_PENALTY = 1e4
 # Iterations at step 1 before the steps of the stochastic approximation
 # decay (:mod:`emimpute.engine._saem`).
 BURN_IN = 30
@@ -121,7 +118,7 @@ def correlation_of(S):
     return R
 
 
-def correlation_m_step(S, start=None, fixed=None):
+def correlation_m_step(S, start=None, groups=()):
     """The correlation matrix R maximising -log|R| - tr(R^-1 S): the M-step
     of a normal with zero mean and unit variances, given the average
     cross-product S.
@@ -135,14 +132,16 @@ def correlation_m_step(S, start=None, fixed=None):
     b_ii = 1 (positive definite for any value of the free entries), and
     maximised by L-BFGS from ``start`` (default: the rescaled S) with the
     analytic gradient: dF/dR = R^-1 - R^-1 S R^-1 for F = log|R| +
-    tr(R^-1 S), dF/dL = 2 (dF/dR) L, then through each row's normalisation.
+    tr(R^-1 S), dF/dL = 2 (dF/dR) L, then back through the rows.
 
-    ``fixed`` (boolean, symmetric, optional): correlations the model holds
-    at 0 (the identity blocks of nominal columns, :mod:`._copula_nominal`).
-    They are held there by a quadratic penalty (``FIXED_PENALTY`` / 2) times
-    their sum of squares, which leaves them of order 1 / ``FIXED_PENALTY``
-    at the optimum, and are then set to 0: the other correlations are
-    those of the constrained maximum to about that order.
+    ``groups`` (arrays of increasing positions): sets of variables whose
+    correlations with each other the model holds at 0 (the latent columns
+    of a nominal column, :mod:`._copula_nominal`).  The parametrisation
+    keeps them at 0 exactly: a group member's row is b_i with its
+    components along the group's earlier rows removed (Gram-Schmidt; their
+    supports end before i, so b_ii = 1 survives), then normalised, so the
+    maximum is over the constrained set with no penalty or projection.
+    ``start`` must satisfy the constraints.
 
     Examples
     --------
@@ -156,19 +155,16 @@ def correlation_m_step(S, start=None, fixed=None):
     below = np.tril_indices(p, -1)
     L0 = np.linalg.cholesky(start)
     B0 = L0 / np.diag(L0)[:, None]  # rows scaled to b_ii = 1
-    # One BLAS thread: L-BFGS-B's work is on vectors of p (p - 1) / 2
-    # entries, where a second thread only waits; on a busy machine the
-    # threads' contention made one M-step 30 times slower (48 ms against
-    # 1.6 ms at p = 10, two cores).
-    with _blas_threads().limit(limits=1, user_api="blas"):
+    groups = [np.asarray(group) for group in groups]
+    with single_blas_thread():
         fit = optimize.minimize(
-            _m_step_objective, B0[below], args=(S, below, fixed), jac=True,
+            _m_step_objective, B0[below], args=(S, below, groups), jac=True,
             method="L-BFGS-B",
             options={"gtol": M_STEP_GTOL, "ftol": 0.0, "maxiter": 500},
         )  # fmt: skip
-    R = _correlation_from_free(fit.x, p, below)[0]
-    if fixed is not None:
-        R[fixed] = 0.0
+    R = _correlation_from_free(fit.x, p, below, groups)[0]
+    for group in groups:  # zero to rounding already
+        R[np.ix_(group, group)] = np.eye(len(group))
     return R
 
 
@@ -178,31 +174,60 @@ def _blas_threads():
     return ThreadpoolController()
 
 
-def _correlation_from_free(free, p, below):
+def single_blas_thread():
+    """A context with one BLAS thread.  The copula's kernels make many
+    small BLAS calls (a matrix-vector product per column per sweep, the
+    M-step's vectors of p (p - 1) / 2 entries), where a second thread
+    gains little and, on a busy machine, waits: with another process on
+    the same two cores, a fit on 6,366 rows took 15-19 s with two threads
+    and 2.4-2.9 s with one, and one M-step at p = 10 48 ms against 1.6 ms.
+    """
+    return _blas_threads().limit(limits=1, user_api="blas")
+
+
+def _correlation_from_free(free, p, below, groups=()):
+    """R = L L', L's rows from B's (see :func:`correlation_m_step`)."""
     B = np.eye(p)
     B[below] = free
     norms = np.linalg.norm(B, axis=1)
     L = B / norms[:, None]
+    for group in groups:
+        for t in range(1, len(group)):
+            i, earlier = group[t], L[group[:t]]
+            u = B[i] - earlier.T @ (earlier @ B[i])
+            norms[i] = np.linalg.norm(u)
+            L[i] = u / norms[i]
     R = L @ L.T
     np.fill_diagonal(R, 1.0)
-    return R, L, norms
+    return R, L, B, norms
 
 
-def _m_step_objective(free, S, below, fixed=None):
-    """F = log|R| + tr(R^-1 S) (plus the penalty on ``fixed``
-    correlations) and its gradient in the free entries of B."""
-    R, L, norms = _correlation_from_free(free, len(S), below)
+def _m_step_objective(free, S, below, groups=()):
+    """F = log|R| + tr(R^-1 S) and its gradient in the free entries of B."""
+    R, L, B, norms = _correlation_from_free(free, len(S), below, groups)
     chol = np.linalg.cholesky(R)
     R_inv = linalg.cho_solve((chol, True), np.eye(len(S)))
     value = 2.0 * np.log(np.diag(chol)).sum() + np.sum(R_inv * S)
     G = R_inv - R_inv @ S @ R_inv
-    if fixed is not None:
-        held = np.where(fixed, R, 0.0)
-        value += 0.5 * FIXED_PENALTY * np.sum(held * held)
-        G += FIXED_PENALTY * held
     dL = 2.0 * G @ L
-    # Through L_i = b_i / |b_i|: dF/db_i = (dF/dL_i - (dF/dL_i . L_i) L_i) / |b_i|.
-    dB = (dL - np.sum(dL * L, axis=1)[:, None] * L) / norms[:, None]
+    # Through L_i = u_i / |u_i|: dF/du_i = (dF/dL_i - (dF/dL_i . L_i) L_i) / |u_i|;
+    # u_i = b_i for a row outside a group.
+    dU = (dL - np.sum(dL * L, axis=1)[:, None] * L) / norms[:, None]
+    dB = dU.copy()
+    for group in groups:
+        # u_i = b_i - sum_j (L_j . b_i) L_j over the group's earlier rows j:
+        # dF/db_i = P_i dF/du_i, and each L_j gets -(L_j . b_i) dF/du_i -
+        # (dF/du_i . L_j) b_i, passed on to u_j: later rows first.
+        for t in range(len(group) - 1, 0, -1):
+            i, earlier = group[t], group[:t]
+            h = dU[i]
+            along_h, along_b = L[earlier] @ h, L[earlier] @ B[i]
+            dB[i] = h - L[earlier].T @ along_h
+            extra = -(along_b[:, None] * h + along_h[:, None] * B[i])
+            for k, j in enumerate(earlier):
+                g = extra[k]
+                dU[j] += (g - (g @ L[j]) * L[j]) / norms[j]
+            dB[earlier] = dU[earlier]
     return value, dB[below]
 
 
@@ -339,7 +364,7 @@ def saem_correlation(
         Z, R = np.array(start.latent, order="F"), start.correlation  # a copy
     cells = free_cells(lower, upper)
 
-    fixed = within_block_pairs(blocks, p) if len(blocks) else None
+    groups = [block.dims for block in blocks]
 
     def simulate(Z, R):
         precision = _precision(R)
@@ -347,17 +372,24 @@ def saem_correlation(
         return nominal_sweep(Z, blocks, precision, rng)
 
     def m_step(S, R):
-        R = _checked_m_step((n * S + ridge * np.eye(p)) / (n + ridge), R, fixed)
+        R = _checked_m_step((n * S + ridge * np.eye(p)) / (n + ridge), R, groups)
         return centre_blocks(R, blocks) if len(blocks) else R
 
-    run = run_saem(
+    with single_blas_thread():
+        run = _run(simulate, m_step, R, Z, n, n_iter, tol, burn_in, callback)
+    return CopulaSAEMResult(
+        run.params, run.state, run.n_iter, run.converged, run.monte_carlo_error
+    )
+
+
+def _run(simulate, m_step, R, Z, n, n_iter, tol, burn_in, callback):
+    """:func:`run_saem` with the statistic Z'Z / n and the stopping rule's
+    floor (``SAMPLING_FRACTION``)."""
+    return run_saem(
         simulate, lambda Z: Z.T @ Z / n, m_step, R, Z,
         max_iter=n_iter, tol=tol and max(tol, SAMPLING_FRACTION / np.sqrt(n)),
         burn_in=burn_in, callback=callback,
     )  # fmt: skip
-    return CopulaSAEMResult(
-        run.params, run.state, run.n_iter, run.converged, run.monte_carlo_error
-    )
 
 
 def _precision(R):
@@ -367,11 +399,11 @@ def _precision(R):
         raise SingularCovarianceError(SINGULAR_MESSAGE) from None
 
 
-def _checked_m_step(S, R, fixed=None):
+def _checked_m_step(S, R, groups=()):
     """:func:`correlation_m_step`, or SingularCovarianceError when its
     maximum is (numerically) a singular matrix."""
     try:
-        R = correlation_m_step(S, start=R, fixed=fixed)
+        R = correlation_m_step(S, start=R, groups=groups)
     except np.linalg.LinAlgError:
         raise SingularCovarianceError(SINGULAR_MESSAGE) from None
     if np.linalg.eigvalsh(R)[0] < SINGULAR_EIGENVALUE:

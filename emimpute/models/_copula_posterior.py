@@ -28,6 +28,7 @@ from emimpute.models._copula import (
     free_cells,
     gibbs_sweep,
     posterior_latent_means,
+    single_blas_thread,
 )
 from emimpute.models._copula_nominal import (
     NominalBlock,
@@ -92,6 +93,13 @@ def latent_posterior(
     >>> bool(abs(Z[1:, 1].mean() - 0.5 * np.sqrt(2 / np.pi)) < 0.01)
     True
     """
+    with single_blas_thread():
+        return _latent_posterior(
+            lower, upper, R, rng, draw, n_sweeps, burn_in, impute, blocks
+        )
+
+
+def _latent_posterior(lower, upper, R, rng, draw, n_sweeps, burn_in, impute, blocks):
     Z = np.where(np.isfinite(lower), lower, upper)
     Z[~np.isfinite(Z)] = 0.0
     missing = np.isneginf(lower) & np.isposinf(upper)
@@ -202,10 +210,11 @@ def latent_quantiles(
     chained = np.flatnonzero(wanted & needs_chain)
     if len(chained):
         part = [NominalBlock(b.dims, b.mu, b.level[chained]) for b in blocks]
-        found = _chain_quantiles(
-            lower[chained], upper[chained], R, probabilities, impute[chained],
-            rng, n_sweeps, burn_in, part,
-        )  # fmt: skip
+        with single_blas_thread():
+            found = _chain_quantiles(
+                lower[chained], upper[chained], R, probabilities, impute[chained],
+                rng, n_sweeps, burn_in, part,
+            )  # fmt: skip
         out[:, chained] = found
     out[:, ~impute] = np.nan
     return out
