@@ -11,6 +11,7 @@ from emimpute.gaussian._conditional import ConditionalMoments
 from emimpute.imputers._base import BaseEMImputer
 from emimpute.imputers._registry import register_imputer
 from emimpute.models._copula import saem_correlation
+from emimpute.models._copula_impute import posterior_imputations
 from emimpute.models._copula_margins import (
     KINDS,
     UnseenCategoryError,
@@ -24,7 +25,12 @@ from emimpute.models._copula_margins import (
     nominal_blocks,
     values_from_latent,
 )
-from emimpute.models._copula_posterior import latent_posterior, latent_quantiles
+from emimpute.models._copula_posterior import (
+    GIBBS_BURN_IN,
+    GIBBS_SWEEPS,
+    latent_posterior,
+    latent_quantiles,
+)
 from emimpute.models._normal import observed_column_moments
 from emimpute.utils._column_types import (
     column_types,
@@ -461,6 +467,8 @@ class GaussianCopulaImputer(BaseEMImputer):
         if result is not None:
             self.correlation_[np.ix_(modelled, modelled)] = result.correlation
             self.monte_carlo_error_ = float(result.monte_carlo_error)
+            if getattr(self, "_keep_fit_latent", False):
+                self._fit_latent = result.latent
 
     # ------------------------------------------------------------ transform
 
@@ -523,24 +531,64 @@ class GaussianCopulaImputer(BaseEMImputer):
                 f"categories not seen in fit in column '{names[error.column]}': "
                 f"{error.values}"
             ) from None
-        state = resolve_random_state(self.random_state)
+        rng = np.random.default_rng(
+            child_seeds(resolve_random_state(self.random_state))
+        )
         modelled = self._modelled_dims()
         R = self.correlation_[np.ix_(modelled, modelled)]
-        Z, categories = latent_posterior(
-            lower, upper, R, rng=np.random.default_rng(child_seeds(state)),
-            draw=draw, impute=impute, blocks=blocks,
-        )  # fmt: skip
         if shift is not None:
-            dims = [d[0] for d in latent_layout(margins)]
-            Z[:, dims] += np.where(np.isnan(part), shift[latent], 0.0)
-        values = values_from_latent(Z, margins, within_range=True)
-        nominal = [j for j, m in enumerate(margins) if m.kind == "nominal"]
-        for j, category in zip(nominal, categories, strict=True):
-            found = category >= 0  # the posterior mode (or the drawn category)
-            values[found, j] = margins[j].values[category[found]]
+            shift = np.where(np.isnan(part), shift[latent], 0.0)
+        if draw:
+            values = self._drawn_values(lower, upper, R, margins, rng, impute,
+                                        blocks, shift)  # fmt: skip
+        else:
+            start = getattr(self, "_fit_latent", None)  # from fit_transform
+            values = posterior_imputations(
+                lower, upper, R, margins, rng=rng, impute=impute, blocks=blocks,
+                n_sweeps=GIBBS_SWEEPS, burn_in=GIBBS_BURN_IN if start is None else 0,
+                start=start, shift=shift,
+            )  # fmt: skip
         whole = self._whole[self._latent]
         values[:, whole] = np.round(values[:, whole])
         X[:, latent] = np.where(impute, values, part)
+
+    @staticmethod
+    def _drawn_values(lower, upper, R, margins, rng, impute, blocks, shift):
+        """One joint draw of the cells to impute, as column values."""
+        Z, categories = latent_posterior(
+            lower, upper, R, rng=rng, draw=True, impute=impute, blocks=blocks
+        )
+        if shift is not None:
+            Z[:, [d[0] for d in latent_layout(margins)]] += shift
+        values = values_from_latent(Z, margins, within_range=True)
+        nominal = [j for j, m in enumerate(margins) if m.kind == "nominal"]
+        for j, category in zip(nominal, categories, strict=True):
+            found = category >= 0  # the drawn category
+            values[found, j] = margins[j].values[category[found]]
+        return values
+
+    def fit_transform(self, X, y=None):
+        """Fit, then impute X; the Gibbs chain of the imputation starts from
+        the fit's last state of X's latent values, already at its target,
+        so it needs no burn-in.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : None
+            Ignored.
+
+        Returns
+        -------
+        X_imputed : ndarray or DataFrame
+            As :meth:`transform`.
+        """
+        self._keep_fit_latent = True
+        try:
+            return self.fit(X).transform(X)
+        finally:
+            for name in ("_keep_fit_latent", "_fit_latent"):
+                self.__dict__.pop(name, None)
 
     def _transform_with_latent_shift(self, X, shift):
         """:meth:`transform` of a float array X with ``shift`` (one number

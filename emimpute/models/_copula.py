@@ -61,6 +61,7 @@ from emimpute.models._copula_nominal import (
     centre_blocks,
     nominal_sweep,
 )
+from emimpute.models._copula_threads import row_blocks, run_blocks
 
 # Iterations at step 1 before the steps of the stochastic approximation
 # decay (:mod:`emimpute.engine._saem`).
@@ -362,14 +363,20 @@ def saem_correlation(
         Z, R = _initial_state(lower, upper, rng), np.eye(p)
     else:
         Z, R = np.array(start.latent, order="F"), start.correlation  # a copy
-    cells = free_cells(lower, upper)
-
+    parts = row_blocks(n, blocks, rng)
+    cells = [free_cells(lower[part.rows], upper[part.rows]) for part in parts]
     groups = [block.dims for block in blocks]
 
     def simulate(Z, R):
         precision = _precision(R)
-        gibbs_sweep(Z, cells, precision, rng)
-        return nominal_sweep(Z, blocks, precision, rng)
+
+        def sweep(i):  # one block of rows, in place (Z[rows] is a view)
+            part = parts[i]
+            gibbs_sweep(Z[part.rows], cells[i], precision, part.rng)
+            nominal_sweep(Z[part.rows], part.blocks, precision, part.rng)
+
+        run_blocks(sweep, range(len(parts)))
+        return Z
 
     def m_step(S, R):
         R = _checked_m_step((n * S + ridge * np.eye(p)) / (n + ridge), R, groups)

@@ -42,7 +42,7 @@ from emimpute.models._copula_nominal import (
 # the simulated mixed data of benchmarks/copula_estep_study.py, far below
 # the imputation error itself.
 GIBBS_BURN_IN = 20
-GIBBS_SWEEPS = 50
+GIBBS_SWEEPS = 30
 
 
 def latent_posterior(

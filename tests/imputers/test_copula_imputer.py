@@ -513,27 +513,30 @@ def test_a_latent_delta_moves_every_imputed_latent_value_by_delta():
     X, _ = mixed_data(2000, 3, mar=False)
     missing = np.isnan(X)
 
-    def imputed(delta):
-        imputer = GaussianCopulaImputer(random_state=0)
+    def imputed(delta, draws=False):
+        imputer = GaussianCopulaImputer(sample_posterior=draws, random_state=0)
         adjusted = DeltaAdjustedImputer(imputer, delta=delta, kind="latent")
         return adjusted.fit(X), adjusted.transform(X)
 
     adjusted, mar = imputed(0.0)
-    assert_array_equal(mar, GaussianCopulaImputer(random_state=0).fit_transform(X))
-    _, up = imputed({0: 0.5, 2: 0.5, 4: 0.5})
+    assert_array_equal(mar, GaussianCopulaImputer(random_state=0).fit(X).transform(X))
+    delta = {0: 0.5, 2: 0.5, 4: 0.5}
+    _, up = imputed(delta)
     assert_array_equal(up[~missing], X[~missing])
-    # A continuous column: its imputed latent values move by exactly 0.5
-    # (where the imputation is not clipped at the observed range).
-    margin = adjusted.imputer_._margins[0]
-    cells = missing[:, 0] & (up[:, 0] < margin.values[-1])
-    z_mar, z_up = (to_latent(margin, v[cells, 0]) for v in (mar, up))
-    np.testing.assert_allclose(z_up - z_mar, 0.5, atol=1e-9)
-    # Ordinal and binary columns: levels move up, never down; columns
-    # without a delta do not move.
-    for j in (2, 4):
+    # Imputations move up, never down, in the shifted columns (continuous,
+    # ordinal, binary), and not at all in the others.
+    for j in (0, 2, 4):
         assert np.all(up[missing[:, j], j] >= mar[missing[:, j], j])
         assert np.mean(up[missing[:, j], j]) > np.mean(mar[missing[:, j], j])
     assert_array_equal(up[:, [1, 3, 5]], mar[:, [1, 3, 5]])
+    # Draws (the same seed): a continuous column's drawn latent values move
+    # by exactly 0.5 where the value is not clipped at the observed range.
+    _, drawn = imputed(0.0, draws=True)
+    _, drawn_up = imputed(delta, draws=True)
+    margin = adjusted.imputer_._margins[0]
+    cells = missing[:, 0] & (drawn_up[:, 0] < margin.values[-1])
+    z, z_up = (to_latent(margin, v[cells, 0]) for v in (drawn, drawn_up))
+    np.testing.assert_allclose(z_up - z, 0.5, atol=1e-9)
 
 
 def test_a_latent_delta_needs_a_latent_scale():
