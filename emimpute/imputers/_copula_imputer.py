@@ -27,7 +27,7 @@ from emimpute.models._copula_margins import (
 )
 from emimpute.models._copula_posterior import (
     GIBBS_BURN_IN,
-    GIBBS_SWEEPS,
+    imputation_sweeps,
     latent_posterior,
     latent_quantiles,
 )
@@ -51,37 +51,42 @@ from emimpute.utils._validation import (
 
 @register_imputer(
     "copula",
-    "Gaussian copula: continuous, ordinal and binary columns of any margins (SAEM)",
+    "Gaussian copula: continuous, ordinal, binary, nominal and censored "
+    "columns of any margins (SAEM)",
 )
 class GaussianCopulaImputer(BaseEMImputer):
-    """Impute mixed continuous, ordinal and binary columns from a Gaussian
-    copula fitted by stochastic approximation EM.
+    """Impute mixed data (continuous, ordinal, binary, nominal and censored
+    columns) from a Gaussian copula fitted by stochastic approximation EM.
 
     Each column keeps its own distribution (its margin, estimated from its
-    observed values: skewed amounts, counts, 1-5 ratings, yes/no flags); the
-    dependence between columns is a latent correlation matrix R: column j is
-    x_j = F_j^-1(Phi(z_j)) with z ~ N(0, R) (Hoff 2007; Zhao & Udell 2020).
-    ``fit`` estimates R by maximum likelihood; ``transform`` fills each
-    missing cell with the value of its latent posterior mean given the
-    observed cells of its row, which is always a valid value of the column:
-    a level seen in ``fit`` for an ordinal or binary column, a value within
-    the observed range (rounded when every observed value is a whole
-    number) for a continuous one.
+    observed values: skewed amounts, counts, 1-5 ratings, yes/no flags,
+    categories); the dependence between columns is a latent correlation
+    matrix R: column j is x_j = F_j^-1(Phi(z_j)) with z ~ N(0, R) (Hoff
+    2007; Zhao & Udell 2020), a nominal column with K categories the
+    argmax of K latent values (Zhao et al. 2022).  ``fit`` estimates R by
+    maximum likelihood; ``transform`` fills each missing cell given the
+    observed cells of its row with a valid value of its column: the
+    posterior mean of the value for a continuous column (within the
+    observed range, rounded when every observed value is a whole number),
+    the posterior median level for an ordinal or binary one, the most
+    probable category for a nominal one.
 
     Pandas in, pandas out: a DataFrame with float, integer (also nullable
-    ``Int64``), boolean and ordered categorical columns comes back with the
-    same columns and dtypes.
+    ``Int64``), boolean and categorical columns comes back with the same
+    columns and dtypes.
 
     Parameters
     ----------
     kinds : dict, list or None, default=None
-        The kind of each column, ``"continuous"`` or ``"ordinal"`` (binary
-        and ordered columns, counts with few values): a list with one entry
-        per column, or a dict from column names (or positions, for arrays)
-        to kinds for some columns.  Columns not given are inferred: boolean
-        and ordered categorical columns are ordinal, and so are numeric
-        columns whose observed values are whole numbers taking at most 20
-        distinct values (as in gcimpute); the rest are continuous.
+        The kind of each column, ``"continuous"``, ``"ordinal"`` (binary
+        and ordered columns, counts with few values) or ``"nominal"``
+        (unordered categories, given as codes in arrays): a list with one
+        entry per column, or a dict from column names (or positions, for
+        arrays) to kinds for some columns.  Columns not given are inferred:
+        unordered categorical columns are nominal; boolean and ordered
+        categorical columns are ordinal, and so are numeric columns whose
+        observed values are whole numbers taking at most 20 distinct values
+        (as in gcimpute); the rest are continuous.
     detection_limits : dict or None, default=None
         Lower detection limits of continuous columns, ``{column: limit}``
         (names, or positions for arrays): a value at or below its column's
@@ -129,9 +134,13 @@ class GaussianCopulaImputer(BaseEMImputer):
 
     Attributes
     ----------
-    correlation_ : ndarray of shape (n_features_in_, n_features_in_)
-        The latent correlation R (NaN for columns empty in ``fit`` and for
-        constant columns, which are imputed by their one value).
+    correlation_ : ndarray of shape (n_latent, n_latent)
+        The latent correlation R over the latent columns: one per column,
+        K for a nominal column with K categories (identity within it, and
+        its correlations with each other latent column centred, the part
+        the model identifies); ``latent_feature_names_`` names them.  NaN
+        for columns empty in ``fit`` and for constant columns, which are
+        imputed by their one value.
     kinds_ : ndarray of str of shape (n_features_in_,)
         The kind of each column (``"empty"`` for a column with no observed
         value, ``"constant"`` for one with a single distinct value).
@@ -186,11 +195,15 @@ class GaussianCopulaImputer(BaseEMImputer):
     log-normal data, where substituting half the limit or treating the
     values as missing is not (``tests/imputers/test_copula_imputer.py``).
 
-    Transform: the posterior mean of a missing cell's latent value, exact
-    (the normal conditional mean) in rows whose observed cells are all
-    continuous, else the Rao-Blackwellised average of 50 Gibbs sweeps,
-    mapped back through the margin (an ordinal cell takes the level whose
-    interval holds it).
+    Transform: a missing cell's latent posterior is exact (the normal
+    conditional) in rows whose observed cells are all continuous, else the
+    Rao-Blackwellised mixture of 30 to 200 Gibbs sweeps (more for fewer
+    rows; after 20 of burn-in, or none in ``fit_transform``, which starts
+    from the fit's last state);
+    from it the posterior median level of an ordinal cell, and the
+    posterior mean value of a continuous one by Gauss-Hermite quadrature
+    through the margin (:mod:`emimpute.models._copula_impute`).  Rows are
+    processed in blocks of 10,000 on threads.
 
     References
     ----------
@@ -198,9 +211,13 @@ class GaussianCopulaImputer(BaseEMImputer):
     copula estimation. *Ann. Appl. Stat.* 1, 265-283.
     Zhao, Y. & Udell, M. (2020). Missing value imputation for mixed data
     via Gaussian copula. *KDD*.
+    Zhao, Y., Townsend, A. & Udell, M. (2022). Probabilistic missing value
+    imputation for mixed categorical and ordered data. *NeurIPS*.
     Delyon, B., Lavielle, M. & Moulines, E. (1999). Convergence of a
     stochastic approximation version of the EM algorithm. *Ann. Statist.*
     27, 94-128.
+    Helsel, D. R. (2012). *Statistics for Censored Environmental Data
+    Using Minitab and R*, 2nd ed. Wiley.
 
     Examples
     --------
@@ -545,7 +562,8 @@ class GaussianCopulaImputer(BaseEMImputer):
             start = getattr(self, "_fit_latent", None)  # from fit_transform
             values = posterior_imputations(
                 lower, upper, R, margins, rng=rng, impute=impute, blocks=blocks,
-                n_sweeps=GIBBS_SWEEPS, burn_in=GIBBS_BURN_IN if start is None else 0,
+                n_sweeps=imputation_sweeps(len(X)),
+                burn_in=GIBBS_BURN_IN if start is None else 0,
                 start=start, shift=shift,
             )  # fmt: skip
         whole = self._whole[self._latent]

@@ -1,6 +1,6 @@
 """Nominal (unordered categorical) columns in the Gaussian copula
-(statistical kernel): the Gaussian-max model of Zhao, Landgrebe, Shekhtman
-& Udell (2022).
+(statistical kernel): the Gaussian-max model of Zhao, Townsend & Udell
+(2022).
 
 A column with K categories has K latent values z_1..z_K, independent
 standard normals given nothing else (identity covariance within the
@@ -23,10 +23,8 @@ or, for a draw, the argmax of one state.
 
 References
 ----------
-Zhao, Y., Landgrebe, E., Shekhtman, E. & Udell, M. (2022). Online missing
-value imputation and change point detection with the Gaussian copula.
-*AAAI*; and Zhao, Y. et al. (2022). Probabilistic missing value imputation
-for mixed categorical and ordered data. *NeurIPS*.
+Zhao, Y., Townsend, A. & Udell, M. (2022). Probabilistic missing value
+imputation for mixed categorical and ordered data. *NeurIPS*.
 Christoffersen, B., Clements, M., Humphreys, K. & Kjellstrom, H. (2021).
 Asymptotically exact and fast Gaussian copula models for imputation of
 mixed data types. *ACML* (R package mdgc).

@@ -43,6 +43,27 @@ from emimpute.models._copula_nominal import (
 # the imputation error itself.
 GIBBS_BURN_IN = 20
 GIBBS_SWEEPS = 30
+# The imputations of transform average more sweeps where rows are few
+# (``imputation_sweeps``): a level is chosen where the averaged CDF
+# crosses 1/2, and Monte Carlo error there moves decisions.  On simulated
+# mixed data at n = 2,000 (p = 30) the ordinal scaled MAE went from 0.798
+# with 30 sweeps to 0.792 with 200 (gcimpute 0.789), at a cost in time
+# that only large n makes noticeable.
+SWEEP_BUDGET = 400_000
+MAX_SWEEPS = 200
+
+
+def imputation_sweeps(n_rows):
+    """Sweeps for the imputations of ``n_rows`` chained rows: as many as
+    ``SWEEP_BUDGET`` row-sweeps allow, between ``GIBBS_SWEEPS`` and
+    ``MAX_SWEEPS`` (200 up to 2,000 rows, 30 from about 13,000).
+
+    Examples
+    --------
+    >>> imputation_sweeps(1000), imputation_sweeps(10_000), imputation_sweeps(10**6)
+    (200, 40, 30)
+    """
+    return int(np.clip(SWEEP_BUDGET // max(n_rows, 1), GIBBS_SWEEPS, MAX_SWEEPS))
 
 
 def latent_posterior(
