@@ -301,8 +301,8 @@ class GaussianCopulaImputer(BaseEMImputer):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Numeric, boolean or ordered categorical data with missing cells
-            marked by ``missing_values``.
+            Numeric, boolean or categorical data with missing cells marked
+            by ``missing_values``.
         y : None
             Ignored; present for API consistency.
 
@@ -558,21 +558,6 @@ class GaussianCopulaImputer(BaseEMImputer):
         """
         check_is_fitted(self)
         return super().score_samples(encode_frame(X, self._column_types))
-
-    def score(self, X, y=None):
-        """Mean of :meth:`score_samples` (higher is better).
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-        y : None
-            Ignored.
-
-        Returns
-        -------
-        float
-        """
-        return float(np.mean(self.score_samples(X)))
 
     def _latent_loglik(self, part):
         """Each row's log-likelihood of its latent observation (the

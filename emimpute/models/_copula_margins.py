@@ -56,6 +56,9 @@ TAIL_POINTS = 20
 # Integer-valued columns with at most this many distinct observed values
 # are ordinal when kinds are inferred (gcimpute's default max_ord is 20).
 MAX_ORDINAL_LEVELS = 20
+# A nominal column's categories, at most (each is a latent column; more
+# usually means an identifier or a number given the wrong kind).
+MAX_NOMINAL_LEVELS = 100
 # Bounds on a tail line's slope (z per unit of x), and on the latent value
 # of a new value far beyond the observed range (Phi(-37.5) underflows).
 SLOPE_RANGE = (1e-300, 1e300)
@@ -116,6 +119,12 @@ def fit_margin(x, kind, limit=None):
     if kind == "ordinal":
         return Margin("ordinal", values, special.ndtri(np.cumsum(counts) / n))
     if kind == "nominal":  # z: the Gaussian-max means (._copula_nominal)
+        if len(values) > MAX_NOMINAL_LEVELS:
+            raise ValueError(
+                f"{len(values)} categories, where a nominal column takes at most "
+                f"{MAX_NOMINAL_LEVELS} (each is a latent column): is it an "
+                "identifier, or a number?"
+            )
         return Margin("nominal", values, nominal_means(counts / n))
     if kind != "continuous":
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")

@@ -303,10 +303,11 @@ def test_kinds_given_by_name_position_or_list():
         ({"c": "circular"}, "column 'c' has kind 'circular'"),
         ({"z": "ordinal"}, "'z'"),
         (["ordinal"], "kinds has 1 entries but X has 4 columns"),
+        ({"a": "nominal"}, "column 'a': 1.. categories, where a nominal column"),
     ],
 )
 def test_bad_kinds_are_refused_naming_the_column(kinds, message):
-    frame = pd.DataFrame(normal_data(0, n=100), columns=list("abcd"))
+    frame = pd.DataFrame(normal_data(0, n=200), columns=list("abcd"))
     with pytest.raises(ValueError, match=message):
         GaussianCopulaImputer(kinds=kinds).fit(frame)
 
