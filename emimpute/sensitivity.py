@@ -39,9 +39,7 @@ __all__ = ["TippingPoint", "sensitivity_analysis", "tipping_point"]
 
 # DeltaAdjustedImputer's kinds, and "psi": fixed MNAR coefficients of the
 # selection model.
-# (kind="latent" is left out: its grid would need the copula's latent draws
-# kept per imputation, where the other kinds adjust the completed data.)
-KINDS = (*(kind for kind in DELTA_KINDS if kind != "latent"), "psi")
+KINDS = (*DELTA_KINDS, "psi")
 
 
 def sensitivity_analysis(
@@ -79,10 +77,11 @@ def sensitivity_analysis(
         The column(s) whose missing values depart from MAR.
     deltas, deltas2 : sequence of float
         The grid: deltas of :class:`DeltaAdjustedImputer` (``kind``
-        "shift", "scale" or "sd"), or fixed psi of
+        "shift", "scale", "sd", or "latent" with a
+        :class:`GaussianCopulaImputer`), or fixed psi of
         :class:`MNARSelectionImputer` (``kind="psi"``); not empty, every
         value finite.  Include the MAR value (0, or 1 for "scale").
-    kind : {"shift", "scale", "sd", "psi"}, default="shift"
+    kind : {"shift", "scale", "sd", "latent", "psi"}, default="shift"
     imputer : estimator, optional
         The MAR imputer under the deltas (``EMImputer()`` by default), or,
         for ``kind="psi"``, a template MNARSelectionImputer (its
@@ -262,12 +261,31 @@ def _delta_grid(
     neutral = neutral_delta(kind)
     p = mi.n_features_in_
     results = []
+    if kind == "latent" and not hasattr(
+        mi.imputers_[0], "_transform_with_latent_shift"
+    ):
+        raise ValueError(
+            "kind='latent' shifts imputed cells on a latent scale: the imputer "
+            "must have one (GaussianCopulaImputer), not "
+            f"{type(mi.imputers_[0]).__name__}."
+        )
     for delta, delta2 in grid:
         deltas = np.full(missing.shape[1], neutral)
         deltas[positions[0]] = delta
         if column2 is not None:
             deltas[positions[1]] = delta2
-        adjusted = [adjust(d.copy(), missing, deltas, kind, column_std) for d in draws]
+        if kind == "latent":
+            # Each imputation's imputer draws again with its own seed: the
+            # same latent draws at every delta (common random numbers),
+            # shifted before the margins map them back.
+            adjusted = [
+                imputer._transform_with_latent_shift(data, deltas)
+                for imputer in mi.imputers_
+            ]
+        else:
+            adjusted = [
+                adjust(d.copy(), missing, deltas, kind, column_std) for d in draws
+            ]
         if estimator is None:
             results.append(
                 _pool_callable(analysis, [a[:, :p] for a in adjusted], y, names)

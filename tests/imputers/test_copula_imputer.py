@@ -654,3 +654,27 @@ def test_score_refuses_nominal_columns_naming_them():
     imputer = GaussianCopulaImputer(random_state=0).fit(frame)
     with pytest.raises(ValueError, match="nominal columns yet \\(column 'grade'\\)"):
         imputer.score(frame)
+
+
+def test_a_tipping_point_grid_on_the_latent_scale():
+    from emimpute import MultipleImputer
+    from emimpute.sensitivity import sensitivity_analysis
+
+    X, _ = mixed_data(600, 2, mar=False)
+
+    def share(completed, y):  # the share of ones in the binary column 4
+        v = completed[:, 4]
+        return np.array([v.mean()]), np.array([v.var(ddof=1) / len(v)])
+
+    table = sensitivity_analysis(
+        share, X, column=4, deltas=[-1.0, 0.0, 1.0], kind="latent",
+        imputer=GaussianCopulaImputer(), n_imputations=5, random_state=0,
+    )  # fmt: skip
+    estimates = table["estimate"].to_numpy()
+    assert np.all(np.diff(estimates) > 0.03)  # fewer ones below, more above
+    # delta 0 is the MAR multiple imputation itself (common random numbers).
+    mi = MultipleImputer(GaussianCopulaImputer(), n_imputations=5, random_state=0)
+    mar = np.mean([d[:, 4].mean() for d in mi.fit(X).multiple_transform(X)])
+    assert estimates[1] == pytest.approx(mar, abs=1e-12)
+    with pytest.raises(ValueError, match="must have one \\(GaussianCopulaImputer\\)"):
+        sensitivity_analysis(share, X, column=4, deltas=[0.5], kind="latent")
