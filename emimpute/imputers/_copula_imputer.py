@@ -559,25 +559,32 @@ class GaussianCopulaImputer(BaseEMImputer):
         check_is_fitted(self)
         return super().score_samples(encode_frame(X, self._column_types))
 
+    def _bounds_and_blocks(self, part, margins):
+        """The latent bounds and nominal blocks of the modelled columns
+        ``part``; a category not seen in fit is refused naming its column."""
+        try:
+            lower, upper = latent_bounds(part, margins)
+            return lower, upper, nominal_blocks(part, margins)
+        except UnseenCategoryError as error:
+            names = [feature_names(self)[j] for j in np.flatnonzero(self._latent)]
+            raise ValueError(
+                f"categories not seen in fit in column '{names[error.column]}': "
+                f"{error.values}"
+            ) from None
+
     def _latent_loglik(self, part):
         """Each row's log-likelihood of its latent observation (the
         modelled columns ``part``; :mod:`emimpute.models._copula_loglik`)."""
         margins = self._latent_margins(self._latent)
-        nominal = np.flatnonzero(self.kinds_ == "nominal")
-        if len(nominal):
-            raise ValueError(
-                f"score_samples is not available with nominal columns yet "
-                f"({describe_columns(self, nominal)}): a category's "
-                "probability is that of an orthant of its latent differences."
-            )
         if not part.shape[1]:
             return np.zeros(len(part))
-        lower, upper = latent_bounds(part, margins)
+        lower, upper, blocks = self._bounds_and_blocks(part, margins)
         rng = np.random.default_rng(
             child_seeds(resolve_random_state(self.random_state))
         )
-        return latent_loglik(lower, upper, self.correlation_[np.ix_(
-            self._modelled_dims(), self._modelled_dims())], rng=rng)  # fmt: skip
+        modelled = self._modelled_dims()
+        R = self.correlation_[np.ix_(modelled, modelled)]
+        return latent_loglik(lower, upper, R, rng=rng, blocks=blocks)
 
     def _impute_latent(self, X, latent, *, draw, shift=None):
         """Fill the missing cells of the latent columns of X (over the
@@ -588,15 +595,7 @@ class GaussianCopulaImputer(BaseEMImputer):
         impute = np.isnan(part) | censored_cells(part, margins)
         if not impute.any():
             return
-        names = [feature_names(self)[j] for j in np.flatnonzero(self._latent)]
-        try:
-            lower, upper = latent_bounds(part, margins)
-            blocks = nominal_blocks(part, margins)
-        except UnseenCategoryError as error:
-            raise ValueError(
-                f"categories not seen in fit in column '{names[error.column]}': "
-                f"{error.values}"
-            ) from None
+        lower, upper, blocks = self._bounds_and_blocks(part, margins)
         rng = np.random.default_rng(
             child_seeds(resolve_random_state(self.random_state))
         )

@@ -38,6 +38,7 @@ import numpy as np
 from scipy import special
 
 from emimpute.gaussian._interval import interval_moments, sample_interval
+from emimpute.models._copula_nominal import NominalBlock
 
 # Replicates of the GHK simulator per row; rows per block of the
 # computation (replicates x rows x latent columns floats at a time).
@@ -46,7 +47,7 @@ ROWS_PER_BLOCK = 500
 _LOG_SQRT_2PI = 0.5 * np.log(2.0 * np.pi)
 
 
-def latent_loglik(lower, upper, R, *, rng, n_draws=GHK_DRAWS):
+def latent_loglik(lower, upper, R, *, rng, n_draws=GHK_DRAWS, blocks=()):
     """Each row's log-likelihood of its latent observation (module
     docstring).
 
@@ -57,6 +58,11 @@ def latent_loglik(lower, upper, R, *, rng, n_draws=GHK_DRAWS):
     R : ndarray of shape (q, q)
     rng : numpy.random.Generator
     n_draws : int
+    blocks : sequence of NominalBlock
+        Nominal columns: an observed category c is the event z_k - z_c <=
+        mu_c - mu_k for the column's other latent values k, a box for the
+        differences, whose covariance each row's factor uses; z_c itself
+        is then integrated out.
 
     Returns
     -------
@@ -76,22 +82,29 @@ def latent_loglik(lower, upper, R, *, rng, n_draws=GHK_DRAWS):
     out = np.empty(len(lower))
     for start in range(0, len(lower), ROWS_PER_BLOCK):
         rows = slice(start, start + ROWS_PER_BLOCK)
-        out[rows] = _block(lower[rows], upper[rows], R, rng, n_draws)
+        cut = [NominalBlock(b.dims, b.mu, b.level[rows]) for b in blocks]
+        out[rows] = _block(lower[rows], upper[rows], R, rng, n_draws, cut)
     return out
 
 
-def _block(lower, upper, R, rng, n_draws):
+def _block(lower, upper, R, rng, n_draws, blocks):
     """GHK on a block of rows, (rows, draws) replicates at once.  Each row
     has its own factor: R with its missing columns replaced by those of
     the identity, so that they touch nothing else (integrated out
     exactly) and need no draws."""
     n, q = lower.shape
+    R_rows = np.broadcast_to(R, (n, q, q)).copy()
+    if len(blocks):
+        lower, upper = lower.copy(), upper.copy()
+        for block in blocks:
+            _as_differences(R_rows, lower, upper, block)
     exact = lower == upper
     missing = np.isneginf(lower) & np.isposinf(upper)
     interval = ~exact & ~missing
     seen = ~missing
-    R_rows = np.where(seen[:, :, None] & seen[:, None, :], R, 0.0)
-    R_rows[:, np.arange(q), np.arange(q)] = 1.0
+    R_rows = np.where(seen[:, :, None] & seen[:, None, :], R_rows, 0.0)
+    diagonal = R_rows[:, np.arange(q), np.arange(q)]  # (differences: 2)
+    R_rows[:, np.arange(q), np.arange(q)] = np.where(missing, 1.0, diagonal)
     L = np.linalg.cholesky(R_rows)  # (n, q, q)
     draws = n_draws if interval.any() else 1  # no interval: exact, one is enough
     e = np.zeros((n, draws, q))
@@ -112,3 +125,24 @@ def _block(lower, upper, R, rng, n_draws):
         log_weight[cells] += log_p.reshape(a.shape)
         e[cells, :, k] = sample_interval(a, b, rng)
     return special.logsumexp(log_weight, axis=1) - np.log(draws)
+
+
+def _as_differences(R_rows, lower, upper, block):
+    """In place, for the rows where ``block``'s category c is observed: its
+    other latent values z_k become z_k - z_c (rows and columns of each
+    row's covariance, T R T'), bounded above by mu_c - mu_k, and z_c
+    becomes missing (integrated out)."""
+    rows = np.flatnonzero(block.observed)
+    if not len(rows):
+        return
+    dims, level = block.dims, block.level[rows]
+    winner = dims[level]
+    others = dims[None, :] != winner[:, None]  # (m, K): the k != c
+    every = np.arange(len(rows))
+    part = R_rows[rows]
+    part[:, dims, :] -= others[:, :, None] * part[every, winner][:, None, :]
+    part[:, :, dims] -= others[:, None, :] * part[every, :, winner][:, :, None]
+    R_rows[rows] = part
+    lower[np.ix_(rows, dims)] = -np.inf
+    upper[np.ix_(rows, dims)] = block.mu[level][:, None] - block.mu[None, :]
+    upper[rows, winner] = np.inf

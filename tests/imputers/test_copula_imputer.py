@@ -648,12 +648,23 @@ def test_ridge_is_chosen_by_grid_search_on_the_score():
     assert scores[0] > scores[1]
 
 
-def test_score_refuses_nominal_columns_naming_them():
+def test_score_with_nominal_columns_and_unseen_categories():
     frame = survey_frame()
     frame["grade"] = frame["grade"].cat.as_unordered()
     imputer = GaussianCopulaImputer(random_state=0).fit(frame)
-    with pytest.raises(ValueError, match="nominal columns yet \\(column 'grade'\\)"):
-        imputer.score(frame)
+    scores = imputer.score_samples(frame)
+    assert np.all(np.isfinite(scores)) and np.all(scores < 0)
+    # Leaving out the categories (making them missing) raises the scores:
+    # a category's probability given the rest is below 1 (three grades:
+    # -log of it is about 1 on average, far above the simulator's error).
+    hidden = frame.copy()
+    hidden["grade"] = pd.Categorical([None] * len(frame), dtype=frame["grade"].dtype)
+    assert imputer.score(hidden) > scores.mean() + 0.3
+    other = frame.copy()
+    other["grade"] = other["grade"].cat.add_categories("top")
+    other.loc[0, "grade"] = "top"
+    with pytest.raises(ValueError, match="not seen in fit in column 'grade'"):
+        imputer.score(other)
 
 
 def test_a_tipping_point_grid_on_the_latent_scale():
