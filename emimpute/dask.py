@@ -85,6 +85,7 @@ from emimpute.utils._validation import (
 __all__ = [
     "BlockwiseFitMixin",
     "DaskEMImputer",
+    "DaskGaussianCopulaImputer",
     "DaskMNARSelectionImputer",
     "DaskSelectionRows",
     "DaskStudentTImputer",
@@ -1173,3 +1174,8 @@ def _score_block(block, imputer, names):
 
 def _moments_block(block, imputer, names):
     return np.hstack(imputer.conditional_moments(_named(block, names)))
+
+
+# The copula's Dask fit lives in its own module, which imports the helpers
+# above (hence at the end).
+from emimpute._dask_copula import DaskGaussianCopulaImputer  # noqa: E402

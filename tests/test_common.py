@@ -5,7 +5,12 @@ the imputers built on others."""
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from emimpute import DeltaAdjustedImputer, GaussianCopulaImputer, MultipleImputer
-from emimpute.dask import DaskEMImputer, DaskMNARSelectionImputer, DaskStudentTImputer
+from emimpute.dask import (
+    DaskEMImputer,
+    DaskGaussianCopulaImputer,
+    DaskMNARSelectionImputer,
+    DaskStudentTImputer,
+)
 from emimpute.imputers._registry import registered_imputers
 
 ESTIMATORS = [
@@ -19,6 +24,7 @@ ESTIMATORS = [
     DaskEMImputer(),  # in-memory input; Dask input in tests/test_dask.py
     DaskStudentTImputer(),
     DaskMNARSelectionImputer(),
+    DaskGaussianCopulaImputer(random_state=0),
 ]
 
 # Every entry needs a reason: these are checks whose premise does not hold.

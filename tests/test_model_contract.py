@@ -290,7 +290,10 @@ def test_dask_fit_equals_in_memory_fit(name, fitted, assert_same_fit):
     local = fitted[name][False]
     dask_class = _dask_class(type(local))
     if dask_class is None and not _on_the_em_engine(name):
-        pytest.skip(f"no Dask shell for {type(local).__name__} (a SAEM fit) yet")
+        pytest.skip(
+            f"{type(local).__name__}'s Dask fit is stochastic (SAEM): it is "
+            "compared with the in-memory fit in tests/test_dask_copula.py"
+        )
     if dask_class is None:
         model, _ = model_and_start(name)
         adds = type(model).statistics_of is not EMModel.statistics_of

@@ -32,7 +32,6 @@ from emimpute.models._copula_posterior import (
     latent_posterior,
     latent_quantiles,
 )
-from emimpute.models._normal import observed_column_moments
 from emimpute.utils._column_types import (
     column_types,
     encode_frame,
@@ -315,18 +314,7 @@ class GaussianCopulaImputer(BaseEMImputer):
         X = validate_numeric(
             self, encode_frame(X, self._column_types), reset=True, copy=False
         )
-        count, _, _, minimum, maximum = observed_column_moments(X)
-        self._empty_features = count == 0
-        warn_empty_features(self, self._empty_features, stacklevel=3)
-        names = feature_names(self)
-        limits = self._given_limits(names)
-        self.kinds_ = self._resolve_kinds(X, maximum > minimum, limits)
-        self._margins = [
-            self._fit_margin(X[:, j], kind, limits.get(j), names[j])
-            for j, kind in enumerate(self.kinds_)
-        ]
-        self._constant = np.where(self.kinds_ == "constant", minimum, np.nan)
-        self._whole = np.array([_all_whole(x) for x in X.T])
+        self._learn_columns([_observed(x) for x in X.T])
         latent = np.isin(self.kinds_, KINDS)
         part, margins = X[:, latent], self._latent_margins(latent)
         lower, upper = latent_bounds(part, margins)
@@ -348,6 +336,25 @@ class GaussianCopulaImputer(BaseEMImputer):
         )
         self._fit_indicator(X)
         return self
+
+    def _learn_columns(self, observed):
+        """Each column's kind, margin and constant from its observed values
+        (``observed``: one array per column): all ``fit`` needs of the data
+        besides the latent bounds (a Dask fit gathers them by blocks)."""
+        count = np.array([len(x) for x in observed])
+        minimum = np.array([x.min() if len(x) else np.nan for x in observed])
+        maximum = np.array([x.max() if len(x) else np.nan for x in observed])
+        self._empty_features = count == 0
+        warn_empty_features(self, self._empty_features, stacklevel=4)
+        names = feature_names(self)
+        limits = self._given_limits(names)
+        self.kinds_ = self._resolve_kinds(observed, maximum > minimum, limits)
+        self._margins = [
+            self._fit_margin(x, kind, limits.get(j), names[j])
+            for j, (x, kind) in enumerate(zip(observed, self.kinds_, strict=True))
+        ]
+        self._constant = np.where(self.kinds_ == "constant", minimum, np.nan)
+        self._whole = np.array([_all_whole(x) for x in observed])
 
     def _given_limits(self, names):
         """The ``detection_limits`` parameter as {position: limit}, checked."""
@@ -372,11 +379,11 @@ class GaussianCopulaImputer(BaseEMImputer):
         if kind in ("empty", "constant"):
             return None
         try:
-            return fit_margin(_observed(x), kind, limit)
+            return fit_margin(x, kind, limit)
         except ValueError as error:
             raise ValueError(f"column '{name}': {error}") from None
 
-    def _resolve_kinds(self, X, varies, limits):
+    def _resolve_kinds(self, observed, varies, limits):
         """Each column's kind: the user's, or inferred (continuous where a
         detection limit is given); "empty" and "constant" for columns
         without a margin to estimate."""
@@ -398,7 +405,7 @@ class GaussianCopulaImputer(BaseEMImputer):
             elif given.get(j) is not None:
                 kinds.append(given[j])
             else:
-                kinds.append(self._inferred_kind(X[:, j], j))
+                kinds.append(self._inferred_kind(observed[j], j))
         return np.array(kinds, dtype=object)
 
     def _inferred_kind(self, x, j):

@@ -57,6 +57,7 @@ from emimpute.engine._model import SingularCovarianceError
 from emimpute.engine._saem import run_saem
 from emimpute.gaussian._interval import interval_moments, sample_interval
 from emimpute.models._copula_nominal import (
+    NominalBlock,
     categories_of,
     centre_blocks,
     nominal_sweep,
@@ -365,7 +366,6 @@ def saem_correlation(
         Z, R = np.array(start.latent, order="F"), start.correlation  # a copy
     parts = row_blocks(n, blocks, rng)
     cells = [free_cells(lower[part.rows], upper[part.rows]) for part in parts]
-    groups = [block.dims for block in blocks]
 
     def simulate(Z, R):
         precision = _precision(R)
@@ -378,24 +378,46 @@ def saem_correlation(
         run_blocks(sweep, range(len(parts)))
         return Z
 
-    def m_step(S, R):
-        R = _checked_m_step((n * S + ridge * np.eye(p)) / (n + ridge), R, groups)
-        return centre_blocks(R, blocks) if len(blocks) else R
-
+    m_step = copula_m_step(n, ridge, [block.dims for block in blocks])
     with single_blas_thread():
-        run = _run(simulate, m_step, R, Z, n, n_iter, tol, burn_in, callback)
+        run = run_copula_saem(
+            simulate, lambda Z: Z.T @ Z / n, m_step, R, Z, n=n, n_iter=n_iter,
+            tol=tol, burn_in=burn_in, callback=callback,
+        )  # fmt: skip
     return CopulaSAEMResult(
         run.params, run.state, run.n_iter, run.converged, run.monte_carlo_error
     )
 
 
-def _run(simulate, m_step, R, Z, n, n_iter, tol, burn_in, callback):
-    """:func:`run_saem` with the statistic Z'Z / n and the stopping rule's
-    floor (``SAMPLING_FRACTION``)."""
+def copula_m_step(n, ridge, groups):
+    """The SAEM M-step ``m_step(S, R)`` for n rows: the correlation
+    maximising the likelihood given the averaged S, with ``ridge``
+    pseudo-rows of the identity, nominal ``groups`` (their latent columns)
+    held at the identity and their correlations with the rest centred
+    (:func:`~._copula_nominal.centre_blocks`, the identified part)."""
+    groups = [np.asarray(group) for group in groups]
+
+    def m_step(S, R):
+        p = len(S)
+        R = _checked_m_step((n * S + ridge * np.eye(p)) / (n + ridge), R, groups)
+        return _centre_groups(R, groups) if groups else R
+
+    return m_step
+
+
+def _centre_groups(R, groups):
+    return centre_blocks(R, [NominalBlock(group, None, None) for group in groups])
+
+
+def run_copula_saem(simulate, statistic_of, m_step, R, state, **options):
+    """:func:`run_saem` with the copula's stopping-rule floor: the
+    estimated Monte Carlo error is never asked below ``SAMPLING_FRACTION``
+    / sqrt(n) (``options``: n, n_iter, tol, burn_in, callback)."""
+    n, tol = options["n"], options["tol"]
     return run_saem(
-        simulate, lambda Z: Z.T @ Z / n, m_step, R, Z,
-        max_iter=n_iter, tol=tol and max(tol, SAMPLING_FRACTION / np.sqrt(n)),
-        burn_in=burn_in, callback=callback,
+        simulate, statistic_of, m_step, R, state, max_iter=options["n_iter"],
+        tol=tol and max(tol, SAMPLING_FRACTION / np.sqrt(n)),
+        burn_in=options["burn_in"], callback=options["callback"],
     )  # fmt: skip
 
 
