@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+dask = pytest.importorskip("dask")
 da = pytest.importorskip("dask.array")
 dd = pytest.importorskip("dask.dataframe")
 
@@ -43,6 +44,19 @@ def test_the_blockwise_fit_has_the_in_memory_margins_and_correlation():
     again = DaskGaussianCopulaImputer(kinds=KINDS, random_state=0)
     again.fit(da.from_array(X, chunks=(700, 4)))
     np.testing.assert_array_equal(again.correlation_, remote.correlation_)
+
+
+def test_the_fit_on_a_cluster_of_worker_processes_equals_the_local_one(
+    dask_cluster_client,
+):
+    # The same seeds per block and iteration: the same draws wherever the
+    # tasks run (and the tasks and their states pickle to the workers).
+    X = mixed(1200, seed=3)
+    chunks = da.from_array(X, chunks=(400, 4))
+    remote = DaskGaussianCopulaImputer(kinds=KINDS, random_state=0).fit(chunks)
+    with dask.config.set(scheduler="synchronous"):
+        local = DaskGaussianCopulaImputer(kinds=KINDS, random_state=0).fit(chunks)
+    np.testing.assert_allclose(remote.correlation_, local.correlation_, atol=1e-12)
 
 
 def test_a_dask_frame_is_imputed_lazily_with_valid_values():
