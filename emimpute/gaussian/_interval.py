@@ -176,6 +176,10 @@ def sample_interval(a, b, rng):
     # Phi itself where Phi(hi) is far from underflow (its relative accuracy
     # holds there, and ndtri inverts it to rounding); logs further out.
     plain = hi > PLAIN_FROM
+    if plain.all():  # the usual case: no gathering and scattering
+        p_lo = special.ndtr(lo)
+        z = special.ndtri(p_lo + v * (special.ndtr(hi) - p_lo))
+        return np.where(turned, -np.clip(z, lo, hi), np.clip(z, lo, hi))
     p_lo, p_hi = special.ndtr(lo[plain]), special.ndtr(hi[plain])
     z[plain] = special.ndtri(p_lo + v[plain] * (p_hi - p_lo))
     far = ~plain
