@@ -20,8 +20,10 @@ variance sigma^2 and integrated autocorrelation time tau.  The driver
 estimates sigma^2 from the innovations d_k = s_k - S_{k-1} and tau from
 their lag-one correlation rho (an AR(1) chain: tau = (1 + rho) / (1 - rho)),
 and stops when the Monte Carlo standard error of every entry of S is below
-``tol`` (in the statistic's own units: the model chooses it, for the copula
-a fraction of the sampling standard error of a correlation).
+``tol`` (in the statistic's own units; the copula asks for 0.005, or a
+quarter of the sampling standard error of a correlation if that is
+larger).  Checked on simulated copula data: an estimated 0.005 against
+0.003-0.0065 realised (``emimpute.models._copula``).
 
 References
 ----------
