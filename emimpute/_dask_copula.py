@@ -91,7 +91,7 @@ class DaskGaussianCopulaImputer(GaussianCopulaImputer):
         """
         # (emimpute.dask imports this module at its end: its names are
         # imported here, at the call.)
-        from emimpute.dask import _DaskSource, is_dask_collection
+        from emimpute.dask import BlockwiseFitMixin, _DaskSource, is_dask_collection
 
         if not is_dask_collection(X):
             super().fit(X, y)
@@ -105,11 +105,7 @@ class DaskGaussianCopulaImputer(GaussianCopulaImputer):
             )
         source = _DaskSource.of(X)
         blocks = source.float_blocks(self.missing_values)
-        names = source.names
-        if names is not None and all(isinstance(name, str) for name in names):
-            self.feature_names_in_ = np.asarray(names, dtype=object)
-        elif hasattr(self, "feature_names_in_"):
-            del self.feature_names_in_
+        BlockwiseFitMixin._set_feature_names(self, source.names)
         self.n_features_in_ = source.n_features
         self.n_blocks_ = len(blocks)
         self._column_types = ColumnTypes(None, {})

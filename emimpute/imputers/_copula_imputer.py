@@ -1,5 +1,6 @@
-"""GaussianCopulaImputer: imputation of mixed continuous, ordinal and binary
-columns under a Gaussian copula (estimator shell)."""
+"""GaussianCopulaImputer: imputation of mixed data (continuous, ordinal,
+binary, nominal and censored columns) under a Gaussian copula (estimator
+shell)."""
 
 import numbers
 
