@@ -2,36 +2,38 @@
 binary, nominal and censored columns) under a Gaussian copula (estimator
 shell)."""
 
-import numbers
-
 import numpy as np
 import pandas as pd
 from sklearn.utils.validation import check_is_fitted
 
 from emimpute.gaussian._conditional import ConditionalMoments
 from emimpute.imputers._base import BaseEMImputer
+from emimpute.imputers._copula_columns import (
+    column_margin,
+    given_kinds,
+    given_limits,
+    margins_from_state,
+    resolve_kinds,
+)
 from emimpute.imputers._registry import register_imputer
 from emimpute.models._copula import saem_correlation
-from emimpute.models._copula_impute import posterior_imputations
+from emimpute.models._copula_impute import (
+    drawn_values,
+    posterior_imputations,
+    quantile_values,
+)
 from emimpute.models._copula_loglik import latent_loglik
 from emimpute.models._copula_margins import (
     KINDS,
     UnseenCategoryError,
     censored_cells,
-    fit_margin,
-    infer_kind,
     latent_bounds,
-    latent_layout,
-    margin_from_state,
     margin_state,
     nominal_blocks,
-    values_from_latent,
 )
 from emimpute.models._copula_posterior import (
     GIBBS_BURN_IN,
     imputation_sweeps,
-    latent_posterior,
-    latent_quantiles,
 )
 from emimpute.utils._column_types import (
     column_types,
@@ -40,7 +42,7 @@ from emimpute.utils._column_types import (
     types_from_state,
     types_state,
 )
-from emimpute.utils._columns import column_position, describe_columns, feature_names
+from emimpute.utils._columns import describe_columns, feature_names
 from emimpute.utils._random import child_seeds, resolve_random_state
 from emimpute.utils._sklearn_compat import _fit_context
 from emimpute.utils._validation import (
@@ -348,102 +350,18 @@ class GaussianCopulaImputer(BaseEMImputer):
         self._empty_features = count == 0
         warn_empty_features(self, self._empty_features, stacklevel=4)
         names = feature_names(self)
-        limits = self._given_limits(names)
-        self.kinds_ = self._resolve_kinds(observed, maximum > minimum, limits)
+        limits = given_limits(self.detection_limits, names)
+        self.kinds_ = resolve_kinds(
+            observed, empty=self._empty_features, varies=maximum > minimum,
+            given=given_kinds(self.kinds, names), limits=limits,
+            types=self._column_types, names=names,
+        )  # fmt: skip
         self._margins = [
-            self._fit_margin(x, kind, limits.get(j), names[j])
+            column_margin(x, kind, limits.get(j), names[j])
             for j, (x, kind) in enumerate(zip(observed, self.kinds_, strict=True))
         ]
         self._constant = np.where(self.kinds_ == "constant", minimum, np.nan)
         self._whole = np.array([_all_whole(x) for x in observed])
-
-    def _given_limits(self, names):
-        """The ``detection_limits`` parameter as {position: limit}, checked."""
-        limits = {}
-        for column, limit in (self.detection_limits or {}).items():
-            j = column_position(names, column, "detection_limits")
-            if isinstance(limit, bool) or not isinstance(limit, numbers.Real):
-                raise TypeError(
-                    f"detection_limits: the limit of column '{names[j]}' must be "
-                    f"a number, not {limit!r}"
-                )
-            if not np.isfinite(limit):
-                raise ValueError(
-                    f"detection_limits: the limit of column '{names[j]}' must be "
-                    f"finite, not {limit!r}"
-                )
-            limits[j] = float(limit)
-        return limits
-
-    @staticmethod
-    def _fit_margin(x, kind, limit, name):
-        if kind in ("empty", "constant"):
-            return None
-        try:
-            return fit_margin(x, kind, limit)
-        except ValueError as error:
-            raise ValueError(f"column '{name}': {error}") from None
-
-    def _resolve_kinds(self, observed, varies, limits):
-        """Each column's kind: the user's, or inferred (continuous where a
-        detection limit is given); "empty" and "constant" for columns
-        without a margin to estimate."""
-        names = feature_names(self)
-        given = self._given_kinds(names)
-        for j in limits:
-            if given.get(j, "continuous") != "continuous":
-                raise ValueError(
-                    f"column '{names[j]}' has a detection limit, so it is "
-                    f"continuous; kinds gives it {given[j]!r}."
-                )
-            given[j] = "continuous"
-        kinds = []
-        for j in range(len(names)):
-            if self._empty_features[j]:
-                kinds.append("empty")
-            elif not varies[j]:
-                kinds.append("constant")
-            elif given.get(j) is not None:
-                kinds.append(given[j])
-            else:
-                kinds.append(self._inferred_kind(observed[j], j))
-        return np.array(kinds, dtype=object)
-
-    def _inferred_kind(self, x, j):
-        """A frame's categories are nominal (unordered) or ordinal, its
-        flags ordinal; numbers by their values (:func:`infer_kind`)."""
-        types = self._column_types
-        if types.is_frame:
-            dtype = types.dtypes[j]
-            if j in types.categories:
-                return "ordinal" if dtype.ordered else "nominal"
-            if pd.api.types.is_bool_dtype(dtype):
-                return "ordinal"
-        return infer_kind(x)
-
-    def _given_kinds(self, names):
-        """The ``kinds`` parameter as {position: kind}, checked."""
-        if self.kinds is None:
-            return {}
-        if isinstance(self.kinds, dict):
-            given = {
-                column_position(names, column, "kinds"): kind
-                for column, kind in self.kinds.items()
-            }
-        else:
-            if len(self.kinds) != len(names):
-                raise ValueError(
-                    f"kinds has {len(self.kinds)} entries but X has "
-                    f"{len(names)} columns."
-                )
-            given = dict(enumerate(self.kinds))
-        for j, kind in given.items():
-            if kind not in KINDS:
-                raise ValueError(
-                    f"kinds: column '{names[j]}' has kind {kind!r}; the kinds "
-                    f"are {', '.join(map(repr, KINDS))}."
-                )
-        return given
 
     def _latent_margins(self, latent):
         return [self._margins[j] for j in np.flatnonzero(latent)]
@@ -612,8 +530,10 @@ class GaussianCopulaImputer(BaseEMImputer):
         if shift is not None:
             shift = np.where(np.isnan(part), shift[latent], 0.0)
         if draw:
-            values = self._drawn_values(lower, upper, R, margins, rng, impute,
-                                        blocks, shift)  # fmt: skip
+            values = drawn_values(
+                lower, upper, R, margins, rng=rng, impute=impute, blocks=blocks,
+                shift=shift,
+            )  # fmt: skip
         else:
             start = getattr(self, "_fit_latent", None)  # from fit_transform
             values = posterior_imputations(
@@ -625,21 +545,6 @@ class GaussianCopulaImputer(BaseEMImputer):
         whole = self._whole[self._latent]
         values[:, whole] = np.round(values[:, whole])
         X[:, latent] = np.where(impute, values, part)
-
-    @staticmethod
-    def _drawn_values(lower, upper, R, margins, rng, impute, blocks, shift):
-        """One joint draw of the cells to impute, as column values."""
-        Z, categories = latent_posterior(
-            lower, upper, R, rng=rng, draw=True, impute=impute, blocks=blocks
-        )
-        if shift is not None:
-            Z[:, [d[0] for d in latent_layout(margins)]] += shift
-        values = values_from_latent(Z, margins, within_range=True)
-        nominal = [j for j, m in enumerate(margins) if m.kind == "nominal"]
-        for j, category in zip(nominal, categories, strict=True):
-            found = category >= 0  # the drawn category
-            values[found, j] = margins[j].values[category[found]]
-        return values
 
     def fit_transform(self, X, y=None):
         """Fit, then impute X; the Gibbs chain of the imputation starts from
@@ -737,29 +642,17 @@ class GaussianCopulaImputer(BaseEMImputer):
     def _latent_quantiles(self, part, probabilities):
         """:meth:`conditional_quantiles` over the modelled columns."""
         margins = self._latent_margins(self._latent)
-        lower, upper = latent_bounds(part, margins)
-        blocks = nominal_blocks(part, margins)
-        dims = [d[0] for d, m in zip(latent_layout(margins), margins, strict=True)]
-        nominal = np.array([m.kind == "nominal" for m in margins])
-        impute = np.isnan(part) | censored_cells(part, margins)
-        wanted = np.zeros(lower.shape, dtype=bool)
-        wanted[:, dims] = impute & ~nominal
+        lower, upper, blocks = self._bounds_and_blocks(part, margins)
         modelled = self._modelled_dims()
         state = resolve_random_state(self.random_state)
-        latent = latent_quantiles(
-            lower, upper, self.correlation_[np.ix_(modelled, modelled)],
-            probabilities, rng=np.random.default_rng(child_seeds(state)),
-            impute=wanted, blocks=blocks,
+        found = quantile_values(
+            part, lower, upper, self.correlation_[np.ix_(modelled, modelled)],
+            margins, probabilities, rng=np.random.default_rng(child_seeds(state)),
+            blocks=blocks,
         )  # fmt: skip
         whole = self._whole[self._latent]
-        found = []
-        for Z in latent:
-            values = values_from_latent(np.nan_to_num(Z), margins, within_range=True)
-            values[:, whole] = np.round(values[:, whole])
-            values = np.where(impute, values, part)
-            values[impute & nominal] = np.nan
-            found.append(values)
-        return np.stack(found)
+        found[:, :, whole] = np.round(found[:, :, whole])
+        return found
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -798,20 +691,7 @@ class GaussianCopulaImputer(BaseEMImputer):
         self.kinds_ = np.array(kinds, dtype=object)
         self._empty_features = self.kinds_ == "empty"
         self._latent = np.isin(self.kinds_, KINDS)
-        margins = state["margins"]
-        if not (isinstance(margins, list) and len(margins) == p):
-            raise check.error("margins", f"must be a list of {p} margins")
-        self._margins = []
-        for j, (margin, kind) in enumerate(zip(margins, self.kinds_, strict=False)):
-            if (margin is None) == self._latent[j]:
-                raise check.error(f"margins[{j}]", f"does not fit kind {kind!r}")
-            try:
-                margin = None if margin is None else margin_from_state(margin)
-            except (ValueError, AttributeError) as error:
-                raise check.error(f"margins[{j}]", str(error)) from None
-            if margin is not None and margin.kind != kind:
-                raise check.error(f"margins[{j}]", f"does not fit kind {kind!r}")
-            self._margins.append(margin)
+        self._margins = margins_from_state(state["margins"], self.kinds_, check)
         is_constant = self.kinds_ == "constant"
         self._constant = check.array(
             state["constant"], "constant", (p,), allow_nan=~is_constant

@@ -34,8 +34,14 @@ from emimpute.models._copula import (
     gibbs_sweep,
     single_blas_thread,
 )
-from emimpute.models._copula_margins import from_latent, latent_layout
+from emimpute.models._copula_margins import (
+    censored_cells,
+    from_latent,
+    latent_layout,
+    values_from_latent,
+)
 from emimpute.models._copula_nominal import NominalBlock, categories_of, nominal_sweep
+from emimpute.models._copula_posterior import latent_posterior, latent_quantiles
 from emimpute.models._copula_threads import row_blocks, run_blocks
 
 # Gauss-Hermite nodes for E[g(m + s e)], e ~ N(0, 1): g is the margin's
@@ -225,3 +231,42 @@ class _Sums:
                     values[censored] = from_latent(margin, mean[censored])
             out[rows, j] = values
         return out
+
+
+def drawn_values(lower, upper, R, margins, *, rng, impute, blocks=(), shift=None):
+    """One joint draw of the cells to impute (``impute``, by column), as
+    column values: the latent draw (plus ``shift``) through the margins,
+    the drawn category for nominal columns."""
+    Z, categories = latent_posterior(
+        lower, upper, R, rng=rng, draw=True, impute=impute, blocks=blocks
+    )
+    if shift is not None:
+        Z[:, [d[0] for d in latent_layout(margins)]] += shift
+    values = values_from_latent(Z, margins, within_range=True)
+    nominal = [j for j, m in enumerate(margins) if m.kind == "nominal"]
+    for j, category in zip(nominal, categories, strict=True):
+        found = category >= 0  # the drawn category
+        values[found, j] = margins[j].values[category[found]]
+    return values
+
+
+def quantile_values(part, lower, upper, R, margins, probabilities, *, rng, blocks=()):
+    """Quantiles of each imputed (missing or censored) cell of ``part`` on
+    its column's scale, (len(probabilities), n, p): the latent quantiles
+    (:func:`~._copula_posterior.latent_quantiles`) through the increasing
+    margins; observed cells keep their value, nominal cells get NaN."""
+    dims = [d[0] for d in latent_layout(margins)]
+    nominal = np.array([m.kind == "nominal" for m in margins])
+    impute = np.isnan(part) | censored_cells(part, margins)
+    wanted = np.zeros(lower.shape, dtype=bool)
+    wanted[:, dims] = impute & ~nominal
+    latent = latent_quantiles(
+        lower, upper, R, probabilities, rng=rng, impute=wanted, blocks=blocks
+    )
+    found = []
+    for Z in latent:
+        values = values_from_latent(np.nan_to_num(Z), margins, within_range=True)
+        values = np.where(impute, values, part)
+        values[impute & nominal] = np.nan
+        found.append(values)
+    return np.stack(found)
