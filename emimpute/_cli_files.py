@@ -250,7 +250,10 @@ def impute_frame(imputer, frame, args, counts, uniform):
     for j, column in enumerate(out_names):  # columns empty in fit are not here
         n = int(holes[column].sum())
         counts[column] = counts.get(column, 0) + n
-        if n or uniform:
+        # (A model may also replace observed cells: the copula's censored
+        # values below a detection limit.)
+        replaced = not np.array_equal(imputed[:, j], values[column], equal_nan=True)
+        if n or uniform or replaced:
             out[column] = imputed[:, j]
     return out
 

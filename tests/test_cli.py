@@ -486,3 +486,26 @@ def test_a_header_only_file_gives_a_header_only_output(tmp_path):
     data.write_text(",".join(frame.columns) + "\n")
     assert main(["transform", str(model), str(data), "-o", str(out)]) == 0
     assert out.read_text().splitlines() == [",".join(frame.columns)]
+
+
+def test_copula_kinds_and_detection_limits_on_the_command_line(air_csv, tmp_path):
+    # Month as a nominal column (five summer months), Ozone censored at 10:
+    # its values at or below 10 are imputed below 10, the others kept.
+    out = tmp_path / "o.csv"
+    argv = ["impute", str(air_csv), "-o", str(out), "--method", "copula",
+            "--kinds", "Month=nominal", "--detection-limits", "Ozone=10",
+            "--random-state", "0"]  # fmt: skip
+    assert main(argv) == 0
+    air, imputed = pd.read_csv(air_csv), pd.read_csv(out)
+    assert not imputed[["Ozone", "Solar.R"]].isna().any().any()
+    assert set(imputed["Month"]) <= set(air["Month"])
+    low = air["Ozone"] <= 10
+    assert (imputed.loc[low, "Ozone"] < 10).all()
+    high = air["Ozone"] > 10
+    pd.testing.assert_series_equal(imputed.loc[high, "Ozone"], air.loc[high, "Ozone"])
+    model = tmp_path / "m.json"
+    assert main(["fit", str(air_csv), "--model", str(model), "--method", "copula",
+                 "--kinds", "Month=nominal", "--random-state", "0"]) == 0  # fmt: skip
+    with pytest.raises(SystemExit) as stop:
+        main([*argv[:-2], "--kinds", "Month"])
+    assert stop.value.code == 2

@@ -2,6 +2,8 @@
 binary, nominal and censored columns) under a Gaussian copula (estimator
 shell)."""
 
+import argparse
+
 import numpy as np
 import pandas as pd
 from sklearn.utils.validation import check_is_fitted
@@ -709,6 +711,31 @@ class GaussianCopulaImputer(BaseEMImputer):
         except (ValueError, TypeError) as error:
             raise check.error("column_types", str(error)) from None
 
+    @classmethod
+    def _cli_options(cls, group):
+        group.add_argument(
+            "--kinds",
+            type=_column_values(str),
+            help="kinds of some columns (--method copula), as column=kind,... "
+            "with kinds continuous, ordinal, nominal (default: inferred)",
+        )
+        group.add_argument(
+            "--detection-limits",
+            type=_column_values(float),
+            help="lower detection limits (--method copula), as column=limit,...: "
+            "values at or below a column's limit are censored and imputed "
+            "below it",
+        )
+
+    @classmethod
+    def _params_from_cli(cls, args):
+        params = {}
+        if getattr(args, "kinds", None):
+            params["kinds"] = args.kinds
+        if getattr(args, "detection_limits", None):
+            params["detection_limits"] = args.detection_limits
+        return params
+
     def _record(self):
         how = "draws" if self.sample_posterior else "posterior means"
         state = "converged" if self.converged_ else "**did not converge**"
@@ -742,3 +769,24 @@ def _observed(x):
 def _all_whole(x):
     observed = _observed(x)
     return bool(len(observed)) and bool(np.all(observed == np.round(observed)))
+
+
+def _column_values(convert):
+    """An ``argparse`` type: ``column=value,...`` as a dict, each value
+    through ``convert``."""
+
+    def parse(text):
+        pairs = {}
+        for item in filter(None, text.split(",")):
+            column, equals, value = item.partition("=")
+            if not equals or not column:
+                raise argparse.ArgumentTypeError(f"expected column=value, got {item!r}")
+            try:
+                pairs[column] = convert(value)
+            except ValueError:
+                raise argparse.ArgumentTypeError(
+                    f"{column}: cannot read {value!r}"
+                ) from None
+        return pairs
+
+    return parse
