@@ -177,9 +177,14 @@ def sample_interval(a, b, rng):
     # holds there, and ndtri inverts it to rounding); logs further out.
     plain = hi > PLAIN_FROM
     if plain.all():  # the usual case: no gathering and scattering
-        p_lo = special.ndtr(lo)
-        z = special.ndtri(p_lo + v * (special.ndtr(hi) - p_lo))
-        return np.where(turned, -np.clip(z, lo, hi), np.clip(z, lo, hi))
+        p_hi = special.ndtr(hi)
+        if np.isneginf(lo).all():  # half-lines (binary cells): Phi(lo) = 0
+            z = special.ndtri(v * p_hi)
+        else:
+            p_lo = special.ndtr(lo)
+            z = special.ndtri(p_lo + v * (p_hi - p_lo))
+        z = np.clip(z, lo, hi, out=z)
+        return np.negative(z, out=z, where=turned)
     p_lo, p_hi = special.ndtr(lo[plain]), special.ndtr(hi[plain])
     z[plain] = special.ndtri(p_lo + v[plain] * (p_hi - p_lo))
     far = ~plain
