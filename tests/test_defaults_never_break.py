@@ -23,11 +23,16 @@ from sklearn.exceptions import ConvergenceWarning
 from emimpute import (
     DeltaAdjustedImputer,
     EMImputer,
+    GaussianCopulaImputer,
     MNARSelectionImputer,
     MultipleImputer,
     StudentTImputer,
 )
-from emimpute.dask import DaskEMImputer, DaskStudentTImputer
+from emimpute.dask import (
+    DaskEMImputer,
+    DaskGaussianCopulaImputer,
+    DaskStudentTImputer,
+)
 from emimpute.exceptions import RegularisationWarning
 
 
@@ -69,6 +74,8 @@ ESTIMATORS = {
     "DaskEMImputer": DaskEMImputer,
     "StudentTImputer": StudentTImputer,
     "DaskStudentTImputer": DaskStudentTImputer,
+    "GaussianCopulaImputer": GaussianCopulaImputer,
+    "DaskGaussianCopulaImputer": DaskGaussianCopulaImputer,
 }
 # Empty columns: dropped (as SimpleImputer by default) or kept, filled
 # with 0 (the selection model, and DeltaAdjustedImputer's default inner
@@ -79,6 +86,8 @@ DROPS_EMPTY_COLUMNS = {
     "DaskEMImputer",
     "StudentTImputer",
     "DaskStudentTImputer",
+    "GaussianCopulaImputer",
+    "DaskGaussianCopulaImputer",
 }
 KEEPS_EMPTY_COLUMNS = {"DeltaAdjustedImputer", "MNARSelectionImputer"}
 

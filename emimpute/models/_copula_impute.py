@@ -41,7 +41,7 @@ from emimpute.models._copula_margins import (
     values_from_latent,
 )
 from emimpute.models._copula_nominal import NominalBlock, categories_of, nominal_sweep
-from emimpute.models._copula_posterior import latent_posterior, latent_quantiles
+from emimpute.models._copula_posterior import latent_draw, latent_quantiles
 from emimpute.models._copula_threads import row_blocks, run_blocks
 
 # Gauss-Hermite nodes for E[g(m + s e)], e ~ N(0, 1): g is the margin's
@@ -237,9 +237,7 @@ def drawn_values(lower, upper, R, margins, *, rng, impute, blocks=(), shift=None
     """One joint draw of the cells to impute (``impute``, by column), as
     column values: the latent draw (plus ``shift``) through the margins,
     the drawn category for nominal columns."""
-    Z, categories = latent_posterior(
-        lower, upper, R, rng=rng, draw=True, impute=impute, blocks=blocks
-    )
+    Z, categories = latent_draw(lower, upper, R, rng=rng, impute=impute, blocks=blocks)
     if shift is not None:
         Z[:, [d[0] for d in latent_layout(margins)]] += shift
     values = values_from_latent(Z, margins, within_range=True)

@@ -1,18 +1,18 @@
 """What a fitted Gaussian copula says about the missing cells of rows
-(statistical kernel): their latent posterior means or draws.
+(statistical kernel): joint draws of their latent values, and quantiles.
 
 A row's latent vector is N(0, R) restricted to its cells' intervals
 (:func:`emimpute.models._copula_margins.latent_bounds`).  Two kinds of rows:
 
 - every observed cell exact (continuous columns only, or the row's
   ordinal cells all missing): the missing cells are normal given the
-  exact ones, and their mean, or a joint draw, is the normal model's
-  (:func:`emimpute.gaussian._conditional.conditional_moments`), exactly;
+  exact ones, drawn from the normal model's conditional
+  (:func:`emimpute.gaussian._conditional.conditional_moments`), and their
+  quantiles are the normal's, exactly;
 - some observed cell only an interval (an ordinal level): a Gibbs chain
   of the row's free cells (:func:`emimpute.models._copula.gibbs_sweep`);
-  means by Rao-Blackwellisation over ``n_sweeps`` sweeps
-  (:func:`emimpute.models._copula.posterior_latent_means`), a draw as the
-  state after ``burn_in`` sweeps.
+  a draw is its state after ``burn_in`` sweeps, quantiles those of the
+  mixture of its full conditionals over ``n_sweeps`` sweeps.
 
 Only rows with a cell to impute are computed (a missing cell, or one
 the caller names, such as a value censored at a detection limit: an
@@ -27,7 +27,6 @@ from emimpute.models._copula import (
     _initial_state,
     free_cells,
     gibbs_sweep,
-    posterior_latent_means,
     single_blas_thread,
 )
 from emimpute.models._copula_nominal import (
@@ -38,8 +37,8 @@ from emimpute.models._copula_nominal import (
 
 # Sweeps discarded, and sweeps averaged (at least), by the chain of rows
 # with interval cells.  A single row's Rao-Blackwellised mean of 50 sweeps
-# was off by 0.05 posterior standard deviations (the doctest of
-# latent_posterior), so 30 sweeps by about 0.065 (the 1/sqrt(sweeps)
+# was off by 0.05 posterior standard deviations (measured with
+# posterior_latent_means), so 30 sweeps by about 0.065 (the 1/sqrt(sweeps)
 # scaling): far below the imputation error itself, of the order of that
 # standard deviation.
 GIBBS_BURN_IN = 20
@@ -67,13 +66,10 @@ def imputation_sweeps(n_rows):
     return int(np.clip(SWEEP_BUDGET // max(n_rows, 1), GIBBS_SWEEPS, MAX_SWEEPS))
 
 
-def latent_posterior(
-    lower, upper, R, *, rng, draw=False, n_sweeps=GIBBS_SWEEPS,
-    burn_in=GIBBS_BURN_IN, impute=None, blocks=(),
-):  # fmt: skip
-    """The latent matrix with every missing cell at its posterior mean
-    (or, with ``draw=True``, a joint draw) given its row's cells, and the
-    imputed category of every nominal column.
+def latent_draw(lower, upper, R, *, rng, burn_in=GIBBS_BURN_IN, impute=None, blocks=()):
+    """A joint draw of every row's cells to impute given its other cells,
+    and the drawn category of every nominal column.  (Imputations by
+    posterior means and levels: :mod:`._copula_impute`.)
 
     Parameters
     ----------
@@ -82,9 +78,8 @@ def latent_posterior(
     R : ndarray of shape (q, q)
         The latent correlation.
     rng : numpy.random.Generator
-    draw : bool, default=False
-    n_sweeps, burn_in : int
-        Of the Gibbs chain, for rows with interval cells.
+    burn_in : int
+        Sweeps of the Gibbs chain, for rows with interval or nominal cells.
     impute : ndarray of bool of shape (n, q), optional
         The cells wanted (default: the missing ones); censored cells, say,
         are interval cells to impute.
@@ -95,33 +90,25 @@ def latent_posterior(
     Returns
     -------
     Z : ndarray of shape (n, q)
-        Exact cells hold their value; interval cells that are observed
-        hold a point of their interval (their value is the observed one);
-        missing cells the mean or draw.
+        Exact cells hold their value; the rows with a cell to impute hold
+        a draw of their free cells.
     categories : list of ndarray of shape (n,)
-        For each block, the imputed category's index where it is missing
-        (its posterior mode over the sweeps, or the drawn one), else -1.
+        For each block, the drawn category's index where it is missing,
+        else -1.
 
     Examples
     --------
-    >>> lower = np.array([[1.0, -np.inf]] + [[0.0, -np.inf]] * 1000)
-    >>> upper = np.array([[1.0, np.inf]] + [[np.inf, np.inf]] * 1000)
+    >>> lower = np.array([[1.0, -np.inf]] + [[0.0, -np.inf]] * 4000)
+    >>> upper = np.array([[1.0, np.inf]] + [[np.inf, np.inf]] * 4000)
     >>> R = np.array([[1.0, 0.5], [0.5, 1.0]])
-    >>> Z, _ = latent_posterior(lower, upper, R, rng=np.random.default_rng(0))
-    >>> float(Z[0, 1])  # an exact cell: 0.5 * 1.0
-    0.5
-    >>> # E[z2 | z1 > 0] = 0.5 sqrt(2 / pi); each row's mean is off by about
-    >>> # 0.05 (Monte Carlo), their average by about 0.05 / sqrt(1000).
-    >>> bool(abs(Z[1:, 1].mean() - 0.5 * np.sqrt(2 / np.pi)) < 0.01)
+    >>> Z, _ = latent_draw(lower, upper, R, rng=np.random.default_rng(0))
+    >>> float(Z[0, 0])  # an exact cell keeps its value
+    1.0
+    >>> # E[z2 | z1 > 0] = 0.5 sqrt(2 / pi); the draws' mean is off by
+    >>> # about 0.97 / sqrt(4000) = 0.015.
+    >>> bool(abs(Z[1:, 1].mean() - 0.5 * np.sqrt(2 / np.pi)) < 0.05)
     True
     """
-    with single_blas_thread():
-        return _latent_posterior(
-            lower, upper, R, rng, draw, n_sweeps, burn_in, impute, blocks
-        )
-
-
-def _latent_posterior(lower, upper, R, rng, draw, n_sweeps, burn_in, impute, blocks):
     Z = np.where(np.isfinite(lower), lower, upper)
     Z[~np.isfinite(Z)] = 0.0
     missing = np.isneginf(lower) & np.isposinf(upper)
@@ -130,31 +117,25 @@ def _latent_posterior(lower, upper, R, rng, draw, n_sweeps, burn_in, impute, blo
     needs_chain = interval.any(axis=1) | bool(len(blocks))
     closed = wanted & ~needs_chain
     if closed.any():
-        Z[closed] = _normal_rows(lower[closed], missing[closed], R, rng, draw)
+        Z[closed] = _normal_rows(lower[closed], missing[closed], R, rng)
     categories = [np.full(len(Z), -1) for _ in blocks]
     chained = np.flatnonzero(wanted & needs_chain)
     if not len(chained):
         return Z, categories
-    lo, hi = lower[chained], upper[chained]
     part = [NominalBlock(b.dims, b.mu, b.level[chained]) for b in blocks]
-    if draw:
-        Z[chained] = _chain_draw(lo, hi, R, rng, burn_in, part)
-        found = [categories_of(Z[chained], block) for block in part]
-    else:
-        Z[chained], counts = posterior_latent_means(
-            lo, hi, R, n_sweeps=n_sweeps, burn_in=burn_in, rng=rng, blocks=part
-        )
-        found = [np.argmax(count, axis=1) for count in counts]
-    for category, block, values in zip(categories, part, found, strict=True):
-        category[chained] = np.where(block.observed, -1, values)
+    with single_blas_thread():
+        Z[chained] = _chain_draw(lower[chained], upper[chained], R, rng, burn_in, part)
+    for category, block in zip(categories, part, strict=True):
+        drawn = categories_of(Z[chained], block)
+        category[chained] = np.where(block.observed, -1, drawn)
     return Z, categories
 
 
-def _normal_rows(exact, missing, R, rng, draw):
-    """Rows whose observed cells are exact: the normal model's conditional
-    mean or joint draw of their missing cells."""
+def _normal_rows(exact, missing, R, rng):
+    """Rows whose observed cells are exact: a joint draw of their missing
+    cells from the normal model's conditional distribution."""
     X = np.where(missing, np.nan, exact)
-    state = np.random.RandomState(rng.integers(2**31 - 1)) if draw else None
+    state = np.random.RandomState(rng.integers(2**31 - 1))
     return conditional_moments(X, np.zeros(len(R)), R, rng=state).completed
 
 

@@ -269,12 +269,18 @@ def test_unordered_categories_are_nominal_and_imputed_as_categories():
     assert out["grade"].notna().all()
 
 
-def test_a_category_unseen_in_fit_is_refused_naming_the_column():
-    frame = survey_frame()
-    imputer = GaussianCopulaImputer(random_state=0).fit(frame)
+def with_unseen_grade(frame):
+    """A copy of ``frame`` whose first grade is a category fit never saw."""
     other = frame.copy()
     other["grade"] = other["grade"].cat.add_categories("top")
     other.loc[0, "grade"] = "top"
+    return other
+
+
+def test_a_category_unseen_in_fit_is_refused_naming_the_column():
+    frame = survey_frame()
+    imputer = GaussianCopulaImputer(random_state=0).fit(frame)
+    other = with_unseen_grade(frame)
     with pytest.raises(ValueError, match="not seen in fit in column 'grade'"):
         imputer.transform(other)
 
@@ -660,9 +666,7 @@ def test_score_with_nominal_columns_and_unseen_categories():
     hidden = frame.copy()
     hidden["grade"] = pd.Categorical([None] * len(frame), dtype=frame["grade"].dtype)
     assert imputer.score(hidden) > scores.mean() + 0.3
-    other = frame.copy()
-    other["grade"] = other["grade"].cat.add_categories("top")
-    other.loc[0, "grade"] = "top"
+    other = with_unseen_grade(frame)
     with pytest.raises(ValueError, match="not seen in fit in column 'grade'"):
         imputer.score(other)
 
