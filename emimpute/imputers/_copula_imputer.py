@@ -323,6 +323,8 @@ class GaussianCopulaImputer(BaseEMImputer):
         latent = np.isin(self.kinds_, KINDS)
         part, margins = X[:, latent], self._latent_margins(latent)
         lower, upper = latent_bounds(part, margins)
+        if getattr(self, "_keep_fit_latent", False):  # for fit_transform
+            self._fit_bounds = lower, upper
         rng = np.random.default_rng(
             child_seeds(resolve_random_state(self.random_state))
         )
@@ -489,9 +491,11 @@ class GaussianCopulaImputer(BaseEMImputer):
 
     def _bounds_and_blocks(self, part, margins):
         """The latent bounds and nominal blocks of the modelled columns
-        ``part``; a category not seen in fit is refused naming its column."""
+        ``part``; a category not seen in fit is refused naming its column.
+        (In ``fit_transform`` the bounds are the fit's, of the same data.)"""
         try:
-            lower, upper = latent_bounds(part, margins)
+            fit_bounds = getattr(self, "_fit_bounds", None)
+            lower, upper = fit_bounds or latent_bounds(part, margins)
             return lower, upper, nominal_blocks(part, margins)
         except UnseenCategoryError as error:
             names = [feature_names(self)[j] for j in np.flatnonzero(self._latent)]
@@ -568,7 +572,7 @@ class GaussianCopulaImputer(BaseEMImputer):
         try:
             return self.fit(X).transform(X)
         finally:
-            for name in ("_keep_fit_latent", "_fit_latent"):
+            for name in ("_keep_fit_latent", "_fit_latent", "_fit_bounds"):
                 self.__dict__.pop(name, None)
 
     def _transform_with_latent_shift(self, X, shift):

