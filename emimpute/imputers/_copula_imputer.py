@@ -20,7 +20,9 @@ from emimpute.imputers._copula_columns import (
 from emimpute.imputers._registry import register_imputer
 from emimpute.models._copula import saem_correlation
 from emimpute.models._copula_impute import (
+    FitChain,
     drawn_values,
+    fit_tallies,
     posterior_imputations,
     quantile_values,
 )
@@ -323,8 +325,13 @@ class GaussianCopulaImputer(BaseEMImputer):
         latent = np.isin(self.kinds_, KINDS)
         part, margins = X[:, latent], self._latent_margins(latent)
         lower, upper = latent_bounds(part, margins)
+        blocks = nominal_blocks(part, margins)
+        tally = None
         if getattr(self, "_keep_fit_latent", False):  # for fit_transform
             self._fit_bounds = lower, upper
+            if not self.sample_posterior:  # the fit's sweeps count as the imputation's
+                impute = np.isnan(part) | censored_cells(part, margins)
+                tally = fit_tallies(lower, upper, margins, impute, blocks)
         rng = np.random.default_rng(
             child_seeds(resolve_random_state(self.random_state))
         )
@@ -339,7 +346,8 @@ class GaussianCopulaImputer(BaseEMImputer):
             lower=lower,
             upper=upper,
             rng=rng,
-            blocks=nominal_blocks(part, margins),
+            blocks=blocks,
+            tally=tally,
         )
         self._fit_indicator(X)
         return self
@@ -418,8 +426,8 @@ class GaussianCopulaImputer(BaseEMImputer):
         if result is not None:
             self.correlation_[np.ix_(modelled, modelled)] = result.correlation
             self.monte_carlo_error_ = float(result.monte_carlo_error)
-            if getattr(self, "_keep_fit_latent", False):
-                self._fit_latent = result.latent
+            if getattr(self, "_keep_fit_latent", False) and not self.sample_posterior:
+                self._fit_chain = FitChain(result.latent, result.tallies)
 
     # ------------------------------------------------------------ transform
 
@@ -541,21 +549,23 @@ class GaussianCopulaImputer(BaseEMImputer):
                 shift=shift,
             )  # fmt: skip
         else:
-            start = getattr(self, "_fit_latent", None)  # from fit_transform
             values = posterior_imputations(
                 lower, upper, R, margins, rng=rng, impute=impute, blocks=blocks,
-                n_sweeps=imputation_sweeps(len(X)),
-                burn_in=GIBBS_BURN_IN if start is None else 0,
-                start=start, shift=shift,
+                n_sweeps=imputation_sweeps(len(X)), burn_in=GIBBS_BURN_IN,
+                warm=getattr(self, "_fit_chain", None),  # from fit_transform
+                shift=shift,
             )  # fmt: skip
         whole = self._whole[self._latent]
         values[:, whole] = np.round(values[:, whole])
         X[:, latent] = np.where(impute, values, part)
 
     def fit_transform(self, X, y=None):
-        """Fit, then impute X; the Gibbs chain of the imputation starts from
-        the fit's last state of X's latent values, already at its target,
-        so it needs no burn-in.
+        """Fit, then impute X; the Gibbs chain of the imputation goes on
+        from the fit's last state of X's latent values, already at its
+        target, so it needs no burn-in, and the fit's sweeps after its
+        burn-in count among the imputation's sweeps (they are sweeps of
+        the same chain at the estimate of R, within its Monte Carlo error
+        of the final one).
 
         Parameters
         ----------
@@ -572,7 +582,7 @@ class GaussianCopulaImputer(BaseEMImputer):
         try:
             return self.fit(X).transform(X)
         finally:
-            for name in ("_keep_fit_latent", "_fit_latent", "_fit_bounds"):
+            for name in ("_keep_fit_latent", "_fit_chain", "_fit_bounds"):
                 self.__dict__.pop(name, None)
 
     def _transform_with_latent_shift(self, X, shift):
@@ -758,11 +768,11 @@ class GaussianCopulaImputer(BaseEMImputer):
         )
 
 
-def _fit_saem(*, ridge, max_iter, tol, callback, lower, upper, rng, blocks):
+def _fit_saem(*, ridge, max_iter, tol, callback, lower, upper, rng, blocks, tally):
     """The kernel the base runs (through the automatic ridge)."""
     return saem_correlation(
         lower, upper, n_iter=max_iter, rng=rng, ridge=ridge, tol=tol,
-        callback=callback, blocks=blocks,
+        callback=callback, blocks=blocks, tally=tally,
     )  # fmt: skip
 
 

@@ -97,6 +97,8 @@ class CopulaSAEMResult:
     converged: bool = True
     # The Monte Carlo standard error of the averaged statistic.
     monte_carlo_error: float = np.nan
+    # What saem_correlation's ``tally`` made, fed by the averaged sweeps.
+    tallies: list = ()
 
     # What the automatic ridge and the estimator base read of a fit
     # (emimpute.engine._regularise): SAEM tracks no likelihood.
@@ -303,7 +305,7 @@ def gibbs_sweep(Z, cells, precision, rng):
 
 def saem_correlation(
     lower, upper, *, n_iter=600, burn_in=BURN_IN, rng, start=None, ridge=0.0,
-    tol=0.0, callback=None, blocks=(),
+    tol=0.0, callback=None, blocks=(), tally=None,
 ):  # fmt: skip
     """The latent correlation of the Gaussian copula by SAEM
     (:func:`emimpute.engine._saem.run_saem` with a Gibbs sweep as its
@@ -340,10 +342,17 @@ def saem_correlation(
         correlations are held at 0, and their correlations with the other
         latent columns centred (:func:`centre_blocks`), the version the
         model identifies.
+    tally : callable, optional
+        ``tally(part)`` for each row block (:mod:`._copula_threads`):
+        None, or (local rows, an object with ``add(Z, precision)``) that
+        every sweep after the burn-in feeds with those rows' state, on the
+        block's thread (``fit_transform``'s imputation sums,
+        :func:`~._copula_impute.fit_tallies`).
 
     Returns
     -------
     CopulaSAEMResult
+        Its ``tallies``: the objects ``tally`` made, after the last sweep.
 
     Raises
     ------
@@ -369,17 +378,24 @@ def saem_correlation(
     else:
         Z, R = np.array(start.latent, order="F"), start.correlation  # a copy
     cells = [free_cells(lower[part.rows], upper[part.rows]) for part in parts]
+    tallies = [None if tally is None else tally(part) for part in parts]
 
     cross_products = []  # each block's Z'Z after the last sweep
+    sweeps = [0]
 
     def simulate(Z, R):
         precision = _precision(R)
+        counted = sweeps[0] >= burn_in  # an averaged iteration's sweep
+        sweeps[0] += 1
 
         def sweep(i):  # one block of rows, in place (Z[rows] is a view)
             part = parts[i]
             block = Z[part.rows]
             gibbs_sweep(block, cells[i], precision, part.rng)
             nominal_sweep(block, part.blocks, precision, part.rng)
+            if counted and tallies[i] is not None:
+                local, counter = tallies[i]
+                counter.add(block[local], precision)
             return block.T @ block  # on the block's thread too
 
         cross_products[:] = run_blocks(sweep, range(len(parts)))
@@ -395,8 +411,9 @@ def saem_correlation(
             tol=tol, burn_in=burn_in, callback=callback,
         )  # fmt: skip
     return CopulaSAEMResult(
-        run.params, run.state, run.n_iter, run.converged, run.monte_carlo_error
-    )
+        run.params, run.state, run.n_iter, run.converged, run.monte_carlo_error,
+        [counter for _, counter in filter(None, tallies)],
+    )  # fmt: skip
 
 
 def copula_m_step(n, ridge, groups):
