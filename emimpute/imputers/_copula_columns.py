@@ -17,22 +17,44 @@ from emimpute.utils._columns import column_position
 
 
 def given_limits(detection_limits, names):
-    """The ``detection_limits`` parameter as {position: limit}, checked."""
+    """The ``detection_limits`` parameter as {position: (lower, upper)},
+    checked: a number is a lower limit, a pair (lower, upper) either or
+    both limits (None: no limit that side)."""
     limits = {}
     for column, limit in (detection_limits or {}).items():
         j = column_position(names, column, "detection_limits")
-        if isinstance(limit, bool) or not isinstance(limit, numbers.Real):
-            raise TypeError(
-                f"detection_limits: the limit of column '{names[j]}' must be "
-                f"a number, not {limit!r}"
-            )
-        if not np.isfinite(limit):
+        pair = tuple(limit) if isinstance(limit, (tuple, list)) else (limit, None)
+        if len(pair) != 2 or pair == (None, None):
             raise ValueError(
-                f"detection_limits: the limit of column '{names[j]}' must be "
-                f"finite, not {limit!r}"
+                f"detection_limits: the limits of column '{names[j]}' must be a "
+                f"number (a lower limit) or a pair (lower, upper) with None for "
+                f"no limit that side, not {limit!r}"
             )
-        limits[j] = float(limit)
+        for value in pair:
+            _check_limit(value, names[j])
+        lower, upper = (None if v is None else float(v) for v in pair)
+        if lower is not None and upper is not None and not lower < upper:
+            raise ValueError(
+                f"detection_limits: the lower limit of column '{names[j]}' "
+                f"({lower:g}) must be below its upper limit ({upper:g})"
+            )
+        limits[j] = (lower, upper)
     return limits
+
+
+def _check_limit(value, name):
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(
+            f"detection_limits: the limit of column '{name}' must be "
+            f"a number, not {value!r}"
+        )
+    if not np.isfinite(value):
+        raise ValueError(
+            f"detection_limits: the limit of column '{name}' must be "
+            f"finite, not {value!r}"
+        )
 
 
 def given_kinds(kinds, names):
@@ -98,13 +120,14 @@ def _inferred_kind(x, j, types):
     return infer_kind(x)
 
 
-def column_margin(x, kind, limit, name):
+def column_margin(x, kind, limits, name):
     """The margin of a column's observed values ``x`` (None for an empty or
-    constant column); errors name the column."""
+    constant column), ``limits`` its detection limits (lower, upper) or
+    None; errors name the column."""
     if kind in ("empty", "constant"):
         return None
     try:
-        return fit_margin(x, kind, limit)
+        return fit_margin(x, kind, *(limits or (None, None)))
     except ValueError as error:
         raise ValueError(f"column '{name}': {error}") from None
 

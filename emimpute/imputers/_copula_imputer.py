@@ -95,13 +95,17 @@ class GaussianCopulaImputer(BaseEMImputer):
         observed values are whole numbers taking at most 20 distinct values
         (as in gcimpute); the rest are continuous.
     detection_limits : dict or None, default=None
-        Lower detection limits of continuous columns, ``{column: limit}``
-        (names, or positions for arrays): a value at or below its column's
-        limit is censored, known only to lie below it (a lab value
-        reported as "< limit"; record it as the limit itself, or any value
-        below).  Its latent value is an interval, so it informs the fit
-        without a made-up number, and ``transform`` imputes it, below the
-        limit (see Notes for the assumption this needs).
+        Detection limits of continuous columns (names, or positions for
+        arrays): ``{column: limit}`` for a lower limit, ``{column: (lower,
+        upper)}`` for either or both (None: no limit that side).  A value at
+        or below its column's lower limit is censored, known only to lie
+        below it (a lab value reported as "< limit"; record it as the limit
+        itself, or any value below); a value at or above the upper limit is
+        known only to lie above it (a top-coded income, an assay's upper
+        limit; record it as the limit, or any value above).  Its latent
+        value is an interval, so it informs the fit without a made-up
+        number, and ``transform`` imputes it beyond the limit (see Notes for
+        the assumption this needs).
     missing_values : float, default=np.nan
         The placeholder of missing cells: ``np.nan`` (also catches ``pd.NA``
         in pandas nullable columns) or a number such as -1.
@@ -193,11 +197,12 @@ class GaussianCopulaImputer(BaseEMImputer):
     O(n p^2).
 
     Censored values: their latent interval is z <= the limit's cut point,
-    the censored values taking the lowest ranks.  Below a detection limit
+    the censored values taking the lowest ranks (z > the cut point, and
+    the highest ranks, above an upper limit).  Beyond a detection limit
     the margin is not observed: its shape there is assumed to continue
-    that of the lower half of the detected values, on the log scale when
-    the limit is positive (a log-normal lower tail, as in the robust
-    regression on order statistics of Helsel 2012, ch. 6).  With it the
+    that of the nearer half of the detected values, on the log scale when
+    those are positive (a log-normal tail, as in the robust regression on
+    order statistics of Helsel 2012, ch. 6).  With it the
     completed column's mean and standard deviation are unbiased on
     log-normal data, where substituting half the limit or treating the
     values as missing is not (``tests/imputers/test_copula_imputer.py``).
@@ -205,8 +210,9 @@ class GaussianCopulaImputer(BaseEMImputer):
     Transform: a missing cell's latent posterior is exact (the normal
     conditional) in rows whose observed cells are all continuous, else the
     Rao-Blackwellised mixture of 30 to 200 Gibbs sweeps (more for fewer
-    rows; after 20 of burn-in, or none in ``fit_transform``, which starts
-    from the fit's last state);
+    rows; after 20 of burn-in, or none in ``fit_transform``, which goes on
+    from the fit's last state and counts the fit's sweeps after its
+    burn-in);
     from it the posterior median level of an ordinal cell, and the
     posterior mean value of a continuous one by Gauss-Hermite quadrature
     through the margin (:mod:`emimpute.models._copula_impute`).  Rows are
@@ -735,10 +741,11 @@ class GaussianCopulaImputer(BaseEMImputer):
         )
         group.add_argument(
             "--detection-limits",
-            type=_column_values(float),
-            help="lower detection limits (--method copula), as column=limit,...: "
-            "values at or below a column's limit are censored and imputed "
-            "below it",
+            type=_column_values(_limits),
+            help="detection limits (--method copula), as column=limit,... "
+            "(lower), column=:limit (upper) or column=lower:upper: values at "
+            "or below a lower limit, or at or above an upper one, are censored "
+            "and imputed beyond it",
         )
 
     @classmethod
@@ -783,6 +790,15 @@ def _observed(x):
 def _all_whole(x):
     observed = _observed(x)
     return bool(len(observed)) and bool(np.all(observed == np.round(observed)))
+
+
+def _limits(text):
+    """A column's detection limits on the command line: ``L`` (lower),
+    ``:U`` (upper) or ``L:U``, as ``detection_limits`` takes them."""
+    if ":" not in text:
+        return float(text)
+    lower, upper = text.split(":")  # a second ":" is a ValueError too
+    return tuple(float(v) if v.strip() else None for v in (lower, upper))
 
 
 def _column_values(convert):

@@ -44,6 +44,7 @@ from emimpute.models._copula import (
 from emimpute.models._copula_margins import (
     censored_cells,
     from_latent,
+    imputed_range,
     latent_layout,
     values_from_latent,
 )
@@ -312,7 +313,9 @@ class _Sums:
             return special.ndtr((cuts - centre[:, None]) / sd_cells[:, None])
         moments = np.column_stack([centre, centre * centre + sd_cells * sd_cells])
         if margin.censored and lower is not None:
-            censored = np.isfinite(upper[rows, d]) & np.isneginf(lower[rows, d])
+            # A continuous column's interval cells: those censored at a limit.
+            low, high = lower[rows, d], upper[rows, d]
+            censored = (low < high) & ~(np.isneginf(low) & np.isposinf(high))
             if censored.any():  # the latent mean of the truncated conditional
                 self.censored_rows[j] = censored
                 z = centre.copy()
@@ -325,13 +328,13 @@ class _Sums:
 
     def _mean_value(self, margin, centre, sd):
         """E[g(centre + sd e)] by Gauss-Hermite, g the margin's inverse
-        kept within the observed range (above, and below unless censored)."""
+        kept within the observed range (open beyond a detection limit)."""
         z = centre[:, None] + sd[:, None] * self.nodes[None, :]
         values = from_latent(margin, z.ravel()).reshape(z.shape)
-        low = -np.inf if margin.censored else margin.values[0]
+        low, high = imputed_range(margin)
         # (Clipped after the sum too: the weights sum to 1 only to rounding.)
-        bounded = np.clip(values, low, margin.values[-1]) @ self.weights
-        return np.clip(bounded, low, margin.values[-1])
+        bounded = np.clip(values, low, high) @ self.weights
+        return np.clip(bounded, low, high)
 
     def result(self, n_terms):
         out = np.full(self.impute.shape, np.nan)

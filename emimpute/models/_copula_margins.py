@@ -86,10 +86,23 @@ class Margin:
     # its cut point; with ``log_low`` the low tail is linear in log(x).
     limit: float = np.nan
     log_low: bool = False
+    # The same above: values at or above ``upper_limit`` censored, which is
+    # then ``values[-1]`` with ``z[-1]`` its cut point.
+    upper_limit: float = np.nan
+    log_high: bool = False
+
+    @property
+    def censored_below(self):
+        return not np.isnan(self.limit)
+
+    @property
+    def censored_above(self):
+        return not np.isnan(self.upper_limit)
 
     @property
     def censored(self):
-        return not np.isnan(self.limit)
+        """Censored at a detection limit, below or above."""
+        return self.censored_below or self.censored_above
 
     @property
     def lower_cuts(self):
@@ -97,12 +110,14 @@ class Margin:
         return np.concatenate([[-np.inf], self.z[:-1]])
 
 
-def fit_margin(x, kind, limit=None):
+def fit_margin(x, kind, limit=None, upper_limit=None):
     """The :class:`Margin` of kind ``kind`` of the observed values ``x``
     (1-d, no NaN, at least one value).
 
-    ``limit`` (continuous only): a detection limit; values at or below it
-    are censored, known only to lie below it (:func:`_censored_margin`).
+    ``limit``, ``upper_limit`` (continuous only): detection limits; values
+    at or below ``limit`` are censored, known only to lie below it, and
+    values at or above ``upper_limit`` known only to lie above it
+    (:func:`_censored_margin`).
 
     Examples
     --------
@@ -110,10 +125,10 @@ def fit_margin(x, kind, limit=None):
     >>> m.values, np.round(m.z, 3)
     (array([0., 1., 2.]), array([-0.674,  0.674,    inf]))
     """
-    if limit is not None:
+    if limit is not None or upper_limit is not None:
         if kind != "continuous":
             raise ValueError(f"a detection limit needs a continuous column, not {kind}")
-        return _censored_margin(x, float(limit))
+        return _censored_margin(x, limit, upper_limit)
     values, counts = np.unique(x, return_counts=True)
     n = len(x)
     if kind == "ordinal":
@@ -135,42 +150,85 @@ def fit_margin(x, kind, limit=None):
                   _tail_line(values, z, low=False))  # fmt: skip
 
 
-def _censored_margin(x, limit):
-    """A continuous margin with c of its n values censored at ``limit``.
+def _censored_margin(x, limit, upper_limit):
+    """A continuous margin with c of its n values censored at ``limit``
+    (None: none) and c' at ``upper_limit`` (None: none).
 
-    The censored values take the c lowest ranks, so a detected value's z is
-    its mid-rank counted after them, and the censored cells' interval is
-    z <= Phi^-1((c + 1/2) / (n + 1)), the point between rank c and the
-    first detected value.  Below the limit nothing is observed, so the
-    margin's shape there is an assumption: the low tail continues the
-    trend of the lower half of the detected values, on the log scale for a
-    positive limit (a log-normal lower tail, as in the robust regression on
-    order statistics of Helsel 2012, ch. 6, which regresses the logs of
-    the detected values on their normal scores), else on the data's scale.
+    The values censored below take the c lowest ranks, those censored above
+    the c' highest, so a detected value's z is its mid-rank counted after
+    the c, and the censored cells' intervals are z <= Phi^-1((c + 1/2) /
+    (n + 1)), the point between rank c and the first detected value, and
+    z > Phi^-1((n - c' + 1/2) / (n + 1)).  Beyond a limit nothing is
+    observed, so the margin's shape there is an assumption: the tail
+    continues the trend of the nearer half of the detected values, on the
+    log scale where those values are positive (a log-normal tail, as in
+    the robust regression on order statistics of Helsel 2012, ch. 6, which
+    regresses the logs of the detected values on their normal scores),
+    else on the data's scale.
 
     Raises
     ------
     ValueError
-        If no value is above the limit.
+        If no value lies between the limits, or the limits are not in
+        increasing order.
     """
     n = len(x)
-    detected = x[x > limit]
+    low_limit = -np.inf if limit is None else float(limit)
+    high_limit = np.inf if upper_limit is None else float(upper_limit)
+    if not low_limit < high_limit:
+        raise ValueError(
+            f"the lower detection limit {low_limit:g} is not below the upper "
+            f"one {high_limit:g}"
+        )
+    detected = x[(x > low_limit) & (x < high_limit)]
     if not len(detected):
-        raise ValueError(f"no observed value above the detection limit {limit:g}")
+        if limit is None:
+            where = f"below the detection limit {high_limit:g}"
+        elif upper_limit is None:
+            where = f"above the detection limit {low_limit:g}"
+        else:
+            where = f"between the detection limits {low_limit:g} and {high_limit:g}"
+        raise ValueError(f"no observed value {where}")
     values, counts = np.unique(detected, return_counts=True)
-    c = n - len(detected)
+    c = int(np.sum(x <= low_limit))
+    c_above = int(np.sum(x >= high_limit))
     below = c + np.cumsum(counts) - counts
-    z = special.ndtri((below + (counts + 1) / 2.0) / (n + 1))
-    knots = np.concatenate([[limit], values])
-    latent = np.concatenate([[special.ndtri((c + 0.5) / (n + 1))], z])
-    log_low = limit > 0
+    knots, latent = values, special.ndtri((below + (counts + 1) / 2.0) / (n + 1))
+    if limit is not None:
+        knots = np.concatenate([[low_limit], knots])
+        latent = np.concatenate([[special.ndtri((c + 0.5) / (n + 1))], latent])
+    if upper_limit is not None:
+        knots = np.concatenate([knots, [high_limit]])
+        latent = np.concatenate(
+            [latent, [special.ndtri((n - c_above + 0.5) / (n + 1))]]
+        )
+    low, log_low = _tail_line(knots, latent, low=True), False
+    if limit is not None:
+        low, log_low = _limit_tail(knots, latent, low=True)
+    high, log_high = _tail_line(knots, latent, low=False), False
+    if upper_limit is not None:
+        high, log_high = _limit_tail(knots, latent, low=False)
+    return Margin(
+        "continuous", knots, latent, low, high,
+        np.nan if limit is None else low_limit, log_low,
+        np.nan if upper_limit is None else high_limit, log_high,
+    )  # fmt: skip
+
+
+def _limit_tail(knots, latent, low):
+    """(line, log): the tail beyond a detection limit (the first knot, or
+    the last), a line through it fitted by least squares to the nearer
+    half of the knots, in log(x) where those are all positive."""
     k = max(2, len(knots) // 2)
-    scale = np.log(knots[:k]) if log_low else knots[:k]
-    dx, dz = scale - scale[0], latent[:k] - latent[0]
+    part = slice(None, k) if low else slice(-k, None)
+    end = 0 if low else -1
+    log = bool(np.all(knots[part] > 0))
+    scale = np.log(knots[part]) if log else knots[part]
+    end_scale = np.log(knots[end]) if log else knots[end]
+    dx, dz = scale - end_scale, latent[part] - latent[end]
     slope = (dx @ dz) / (dx @ dx) if dx @ dx > 0 else 1.0
-    low = (limit, float(latent[0]), float(np.clip(slope, *SLOPE_RANGE)))
-    high = _tail_line(knots, latent, low=False)
-    return Margin("continuous", knots, latent, low, high, limit, log_low)
+    line = (float(knots[end]), float(latent[end]), float(np.clip(slope, *SLOPE_RANGE)))
+    return line, log
 
 
 def _tail_line(values, z, low):
@@ -279,7 +337,7 @@ def _piecewise(t, knots, images, tail, margin):
     out = np.interp(t, knots, images)
     below, above = t < knots[0], t > knots[-1]
     out[below] = tail(margin.low, t[below], margin.log_low)
-    out[above] = tail(margin.high, t[above])
+    out[above] = tail(margin.high, t[above], margin.log_high)
     return out
 
 
@@ -371,20 +429,32 @@ def latent_bounds(X, margins):
         missing = np.isnan(z)
         lower[:, j_latent] = np.where(missing, -np.inf, z)
         upper[:, j_latent] = np.where(missing, np.inf, z)
-        if margin.censored:
+        if margin.censored_below:
             censored = X[:, j] <= margin.limit
             lower[censored, j_latent], upper[censored, j_latent] = -np.inf, margin.z[0]
+        if margin.censored_above:
+            censored = X[:, j] >= margin.upper_limit
+            lower[censored, j_latent], upper[censored, j_latent] = margin.z[-1], np.inf
     return lower, upper
+
+
+def imputed_range(margin):
+    """(low, high): where a continuous column's imputed values are kept,
+    the observed range, open beyond a detection limit (there the tail
+    itself is the range)."""
+    low = -np.inf if margin.censored_below else margin.values[0]
+    high = np.inf if margin.censored_above else margin.values[-1]
+    return low, high
 
 
 def censored_cells(X, margins):
     """Where X (n, p) holds a censored value: at or below its column's
-    detection limit."""
+    lower detection limit, or at or above its upper one (NaN: never)."""
     censored = np.zeros(X.shape, dtype=bool)
     for j, margin in enumerate(margins):
         if margin.censored:
-            with np.errstate(invalid="ignore"):
-                censored[:, j] = X[:, j] <= margin.limit
+            # (A comparison with a NaN limit is False: no censoring that side.)
+            censored[:, j] = (X[:, j] <= margin.limit) | (X[:, j] >= margin.upper_limit)
     return censored
 
 
@@ -401,9 +471,7 @@ def values_from_latent(Z, margins, within_range=False):
             continue
         values = from_latent(margin, Z[:, dims[0]])
         if within_range and margin.kind == "continuous":
-            # (Below a detection limit the tail itself is the range.)
-            low = -np.inf if margin.censored else margin.values[0]
-            values = np.clip(values, low, margin.values[-1])
+            values = np.clip(values, *imputed_range(margin))
         columns.append(values)
     return np.column_stack(columns) if columns else np.empty(Z.shape)
 
@@ -439,8 +507,10 @@ def margin_state(margin):
         "z": z.tolist(),
         "low": list(margin.low),
         "high": list(margin.high),
-        "limit": None if not margin.censored else float(margin.limit),
+        "limit": None if not margin.censored_below else float(margin.limit),
         "log_low": bool(margin.log_low),
+        "upper_limit": None if not margin.censored_above else float(margin.upper_limit),
+        "log_high": bool(margin.log_high),
     }
 
 
@@ -480,14 +550,27 @@ def margin_from_state(state):
         raise ValueError("must have increasing latent points")
     if low[2] <= 0 or high[2] <= 0:
         raise ValueError("must have tail lines of positive slope")
-    limit = state.get("limit")
+    limit = _state_limit(state, "limit", "log_low", kind, values[0], "first")
+    upper_limit = _state_limit(
+        state, "upper_limit", "log_high", kind, values[-1], "last"
+    )
+    if kind == "ordinal":
+        z = np.append(z, np.inf)
+    return Margin(
+        kind, values, z, low, high, limit, state.get("log_low", False),
+        upper_limit, state.get("log_high", False),
+    )  # fmt: skip
+
+
+def _state_limit(state, name, log_name, kind, end_value, end):
+    """A model file's detection limit ``name`` (NaN: none), checked: a
+    number equal to the end value of a continuous margin's values."""
+    limit = state.get(name)
     limit = np.nan if limit is None else limit
     if not (
         isinstance(limit, (int, float))
-        and isinstance(state.get("log_low", False), bool)
-        and (np.isnan(limit) or (kind == "continuous" and limit == values[0]))
+        and isinstance(state.get(log_name, False), bool)
+        and (np.isnan(limit) or (kind == "continuous" and limit == end_value))
     ):
-        raise ValueError("must have a detection limit equal to its first value")
-    if kind == "ordinal":
-        z = np.append(z, np.inf)
-    return Margin(kind, values, z, low, high, float(limit), state.get("log_low", False))
+        raise ValueError(f"must have a detection limit equal to its {end} value")
+    return float(limit)

@@ -191,3 +191,40 @@ def test_a_censored_margin_ranks_the_censored_values_lowest():
     back = from_latent(margin, deep)
     assert np.all((back > 0) & (back < 0.5))
     np.testing.assert_allclose(to_latent(margin, back), deep, rtol=1e-12)
+
+
+def test_an_upper_limit_mirrors_a_lower_one():
+    from emimpute.models._copula_margins import (
+        censored_cells,
+        margin_from_state,
+        margin_state,
+    )
+
+    # On the data's scale (values of both signs near each limit, so both
+    # tails are lines, not log-lines), x censored above 1 is -x censored
+    # below -1 turned round: the mid-ranks mirror exactly (the upper cut
+    # point at Phi^-1((n - c + 1/2) / (n + 1))).
+    x = np.random.default_rng(0).normal(size=400)
+    x = np.minimum(x, 1.0)
+    above = fit_margin(x, "continuous", upper_limit=1.0)
+    below = fit_margin(-x, "continuous", limit=-1.0)
+    assert not above.log_high and not below.log_low
+    assert_allclose(above.values, -below.values[::-1])
+    assert_allclose(above.z, -below.z[::-1], atol=1e-12)
+    assert_allclose(above.high, np.multiply(below.low, [-1, -1, 1]), atol=1e-12)
+    X = np.array([[1.0], [3.0], [0.0], [np.nan]])
+    lower, upper = latent_bounds(X, [above])
+    assert (lower[:2, 0] == above.z[-1]).all() and np.isposinf(upper[:2, 0]).all()
+    assert_array_equal(censored_cells(X, [above])[:, 0], [True, True, False, False])
+    # Beyond it values are above the limit, and the map inverts there.
+    high = np.array([above.z[-1] + 0.1, 3.0])
+    back = from_latent(above, high)
+    assert np.all(back > 1.0)
+    assert_allclose(to_latent(above, back), high, rtol=1e-12)
+    # Positive values near an upper limit: a log-line, as a lower limit's.
+    incomes = np.minimum(np.exp(np.random.default_rng(1).normal(size=400)), 2.0)
+    top_coded = fit_margin(incomes, "continuous", upper_limit=2.0)
+    assert top_coded.log_high and top_coded.censored_above
+    state = margin_state(top_coded)
+    assert margin_state(margin_from_state(state)) == state
+    assert state["upper_limit"] == 2.0 and state["log_high"]
