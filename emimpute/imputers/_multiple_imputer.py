@@ -6,6 +6,7 @@ import numbers
 import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
+from scipy import stats
 from sklearn.base import BaseEstimator, TransformerMixin, clone, is_classifier
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
@@ -20,6 +21,15 @@ from emimpute.imputers._inference import (
 )
 from emimpute.imputers._registry import registered_imputers
 from emimpute.pooling import pool
+from emimpute.utils._column_types import (
+    ColumnTypes,
+    as_floats,
+    column_types,
+    encode_frame,
+    has_typed_columns,
+    restore_frame,
+    typed_frame,
+)
 from emimpute.utils._columns import feature_names
 from emimpute.utils._progress import progress_bar
 from emimpute.utils._random import child_seeds
@@ -248,7 +258,10 @@ class MultipleImputer(TransformerMixin, BaseEstimator):
         self
         """
         self._validate_params()
-        X = validate_data(self, X, ensure_all_finite="allow-nan", dtype=np.float64)
+        self._column_types = column_types(X)
+        X = validate_data(
+            self, self._encoded(X), ensure_all_finite="allow-nan", dtype=np.float64
+        )
         base = self._base_imputer()
         self._with_outcome, self._outcome_width = False, 0
         if self.estimator is not None:
@@ -276,6 +289,30 @@ class MultipleImputer(TransformerMixin, BaseEstimator):
             self._analyse([draws for _, draws in results], y)
         return self
 
+    @property
+    def _types(self):
+        """The dtypes of fit's frame (none for an array)."""
+        return getattr(self, "_column_types", ColumnTypes(None, {}))
+
+    def _encoded(self, X):
+        """X as numbers: a frame's categories as codes, booleans as 0/1."""
+        return encode_frame(X, self._types)
+
+    def _analysis_input(self, values):
+        """A completed data set as the analysis sees it: in fit's dtypes
+        when fit had categorical, boolean or integer columns."""
+        if has_typed_columns(self._types):
+            return typed_frame(values, self._types, list(feature_names(self)))
+        return values
+
+    def _as_given(self, values, X):
+        """Completed values (n, p) for the caller: a frame in fit's dtypes
+        when fit had typed columns and X is a frame, else the array."""
+        if has_typed_columns(self._types) and isinstance(X, pd.DataFrame):
+            names = list(feature_names(self))
+            return restore_frame(values, self._types, names, names, X.index)
+        return values
+
     def _base_imputer(self):
         """The imputer each imputation clones, checked to be able to draw."""
         base = EMImputer() if self.imputer is None else self.imputer
@@ -295,8 +332,11 @@ class MultipleImputer(TransformerMixin, BaseEstimator):
         if self.method == "bootstrap":
             labels = self._column_labels()
             starts = self._warm_starts(base)
+            types = self._types
             return (
-                delayed(_impute_once)(base, data, seed, self._columns, labels, start)
+                delayed(_impute_once)(
+                    base, data, seed, self._columns, labels, start, types
+                )
                 for seed, start in zip(seeds, starts, strict=True)
             )
         start = self._augmentation_start(base, data)
@@ -445,7 +485,7 @@ class MultipleImputer(TransformerMixin, BaseEstimator):
         classifier = is_classifier(self.estimator)
         self.estimators_, fits = [], []
         for draws in completed:
-            X_l = draws[:, :p]
+            X_l = self._analysis_input(draws[:, :p])
             if not self._with_outcome:
                 y_l = y
             elif classifier:
@@ -468,10 +508,11 @@ class MultipleImputer(TransformerMixin, BaseEstimator):
         ``random_state``, so these are the draws ``fit`` analysed (bootstrap
         method)."""
         X = validate_data(
-            self, X, reset=False, ensure_all_finite="allow-nan", dtype=np.float64
-        )
-        data = _frame(self._imputation_data(X, y), self._columns)
-        return [np.asarray(imp.transform(data), dtype=float) for imp in self.imputers_]
+            self, self._encoded(X), reset=False, ensure_all_finite="allow-nan",
+            dtype=np.float64,
+        )  # fmt: skip
+        data = _frame(self._imputation_data(X, y), self._columns, self._types)
+        return [as_floats(imp.transform(data), self._types) for imp in self.imputers_]
 
     def _augmentation_start(self, base, data):
         """The fit that every data-augmentation chain starts from (its
@@ -493,7 +534,7 @@ class MultipleImputer(TransformerMixin, BaseEstimator):
             fitted.set_params(add_indicator=False)
         # Every column has an observed value (_refuse_empty_columns), so the
         # chains draw every column.
-        return fitted.fit(_frame(data, self._columns))
+        return fitted.fit(_frame(data, self._columns, self._types))
 
     def _pool(self, fits):
         """Rubin's rules over the estimators' coefficients, or None (the
@@ -568,6 +609,8 @@ class MultipleImputer(TransformerMixin, BaseEstimator):
         """
         check_is_fitted(self)
         out = self._multiple_arrays(X)
+        if has_typed_columns(self._types) and isinstance(X, pd.DataFrame):
+            return [self._as_given(values, X) for values in out]
         if getattr(self, "_sklearn_output_config", {}).get("transform") == "pandas":
             columns = feature_names(self)
             out = [pd.DataFrame(values, columns=columns) for values in out]
@@ -575,21 +618,35 @@ class MultipleImputer(TransformerMixin, BaseEstimator):
 
     def transform(self, X):
         """The average of the m imputations (a single array, as a transformer
-        must return); see :meth:`multiple_transform` for the m data sets."""
+        must return; for a frame fit with categorical, boolean or integer
+        columns, a frame in its dtypes, those columns' cells the most
+        frequent of the m values, so that each is a valid value); see
+        :meth:`multiple_transform` for the m data sets."""
         check_is_fitted(self)
-        return np.mean(self._multiple_arrays(X), axis=0)
+        draws = np.asarray(self._multiple_arrays(X))
+        combined = np.mean(draws, axis=0)
+        if has_typed_columns(self._types):
+            typed = [
+                j
+                for j, dtype in enumerate(self._types.dtypes)
+                if not (isinstance(dtype, np.dtype) and dtype.kind == "f")
+            ]
+            combined[:, typed] = stats.mode(draws[:, :, typed], axis=0).mode
+        return self._as_given(combined, X)
 
     def _multiple_arrays(self, X):
         """Each imputer's draws for X; with the outcome in the imputation
         model, y is unknown here and enters as missing columns."""
         X = validate_data(
-            self, X, reset=False, ensure_all_finite="allow-nan", dtype=np.float64
-        )
+            self, self._encoded(X), reset=False, ensure_all_finite="allow-nan",
+            dtype=np.float64,
+        )  # fmt: skip
         data = np.column_stack([X, np.full((len(X), self._outcome_width), np.nan)])
         p = X.shape[1]
-        data = _frame(data, self._columns)
+        data = _frame(data, self._columns, self._types)
         return [
-            np.asarray(imputer.transform(data))[:, :p] for imputer in self.imputers_
+            as_floats(imputer.transform(data), self._types)[:, :p]
+            for imputer in self.imputers_
         ]
 
     def get_feature_names_out(self, input_features=None):
@@ -606,7 +663,7 @@ class MultipleImputer(TransformerMixin, BaseEstimator):
             )
         completed = self._multiple_arrays(X)
         return [
-            getattr(fitted, method)(X_l)
+            getattr(fitted, method)(self._analysis_input(X_l))
             for fitted, X_l in zip(self.estimators_, completed, strict=True)
         ]
 
@@ -678,17 +735,24 @@ class MultipleImputer(TransformerMixin, BaseEstimator):
         return tags
 
 
-def _frame(data, columns):
-    """The array as a DataFrame with ``columns``, or itself when unnamed."""
-    return data if columns is None else pd.DataFrame(data, columns=columns)
+def _frame(data, columns, types=None):
+    """The array as a DataFrame with ``columns`` (the caller's columns in
+    their own dtypes when ``types`` has categories, booleans or integers),
+    or itself when unnamed."""
+    if columns is None:
+        return data
+    if types is not None and has_typed_columns(types):
+        return typed_frame(data, types, columns)
+    return pd.DataFrame(data, columns=columns)
 
 
-def _impute_once(base, data, seed, columns=None, labels=None, start=None):
+def _impute_once(base, data, seed, columns=None, labels=None, start=None, types=None):
     """One proper imputation: fit on a bootstrap resample, draw for all rows.
 
     ``labels`` name the columns in errors; ``start``: the imputer to refit
     (a warm start, see ``MultipleImputer.warm_start``) instead of a clone
-    of ``base``."""
+    of ``base``; ``types``: the caller's column dtypes, which the imputer
+    sees (:func:`_frame`)."""
     rng = np.random.RandomState(seed[0])
     imputer = clone(base) if start is None else start
     imputer.set_params(
@@ -699,9 +763,16 @@ def _impute_once(base, data, seed, columns=None, labels=None, start=None):
     )
     n = len(data)
     observed = ~np.isnan(data)
+    # A categorical column's resample must hold each of its observed
+    # categories: an imputer fitted without one could not take the rows
+    # that have it.
+    categorical = sorted(types.categories) if types is not None else []
+    seen = [np.unique(data[observed[:, j], j]) for j in categorical]
     for _ in range(MAX_REDRAWS):
         rows = rng.randint(n, size=n)
         lost = ~observed[rows].any(axis=0)
+        for j, codes in zip(categorical, seen, strict=True):
+            lost[j] |= len(np.unique(data[rows, j][observed[rows, j]])) < len(codes)
         if not lost.any():
             break
     else:
@@ -713,12 +784,14 @@ def _impute_once(base, data, seed, columns=None, labels=None, start=None):
         )
         raise ValueError(
             f"every one of {MAX_REDRAWS} bootstrap resamples left a column "
-            f"without an observed value (observed values: {counts}); the data "
-            "are too sparse for bootstrap multiple imputation: drop these "
-            "columns or use method='data-augmentation'"
+            f"without an observed value, or without one of its categories "
+            f"(observed values: {counts}); the data are too sparse for "
+            "bootstrap multiple imputation: drop these columns, merge rare "
+            "categories, or use method='data-augmentation'"
         )
-    imputer.fit(_frame(data[rows], columns))
-    return imputer, np.asarray(imputer.transform(_frame(data, columns)), float)
+    imputer.fit(_frame(data[rows], columns, types))
+    completed = imputer.transform(_frame(data, columns, types))
+    return imputer, as_floats(completed, types or ColumnTypes(None, {}))
 
 
 def _drawing_key(estimator, name):

@@ -136,3 +136,29 @@ def types_from_state(state, p):
 
 def _names(X):
     return [str(c) for c in X.columns]
+
+
+def has_typed_columns(types):
+    """Whether a frame has a column the models see as codes or integers
+    (categories, booleans, integers): not every column a float."""
+    return types.is_frame and not all(
+        isinstance(dtype, np.dtype) and dtype.kind == "f" for dtype in types.dtypes
+    )
+
+
+def typed_frame(values, types, columns):
+    """The float matrix ``values`` (n, k) as a DataFrame with ``columns``,
+    its first columns (those of ``types``) in their own dtypes, NaN as
+    missing (a meta-estimator handing a wrapped imputer or analysis the
+    frame its caller gave)."""
+    names = list(columns[: len(types.dtypes)])
+    index = pd.RangeIndex(len(values))
+    return restore_frame(np.asarray(values, float), types, names, list(columns), index)
+
+
+def as_floats(X, types):
+    """A transform's output (a DataFrame in the dtypes of ``types``, or an
+    array) as a float array: categories as their codes."""
+    if isinstance(X, pd.DataFrame):
+        return encode_frame(X, types).to_numpy(np.float64, na_value=np.nan)
+    return np.asarray(X, dtype=np.float64)
