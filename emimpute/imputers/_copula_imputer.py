@@ -216,7 +216,7 @@ class GaussianCopulaImputer(BaseEMImputer):
     from it the posterior median level of an ordinal cell, and the
     posterior mean value of a continuous one by Gauss-Hermite quadrature
     through the margin (:mod:`emimpute.models._copula_impute`).  Rows are
-    processed in blocks of 10,000 on threads.
+    processed in blocks of 10,000 to 25,000 on threads.
 
     References
     ----------
@@ -569,9 +569,10 @@ class GaussianCopulaImputer(BaseEMImputer):
         """Fit, then impute X; the Gibbs chain of the imputation goes on
         from the fit's last state of X's latent values, already at its
         target, so it needs no burn-in, and the fit's sweeps after its
-        burn-in count among the imputation's sweeps (they are sweeps of
-        the same chain at the estimate of R, within its Monte Carlo error
-        of the final one).
+        burn-in count among the imputation's sweeps: they are sweeps of the
+        same chain, at the fit's running estimate of R (the imputations
+        differ from those of ``fit`` then ``transform`` no more than two
+        independent chains' do; :func:`~emimpute.models._copula_impute.fit_tallies`).
 
         Parameters
         ----------

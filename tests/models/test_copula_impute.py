@@ -64,7 +64,7 @@ def test_fit_transform_imputes_as_fit_then_transform_up_to_monte_carlo_error(
 ):
     # Small row blocks (five, and the chained rows of each a subset of its
     # rows) check that the fit's tallies are put back on their own rows.
-    monkeypatch.setattr(_copula_threads, "ROW_BLOCK", 700)
+    monkeypatch.setattr(_copula_threads, "MAX_ROW_BLOCK", 700)
     X = _data(1)
     missing = np.isnan(X)
     together = GaussianCopulaImputer(random_state=0)

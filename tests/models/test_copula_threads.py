@@ -12,7 +12,7 @@ from emimpute.models import _copula_threads
 
 def test_fit_and_imputations_are_the_same_with_one_thread_or_several(monkeypatch):
     rng = np.random.default_rng(0)
-    n = 2 * _copula_threads.ROW_BLOCK + 500  # three blocks
+    n = 3 * _copula_threads.MIN_ROW_BLOCK + 500  # three blocks
     z = rng.multivariate_normal(np.zeros(3), 0.5 * np.eye(3) + 0.5, size=n)
     X = np.column_stack(
         [np.exp(z[:, 0]), np.digitize(z[:, 1], [-1, 0, 1]), z[:, 2] > 0]
