@@ -275,6 +275,10 @@ class GaussianCopulaImputer(BaseEMImputer):
         "error given by monte_carlo_error_."
     )
 
+    # MultipleImputer hands it a DataFrame in its own dtypes and gives its
+    # completed data sets back in them.
+    _keeps_dtypes = True
+
     def __init__(
         self,
         *,

@@ -258,11 +258,16 @@ class MultipleImputer(TransformerMixin, BaseEstimator):
         self
         """
         self._validate_params()
-        self._column_types = column_types(X)
+        base = self._base_imputer()
+        # A frame's dtypes are kept through an imputer that keeps them (its
+        # ``_keeps_dtypes``: GaussianCopulaImputer); for the others the
+        # frame is numbers, as before (a category is refused, not coded).
+        self._column_types = ColumnTypes(None, {})
+        if getattr(base, "_keeps_dtypes", False):
+            self._column_types = column_types(X)
         X = validate_data(
             self, self._encoded(X), ensure_all_finite="allow-nan", dtype=np.float64
         )
-        base = self._base_imputer()
         self._with_outcome, self._outcome_width = False, 0
         if self.estimator is not None:
             y = self._check_outcome(X, y)

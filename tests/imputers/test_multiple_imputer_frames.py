@@ -134,3 +134,17 @@ def test_a_float_frame_or_array_is_handled_as_before(as_array):
     out = imputer.multiple_transform(X)
     assert all(isinstance(each, np.ndarray) for each in out)
     assert isinstance(imputer.transform(X), np.ndarray)
+
+
+def test_an_imputer_that_does_not_keep_dtypes_gets_numbers_as_before():
+    # EMImputer draws real numbers for a rating or a flag: giving them back
+    # as Int64 or boolean would truncate them, so its data sets are arrays.
+    frame = survey().drop(columns="region")
+    imputer = MultipleImputer(n_imputations=2, random_state=0).fit(frame)
+    completed = imputer.multiple_transform(frame)
+    assert all(isinstance(each, np.ndarray) for each in completed)
+    rating = completed[0][frame["rating"].isna().to_numpy(), 1]
+    assert np.any(rating != np.round(rating))
+    # ... and a category is refused, not taken as its code.
+    with pytest.raises(ValueError, match="convert|cast"):
+        MultipleImputer(n_imputations=2).fit(survey())
