@@ -11,7 +11,8 @@ Layout (three layers, one folder each)
   batched Cholesky factorisations, the compiled E-step).
 - Estimators, in ``imputers``: the shared base ``BaseEMImputer``, one thin
   shell per model (:class:`EMImputer`, :class:`MNARSelectionImputer`,
-  :class:`StudentTImputer`, :class:`GaussianCopulaImputer`), the imputers
+  :class:`StudentTImputer`, :class:`GaussianCopulaImputer`,
+  :class:`GaussianMixtureImputer`), the imputers
   built on others (:class:`MultipleImputer`, :class:`DeltaAdjustedImputer`), and the
   registry through which the command line, model files, reports, multiple
   imputation and Dask find every model.
@@ -32,6 +33,7 @@ Layout (three layers, one folder each)
 from emimpute.imputers._copula_imputer import GaussianCopulaImputer
 from emimpute.imputers._delta_imputer import DeltaAdjustedImputer
 from emimpute.imputers._em_imputer import EMImputer
+from emimpute.imputers._mixture_imputer import GaussianMixtureImputer
 from emimpute.imputers._mnar_imputer import MNARSelectionImputer
 from emimpute.imputers._multiple_imputer import MultipleImputer
 from emimpute.imputers._t_imputer import StudentTImputer
@@ -40,6 +42,7 @@ __all__ = [
     "DeltaAdjustedImputer",
     "EMImputer",
     "GaussianCopulaImputer",
+    "GaussianMixtureImputer",
     "MNARSelectionImputer",
     "MultipleImputer",
     "StudentTImputer",

@@ -1,0 +1,448 @@
+"""EM for a mixture of multivariate normals with incomplete rows
+(statistical kernel; issue 16, first part: full covariances).
+
+A row's density is sum_k pi_k N(x; mu_k, S_k); with missing cells it is
+that of its observed cells o, sum_k pi_k N(x_o; mu_k,o, S_k,oo), the
+missing ones integrated out (Ghahramani & Jordan 1994; McLachlan & Peel
+2000, sec. 3.2).
+
+E-step.  Component k's responsibility for row i is
+tau_ik = pi_k N(x_o; mu_k,o, S_k,oo) / sum_l pi_l N(x_o; mu_l,o, S_l,oo),
+from the observed cells only.  Given component k, the missing cells are
+normal with the normal model's conditional mean c_ik and covariance C_ik
+under (mu_k, S_k) (:func:`emimpute.gaussian._conditional.chunk_moments`,
+through the precision matrix).  The sufficient statistics of component k
+are sum_i tau_ik, sum_i tau_ik xhat_ik and
+sum_i tau_ik (xhat_ik xhat_ik' + C_ik), xhat_ik the row completed by c_ik:
+the normal E-step's statistics with row weights tau_ik, the conditional
+covariance weighted too (unlike the multivariate t's).  They add over
+blocks of rows.
+
+M-step.  pi_k = sum_i tau_ik / n; mu_k and S_k the weighted normal
+update, each S_k with the normal model's ridge prior (``ridge``
+pseudo-observations of the standardised scale's diagonal, per component),
+so that a component with few rows cannot collapse onto them.
+
+Everything is computed on the standardised scale of the observed columns
+(each column centred by its observed mean and divided by its standard
+deviation), as the normal model does, and reported in the data's units.
+
+References
+----------
+Ghahramani, Z. & Jordan, M. I. (1994). Supervised learning from incomplete
+data via an EM approach. *NIPS* 6, 120-127.
+McLachlan, G. J. & Peel, D. (2000). *Finite Mixture Models*, Wiley, ch. 3.
+"""
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.cluster.vq import kmeans2
+from scipy.special import logsumexp
+
+from emimpute.engine._model import EMModel, Statistics
+from emimpute.engine._squarem import from_log_cholesky, log_cholesky
+from emimpute.gaussian._conditional import (
+    LOG_2PI,
+    _scatter_conditional_covariances,
+    chunk_moments,
+    plan_chunks,
+    precision_and_logdet,
+)
+from emimpute.models._normal import log_prior as normal_log_prior
+from emimpute.models._normal import observed_column_moments
+from emimpute.utils._scale import standardising_scale
+
+
+@dataclass(frozen=True)
+class MixtureParams:
+    """Mixing weights (K,), means (K, p) and covariances (K, p, p)."""
+
+    weights: np.ndarray
+    means: np.ndarray
+    covariances: np.ndarray
+
+
+@dataclass(frozen=True)
+class MixtureStatistics(Statistics):
+    """Per component: sum of responsibilities (K,), of responsibility-
+    weighted completed rows (K, p), and of weighted cross-products plus
+    conditional covariances (K, p, p); they add over row blocks."""
+
+    resp_sum: np.ndarray
+    row_sum: np.ndarray
+    cross: np.ndarray
+
+
+@dataclass(frozen=True)
+class ComponentMoments:
+    """What one component says about every row: the log density of its
+    observed cells (n,), the rows completed by the conditional means
+    (n, p), and the conditional covariances as factors per chunk (W with
+    C = W' W, batch-last; :func:`chunk_moments`)."""
+
+    loglik: np.ndarray
+    completed: np.ndarray
+    factors: list
+
+
+def component_moments(X, mean, covariance, chunks, *, rng=None):
+    """:class:`ComponentMoments` of the rows of X (NaN at missing cells)
+    under N(mean, covariance); ``chunks``: the incomplete rows' plan
+    (:func:`emimpute.gaussian._conditional.plan_chunks`).  With ``rng``
+    (a RandomState) the missing cells are drawn, not set to their means.
+
+    Raises
+    ------
+    numpy.linalg.LinAlgError
+        If ``covariance`` is not positive definite.
+    """
+    precision, logdet = precision_and_logdet(covariance)
+    p = X.shape[1]
+    completed = np.array(X, dtype=np.float64)
+    deviation = np.nan_to_num(completed - mean)
+    # Complete rows (and the observed part of every row, corrected below).
+    quad = np.einsum("ij,ij->i", deviation @ precision, deviation)
+    loglik = -0.5 * (p * LOG_2PI + logdet + quad)
+    factors = []
+    for chunk in chunks:
+        block = completed[chunk.rows]
+        moments = chunk_moments(
+            block, chunk, mean, precision, logdet, want_cov_sum=False,
+            want_factor=True, rng=rng,
+        )  # fmt: skip
+        completed[chunk.rows] = moments.completed
+        loglik[chunk.rows] = moments.loglik
+        factors.append(moments.factor)
+    return ComponentMoments(loglik, completed, factors)
+
+
+def log_responsibilities(logliks, weights):
+    """log tau (n, K) and each row's log-likelihood (n,) from the
+    components' observed-part log densities (K, n)."""
+    joint = logliks.T + np.log(weights)
+    row_loglik = logsumexp(joint, axis=1)
+    return joint - row_loglik[:, None], row_loglik
+
+
+def mixture_statistics(X, params, chunks):
+    """:class:`MixtureStatistics` of the rows of X at ``params``, or None
+    when a covariance is not positive definite."""
+    try:
+        components = [
+            component_moments(X, mu, S, chunks)
+            for mu, S in zip(params.means, params.covariances, strict=True)
+        ]
+    except np.linalg.LinAlgError:
+        return None
+    log_tau, row_loglik = log_responsibilities(
+        np.array([c.loglik for c in components]), params.weights
+    )
+    tau = np.exp(log_tau)
+    p = X.shape[1]
+    row_sum, cross = [], []
+    for k, component in enumerate(components):
+        w = tau[:, k]
+        xhat = component.completed
+        row_sum.append(w @ xhat)
+        total = (xhat * w[:, None]).T @ xhat
+        for chunk, W in zip(chunks, component.factors, strict=True):
+            # sum_i w_i C_i = sum_i (sqrt(w_i) W_i)' (sqrt(w_i) W_i)
+            missing = chunk.missing
+            flat = missing[:, None, :] * p + missing[None, :, :]
+            scaled = W * np.sqrt(w[chunk.rows])
+            total += _scatter_conditional_covariances(scaled, missing, flat, p).reshape(
+                p, p
+            )
+        cross.append(total)
+    return MixtureStatistics(
+        loglik=float(row_loglik.sum()),
+        resp_sum=tau.sum(axis=0),
+        row_sum=np.array(row_sum),
+        cross=np.array(cross),
+    )
+
+
+def mixture_m_step(stats, ridge, prior_scatter):
+    """The weights, means and covariances that maximise the expected
+    complete-data log-likelihood plus each component's ridge prior."""
+    n_k = np.maximum(stats.resp_sum, np.finfo(float).tiny)
+    means = stats.row_sum / n_k[:, None]
+    scatter = stats.cross - n_k[:, None, None] * np.einsum("ki,kj->kij", means, means)
+    covariances = (scatter + ridge * prior_scatter) / (n_k + ridge)[:, None, None]
+    covariances = 0.5 * (covariances + np.swapaxes(covariances, 1, 2))
+    weights = stats.resp_sum / stats.resp_sum.sum()
+    return MixtureParams(weights, means, covariances)
+
+
+class MixtureModel(EMModel):
+    """The mixture as an :class:`~emimpute.engine._model.EMModel` on the
+    standardised data (plain EM: every step raises the objective)."""
+
+    singular_message = "a component's covariance became singular"
+
+    def __init__(self, Z, start, ridge):
+        self.Z = Z
+        p = Z.shape[1]
+        mask = np.isnan(Z)
+        partial = np.flatnonzero(mask.any(axis=1))
+        self.chunks = plan_chunks(mask, partial)
+        self.ridge = float(ridge)
+        self.prior_scatter = np.eye(p)
+        self._start = start
+
+    def start(self):
+        return self._start
+
+    def e_step(self, params):
+        return mixture_statistics(self.Z, params, self.chunks)
+
+    def m_step(self, params, stats):
+        return mixture_m_step(stats, self.ridge, self.prior_scatter)
+
+    def log_prior(self, params):
+        return sum(
+            normal_log_prior(S, self.prior_scatter, self.ridge)
+            for S in params.covariances
+        )
+
+    def to_vector(self, params):
+        """Unconstrained: the log-odds of each weight against the first's,
+        the means, and each covariance's log-Cholesky entries (the
+        normal model's), on the standardised scale."""
+        return np.concatenate(
+            [np.log(params.weights[1:] / params.weights[0]), params.means.ravel()]
+            + [log_cholesky(S) for S in params.covariances]
+        )
+
+    def from_vector(self, vector, like):
+        K, p = like.means.shape
+        logits = np.concatenate([[0.0], vector[: K - 1]])
+        weights = np.exp(logits - logits.max())
+        means = vector[K - 1 : K - 1 + K * p].reshape(K, p)
+        rest = vector[K - 1 + K * p :].reshape(K, -1)
+        covariances = np.array([from_log_cholesky(v, p) for v in rest])
+        return MixtureParams(weights / weights.sum(), means, covariances)
+
+
+def standardise(X):
+    """(Z, center, unit): X centred by its observed column means and divided
+    by the standardising scale of :mod:`emimpute.utils._scale`."""
+    _, center, scale, _, _ = observed_column_moments(X)
+    unit = standardising_scale(scale)
+    return (X - center) / unit, center, unit
+
+
+def to_data_units(params, center, unit):
+    """Standardised parameters in the data's units."""
+    return MixtureParams(
+        params.weights,
+        params.means * unit + center,
+        params.covariances * np.outer(unit, unit),
+    )
+
+
+def to_standard_units(params, center, unit):
+    """Inverse of :func:`to_data_units`."""
+    return MixtureParams(
+        params.weights,
+        (params.means - center) / unit,
+        params.covariances / np.outer(unit, unit),
+    )
+
+
+# ---------------------------------------------------------------------------
+# Starting values and the fit
+
+
+def initial_params(Z, n_components, method, rng, ridge):
+    """Starting parameters on the standardised data Z: the weighted normal
+    update from hard (``"kmeans"``: k-means++ and Lloyd's iterations on the
+    rows with missing cells at their column means, scipy's ``kmeans2``) or
+    random (``"random"``: uniform responsibilities normalised per row)
+    responsibilities, as scikit-learn's ``GaussianMixture`` starts."""
+    filled = np.nan_to_num(Z)  # 0: the column's observed mean
+    n = len(Z)
+    if method == "kmeans":
+        with warnings.catch_warnings():
+            # An empty cluster: that component starts from the prior alone.
+            warnings.filterwarnings("ignore", message="One of the clusters is empty")
+            _, labels = kmeans2(filled, n_components, minit="++", seed=rng)
+        resp = np.zeros((n, n_components))
+        resp[np.arange(n), labels] = 1.0
+    else:
+        resp = rng.uniform(size=(n, n_components))
+        resp /= resp.sum(axis=1, keepdims=True)
+    stats = MixtureStatistics(
+        loglik=0.0,
+        resp_sum=resp.sum(axis=0),
+        row_sum=resp.T @ filled,
+        cross=np.einsum("nk,ni,nj->kij", resp, filled, filled),
+    )
+    # At least one pseudo-row of the prior: a start from a cluster of one
+    # row (or of rows equal after the fill) must be positive definite.
+    return mixture_m_step(stats, max(ridge, 1.0), np.eye(Z.shape[1]))
+
+
+@dataclass(frozen=True)
+class MixtureResult:
+    """A fitted mixture in the data's units, with the run's record."""
+
+    params: MixtureParams
+    loglik: float
+    loglik_path: np.ndarray
+    n_iter: int
+    converged: bool
+    lower_bound: float
+
+    @property
+    def dispersion(self):
+        """The mixture's total covariance (what the automatic ridge checks
+        for collinear columns)."""
+        w, mu, S = self.params.weights, self.params.means, self.params.covariances
+        mean = w @ mu
+        second = np.einsum("k,kij->ij", w, S + np.einsum("ki,kj->kij", mu, mu))
+        return second - np.outer(mean, mean)
+
+    covariance = dispersion
+
+
+def fit_mixture_em(
+    X, n_components, *, ridge=0.0, max_iter=500, tol=1e-6, n_init=1,
+    init_params="kmeans", rng, callback=None,
+):  # fmt: skip
+    """Maximum likelihood (with ``ridge``: posterior mode) of a mixture of
+    ``n_components`` normals with full covariances from incomplete rows.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, p)
+        NaN at missing cells; every column with an observed value.
+    n_components : int
+    ridge : float
+        Prior strength per component, in pseudo-observations.
+    max_iter, tol
+        As :func:`emimpute.engine._driver.run_em` (plain EM).
+    n_init : int
+        Starts; the best objective is kept.
+    init_params : {"kmeans", "random"}
+    rng : numpy.random.Generator
+    callback : callable, optional
+
+    Returns
+    -------
+    MixtureResult
+
+    Raises
+    ------
+    SingularCovarianceError
+        If a component's covariance becomes singular in every start.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.concatenate([rng.normal(-3, 1, (200, 2)), rng.normal(3, 1, (200, 2))])
+    >>> X[rng.random(X.shape) < 0.2] = np.nan
+    >>> fit = fit_mixture_em(X, 2, rng=rng)
+    >>> np.round(np.sort(fit.params.means[:, 0]))
+    array([-3.,  3.])
+    """
+    from emimpute.engine._driver import run_em
+    from emimpute.engine._model import SingularCovarianceError
+
+    Z, center, unit = standardise(X)
+    best, error = None, None
+    for _ in range(n_init):
+        start = initial_params(Z, n_components, init_params, rng, ridge)
+        model = MixtureModel(Z, start, ridge)
+        try:
+            run = run_em(
+                model, max_iter=max_iter, tol=tol, accelerate=False,
+                callback=callback,
+            )  # fmt: skip
+        except SingularCovarianceError as raised:
+            error = raised
+            continue
+        if best is None or run.value > best.value:
+            best = run
+    if best is None:
+        raise error
+    # The log-likelihood in the data's units: the standardised densities
+    # divided by the Jacobian of the scaling of each observed cell.
+    shift = float(np.sum(np.log(unit) * np.sum(~np.isnan(X), axis=0)))
+    return MixtureResult(
+        params=to_data_units(best.params, center, unit),
+        loglik=best.loglik - shift,
+        loglik_path=np.asarray(best.path) - shift,
+        n_iter=best.n_iter,
+        converged=best.converged,
+        lower_bound=best.value - shift,
+    )
+
+
+# ---------------------------------------------------------------------------
+# What a fitted mixture says about rows
+
+
+@dataclass(frozen=True)
+class MixtureConditional:
+    """Per row: the responsibilities (n, K) given the observed cells, the
+    completed rows (n, p; conditional means, or draws), the conditional
+    variances (n, p; 0 at observed cells) and the log-likelihoods (n,)."""
+
+    responsibilities: np.ndarray
+    completed: np.ndarray
+    variance: np.ndarray
+    loglik: np.ndarray
+
+
+def mixture_conditional(X, params, *, rng=None):
+    """:class:`MixtureConditional` of the rows of X (data units, NaN at
+    missing cells) under the fitted ``params``.
+
+    The mean of a missing cell is sum_k tau_ik c_ik, its variance (law of
+    total variance) sum_k tau_ik (C_ik,jj + c_ik,j^2) - mean^2; a draw
+    (``rng``, a RandomState) takes a component from the responsibilities,
+    then the cells from that component's conditional normal.
+    """
+    mask = np.isnan(X)
+    chunks = plan_chunks(mask, np.flatnonzero(mask.any(axis=1)))
+    components = [
+        component_moments(X, mu, S, chunks)
+        for mu, S in zip(params.means, params.covariances, strict=True)
+    ]
+    log_tau, row_loglik = log_responsibilities(
+        np.array([c.loglik for c in components]), params.weights
+    )
+    tau = np.exp(log_tau)
+    means = np.einsum("nk,knp->np", tau, np.array([c.completed for c in components]))
+    second = np.zeros_like(means)
+    for k, component in enumerate(components):
+        variance = np.zeros_like(means)
+        for chunk, W in zip(chunks, component.factors, strict=True):
+            positions = np.arange(len(chunk.rows))[None, :]
+            cells = np.einsum("lan,lan->an", W, W)  # diag(C) per row
+            part = np.zeros((len(chunk.rows), X.shape[1]))
+            part[positions, chunk.missing] = cells
+            variance[chunk.rows] = part
+        second += tau[:, [k]] * (variance + component.completed**2)
+    variance = np.where(mask, np.maximum(second - means**2, 0.0), 0.0)
+    completed = means
+    if rng is not None:
+        cumulative = np.cumsum(tau, axis=1)
+        u = rng.uniform(size=(len(X), 1))
+        chosen = np.minimum((u > cumulative).sum(axis=1), len(params.weights) - 1)
+        completed = np.array(X, dtype=np.float64)
+        for k in range(len(params.weights)):
+            rows = chosen == k
+            if rows.any():
+                sub = X[rows]
+                sub_mask = np.isnan(sub)
+                sub_chunks = plan_chunks(sub_mask, np.flatnonzero(sub_mask.any(axis=1)))
+                drawn = component_moments(
+                    sub, params.means[k], params.covariances[k], sub_chunks, rng=rng
+                )
+                completed[rows] = drawn.completed
+    completed = np.where(mask, completed, X)
+    return MixtureConditional(tau, completed, variance, row_loglik)
