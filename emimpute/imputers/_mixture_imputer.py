@@ -11,6 +11,7 @@ from emimpute.gaussian._conditional import ConditionalMoments
 from emimpute.imputers._base import BaseEMImputer
 from emimpute.imputers._registry import register_imputer
 from emimpute.models._mixture import (
+    COVARIANCE_TYPES,
     MixtureModel,
     MixtureParams,
     fit_mixture_em,
@@ -46,9 +47,12 @@ class GaussianMixtureImputer(BaseEMImputer):
     n_components : int, default=1
         Number of normal components; with 1 the fit is :class:`EMImputer`'s.
         Choose it by :meth:`bic` or by ``GridSearchCV`` on :meth:`score`.
-    covariance_type : {"full"}, default="full"
-        Each component's own full covariance (the other types of
-        scikit-learn's ``GaussianMixture`` are not built yet).
+    covariance_type : {"full", "diag", "spherical", "tied"}, default="full"
+        As scikit-learn's ``GaussianMixture``: each component its own
+        covariance, its own diagonal one, its own variance times the
+        identity, or one covariance shared by all.  ``covariances_`` holds
+        (n_components, n_features, n_features) matrices whatever the type
+        (the imputations need the matrices), with the type's structure.
     init_params : {"kmeans", "random"}, default="kmeans"
         Starting responsibilities: k-means++ and Lloyd's iterations on the
         rows with missing cells at their column means, or random ones.
@@ -132,7 +136,7 @@ class GaussianMixtureImputer(BaseEMImputer):
             if key != "accelerate"
         },
         "n_components": [Interval(numbers.Integral, 1, None, closed="left")],
-        "covariance_type": [StrOptions({"full"})],
+        "covariance_type": [StrOptions(set(COVARIANCE_TYPES))],
         "init_params": [StrOptions({"kmeans", "random"})],
         "n_init": [Interval(numbers.Integral, 1, None, closed="left")],
     }
@@ -192,6 +196,7 @@ class GaussianMixtureImputer(BaseEMImputer):
         data = {
             "X": X,
             "n_components": self.n_components,
+            "covariance_type": self.covariance_type,
             "n_init": self.n_init,
             "init_params": self.init_params,
             "rng": rng,
@@ -232,10 +237,14 @@ class GaussianMixtureImputer(BaseEMImputer):
         """The mixture model of X (validated, non-empty columns) on its
         standardised scale and a k-means start, with this estimator's
         ridge."""
-        Z, _, _ = standardise(X)
+        Z, _, unit = standardise(X)
         rng = resolve_random_state(self.random_state)
-        start = initial_params(Z, self.n_components, self.init_params, rng, self.ridge)
-        return MixtureModel(Z, start, self.ridge), start
+        start = initial_params(
+            Z, self.n_components, self.init_params, rng, self.ridge,
+            self.covariance_type, unit,
+        )  # fmt: skip
+        model = MixtureModel(Z, start, self.ridge, self.covariance_type, unit)
+        return model, start
 
     # --------------------------------------------------------- clustering
 
@@ -286,8 +295,15 @@ class GaussianMixtureImputer(BaseEMImputer):
         return self.fit(X).predict(X)
 
     def _n_parameters(self):
-        p = int((~self._empty_features).sum())
-        return (self.n_components - 1) + self.n_components * (p + p * (p + 1) // 2)
+        """Free parameters: weights, means and the type's covariances."""
+        K, p = self.n_components, int((~self._empty_features).sum())
+        covariance = {
+            "full": K * p * (p + 1) // 2,
+            "diag": K * p,
+            "spherical": K,
+            "tied": p * (p + 1) // 2,
+        }[self.covariance_type]
+        return (K - 1) + K * p + covariance
 
     def bic(self, X):
         """Bayesian information criterion of the fit on X (lower is
@@ -360,8 +376,8 @@ class GaussianMixtureImputer(BaseEMImputer):
         return "\n".join(
             [
                 "**GaussianMixtureImputer** (missing at random, mixture of "
-                f"{self.n_components} normals with full covariances, maximum "
-                "likelihood by EM)",
+                f"{self.n_components} normals, {self.covariance_type} "
+                "covariances, maximum likelihood by EM)",
                 "",
                 f"Columns: {', '.join(feature_names(self))}; weights {weights}; "
                 f"ridge = {self.ridge_:g}; {state} after {self.n_iter_} "

@@ -164,13 +164,41 @@ def mixture_statistics(X, params, chunks):
     )
 
 
-def mixture_m_step(stats, ridge, prior_scatter):
+COVARIANCE_TYPES = ("full", "diag", "spherical", "tied")
+
+
+def mixture_m_step(stats, ridge, prior_scatter, covariance_type="full", unit=None):
     """The weights, means and covariances that maximise the expected
-    complete-data log-likelihood plus each component's ridge prior."""
+    complete-data log-likelihood plus the ridge prior.
+
+    ``covariance_type`` as scikit-learn's ``GaussianMixture``: "full" (each
+    component its own), "diag" (each its own diagonal: the diagonal of the
+    full maximiser), "spherical" (each its own variance times the
+    identity: the mean of that diagonal) or "tied" (one covariance for
+    all: the pooled scatter).  The prior is per component (once for
+    "tied"), and the covariances are always returned as (K, p, p)
+    matrices with the type's structure.  ``unit`` (p,): the columns'
+    scales when the statistics are of standardised data, so that a
+    spherical covariance is spherical in the data's units (as
+    scikit-learn's): its variance is the mean of the diagonal in those
+    units, sigma^2 = mean_j unit_j^2 S_jj.
+    """
     n_k = np.maximum(stats.resp_sum, np.finfo(float).tiny)
     means = stats.row_sum / n_k[:, None]
     scatter = stats.cross - n_k[:, None, None] * np.einsum("ki,kj->kij", means, means)
-    covariances = (scatter + ridge * prior_scatter) / (n_k + ridge)[:, None, None]
+    K, p = means.shape
+    if covariance_type == "tied":
+        pooled = (scatter.sum(axis=0) + ridge * prior_scatter) / (n_k.sum() + ridge)
+        covariances = np.broadcast_to(pooled, (K, p, p)).copy()
+    else:
+        covariances = (scatter + ridge * prior_scatter) / (n_k + ridge)[:, None, None]
+        if covariance_type in ("diag", "spherical"):
+            diagonal = np.einsum("kii->ki", covariances)
+            if covariance_type == "spherical":
+                square = np.ones(p) if unit is None else unit**2
+                variance = (diagonal * square).mean(axis=1, keepdims=True)
+                diagonal = variance / square
+            covariances = np.einsum("ki,ij->kij", diagonal, np.eye(p))
     covariances = 0.5 * (covariances + np.swapaxes(covariances, 1, 2))
     weights = stats.resp_sum / stats.resp_sum.sum()
     return MixtureParams(weights, means, covariances)
@@ -182,7 +210,7 @@ class MixtureModel(EMModel):
 
     singular_message = "a component's covariance became singular"
 
-    def __init__(self, Z, start, ridge):
+    def __init__(self, Z, start, ridge, covariance_type="full", unit=None):
         self.Z = Z
         p = Z.shape[1]
         mask = np.isnan(Z)
@@ -190,6 +218,10 @@ class MixtureModel(EMModel):
         self.chunks = plan_chunks(mask, partial)
         self.ridge = float(ridge)
         self.prior_scatter = np.eye(p)
+        self.covariance_type = covariance_type
+        # The columns' scales (spherical covariances are spherical in the
+        # data's units, see mixture_m_step).
+        self.unit = np.ones(p) if unit is None else np.asarray(unit, float)
         self._start = start
 
     def start(self):
@@ -199,30 +231,52 @@ class MixtureModel(EMModel):
         return mixture_statistics(self.Z, params, self.chunks)
 
     def m_step(self, params, stats):
-        return mixture_m_step(stats, self.ridge, self.prior_scatter)
+        return mixture_m_step(
+            stats, self.ridge, self.prior_scatter, self.covariance_type, self.unit
+        )
 
     def log_prior(self, params):
+        shared = params.covariances[:1] if self.covariance_type == "tied" else None
         return sum(
             normal_log_prior(S, self.prior_scatter, self.ridge)
-            for S in params.covariances
+            for S in (params.covariances if shared is None else shared)
         )
 
     def to_vector(self, params):
-        """Unconstrained: the log-odds of each weight against the first's,
-        the means, and each covariance's log-Cholesky entries (the
-        normal model's), on the standardised scale."""
-        return np.concatenate(
-            [np.log(params.weights[1:] / params.weights[0]), params.means.ravel()]
-            + [log_cholesky(S) for S in params.covariances]
-        )
+        """Unconstrained, the type's free parameters only: the log-odds of
+        each weight against the first's, the means, and the covariances'
+        log-Cholesky entries ("full", "tied": one), log diagonals ("diag")
+        or log variances ("spherical"), on the standardised scale."""
+        logits = np.log(params.weights[1:] / params.weights[0])
+        S = params.covariances
+        if self.covariance_type == "full":
+            shapes = [log_cholesky(c) for c in S]
+        elif self.covariance_type == "tied":
+            shapes = [log_cholesky(S[0])]
+        elif self.covariance_type == "diag":
+            shapes = [np.log(np.einsum("kii->ki", S)).ravel()]
+        else:  # the variance in the data's units
+            shapes = [np.log(S[:, 0, 0] * self.unit[0] ** 2)]
+        return np.concatenate([logits, params.means.ravel(), *shapes])
 
     def from_vector(self, vector, like):
         K, p = like.means.shape
         logits = np.concatenate([[0.0], vector[: K - 1]])
         weights = np.exp(logits - logits.max())
         means = vector[K - 1 : K - 1 + K * p].reshape(K, p)
-        rest = vector[K - 1 + K * p :].reshape(K, -1)
-        covariances = np.array([from_log_cholesky(v, p) for v in rest])
+        rest = vector[K - 1 + K * p :]
+        if self.covariance_type == "full":
+            covariances = np.array(
+                [from_log_cholesky(v, p) for v in rest.reshape(K, -1)]
+            )
+        elif self.covariance_type == "tied":
+            covariances = np.broadcast_to(from_log_cholesky(rest, p), (K, p, p)).copy()
+        elif self.covariance_type == "diag":
+            variances = np.exp(rest).reshape(K, p)
+            covariances = np.einsum("ki,ij->kij", variances, np.eye(p))
+        else:
+            variances = np.exp(rest)[:, None] / self.unit**2
+            covariances = np.einsum("ki,ij->kij", variances, np.eye(p))
         return MixtureParams(weights / weights.sum(), means, covariances)
 
 
@@ -256,7 +310,9 @@ def to_standard_units(params, center, unit):
 # Starting values and the fit
 
 
-def initial_params(Z, n_components, method, rng, ridge):
+def initial_params(
+    Z, n_components, method, rng, ridge, covariance_type="full", unit=None
+):
     """Starting parameters on the standardised data Z: the weighted normal
     update from hard (``"kmeans"``: k-means++ and Lloyd's iterations on the
     rows with missing cells at their column means, scipy's ``kmeans2``) or
@@ -282,7 +338,8 @@ def initial_params(Z, n_components, method, rng, ridge):
     )
     # At least one pseudo-row of the prior: a start from a cluster of one
     # row (or of rows equal after the fill) must be positive definite.
-    return mixture_m_step(stats, max(ridge, 1.0), np.eye(Z.shape[1]))
+    prior = np.eye(Z.shape[1])
+    return mixture_m_step(stats, max(ridge, 1.0), prior, covariance_type, unit)
 
 
 @dataclass(frozen=True)
@@ -309,8 +366,8 @@ class MixtureResult:
 
 
 def fit_mixture_em(
-    X, n_components, *, ridge=0.0, max_iter=500, tol=1e-6, n_init=1,
-    init_params="kmeans", rng, callback=None,
+    X, n_components, *, covariance_type="full", ridge=0.0, max_iter=500,
+    tol=1e-6, n_init=1, init_params="kmeans", rng, callback=None,
 ):  # fmt: skip
     """Maximum likelihood (with ``ridge``: posterior mode) of a mixture of
     ``n_components`` normals with full covariances from incomplete rows.
@@ -320,6 +377,8 @@ def fit_mixture_em(
     X : ndarray of shape (n, p)
         NaN at missing cells; every column with an observed value.
     n_components : int
+    covariance_type : {"full", "diag", "spherical", "tied"}
+        See :func:`mixture_m_step`.
     ridge : float
         Prior strength per component, in pseudo-observations.
     max_iter, tol
@@ -354,8 +413,10 @@ def fit_mixture_em(
     Z, center, unit = standardise(X)
     best, error = None, None
     for _ in range(n_init):
-        start = initial_params(Z, n_components, init_params, rng, ridge)
-        model = MixtureModel(Z, start, ridge)
+        start = initial_params(
+            Z, n_components, init_params, rng, ridge, covariance_type, unit
+        )
+        model = MixtureModel(Z, start, ridge, covariance_type, unit)
         try:
             run = run_em(
                 model, max_iter=max_iter, tol=tol, accelerate=False,

@@ -114,3 +114,22 @@ def test_more_components_than_rows_is_refused():
     X_missing, _, _, _ = clusters(30, 6)
     with pytest.raises(ValueError, match="n_components=40.*30 rows"):
         GaussianMixtureImputer(n_components=40).fit(X_missing)
+
+
+@pytest.mark.parametrize("covariance_type", ["diag", "spherical", "tied"])
+def test_covariance_types_have_their_structure_in_the_datas_units(covariance_type):
+    X_missing, _, _, _ = clusters(600, 7)
+    X_missing = X_missing * [1.0, 10.0, 0.1, 3.0]  # columns of other scales
+    imputer = GaussianMixtureImputer(
+        n_components=3, covariance_type=covariance_type, random_state=0
+    ).fit(X_missing)
+    S = imputer.covariances_
+    off = S * (1 - np.eye(4))
+    if covariance_type in ("diag", "spherical"):
+        np.testing.assert_array_equal(off, 0.0)
+    if covariance_type == "spherical":
+        diagonal = np.einsum("kii->ki", S)
+        np.testing.assert_allclose(diagonal, diagonal[:, :1] * np.ones(4), rtol=1e-12)
+    if covariance_type == "tied":
+        np.testing.assert_allclose(S, np.broadcast_to(S[0], S.shape), rtol=1e-12)
+    assert np.all(np.isfinite(imputer.transform(X_missing)))

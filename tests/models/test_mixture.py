@@ -95,7 +95,7 @@ def test_complete_data_give_scikit_learns_gaussian_mixture_from_the_same_start()
     np.testing.assert_allclose(fit.loglik / len(X), reference.score(X), rtol=1e-9)
 
 
-def _fit_from(X, start):
+def _fit_from(X, start, covariance_type="full"):
     """EM from given parameters (data units), through the kernel's model."""
     from emimpute.engine._driver import run_em
     from emimpute.models._mixture import (
@@ -106,7 +106,9 @@ def _fit_from(X, start):
     )
 
     Z, center, unit = standardise(X)
-    model = MixtureModel(Z, to_standard_units(start, center, unit), 0.0)
+    model = MixtureModel(
+        Z, to_standard_units(start, center, unit), 0.0, covariance_type, unit
+    )
     run = run_em(model, max_iter=5000, tol=1e-12, accelerate=False)
     params = to_data_units(run.params, center, unit)
     shift = float(np.sum(np.log(unit) * np.sum(~np.isnan(X), axis=0)))
@@ -193,3 +195,77 @@ def test_draws_pick_components_by_their_responsibilities(seed):
         assert abs(drawn[rows, j].mean() - mean.mean()) < 4 * se
         second = np.mean(drawn[rows, j] ** 2)
         assert abs(second - np.mean(var + mean**2)) < 0.1 * np.mean(var + mean**2)
+
+
+@pytest.mark.parametrize("covariance_type", ["diag", "spherical", "tied"])
+def test_each_covariance_type_gives_scikit_learns_fit_on_complete_data(
+    covariance_type,
+):
+    _, X, _, truth = clustered(600, 6)
+    # One start for both: the true means and weights, the true covariances
+    # reduced to the type's structure.
+    S = truth.covariances
+    structured = {
+        "diag": np.einsum("kii,ij->kij", S, np.eye(3)),
+        "spherical": np.einsum("k,ij->kij", np.einsum("kii->k", S) / 3, np.eye(3)),
+        "tied": np.broadcast_to(S.mean(axis=0), S.shape).copy(),
+    }[covariance_type]
+    precisions = {
+        "diag": 1.0 / np.einsum("kii->ki", structured),
+        "spherical": 1.0 / structured[:, 0, 0],
+        "tied": np.linalg.inv(structured[0]),
+    }[covariance_type]
+    reference = GaussianMixture(
+        3, covariance_type=covariance_type, reg_covar=0.0, tol=1e-12,
+        max_iter=5000, weights_init=truth.weights, means_init=truth.means,
+        precisions_init=precisions,
+    ).fit(X)  # fmt: skip
+    fit = _fit_from(
+        X, MixtureParams(truth.weights, truth.means, structured), covariance_type
+    )
+    np.testing.assert_allclose(fit.params.means, reference.means_, atol=1e-5)
+    np.testing.assert_allclose(fit.params.weights, reference.weights_, atol=1e-6)
+    expected = {
+        "diag": lambda c: np.einsum("ki,ij->kij", c, np.eye(3)),
+        "spherical": lambda c: np.einsum("k,ij->kij", c, np.eye(3)),
+        "tied": lambda c: np.broadcast_to(c, (3, 3, 3)),
+    }[covariance_type](reference.covariances_)
+    # (The two stopping rules, scikit-learn's on the change of the mean
+    # log-likelihood and ours on the parameters, leave about 1e-5 between
+    # two fits of a slowly converging entry.)
+    np.testing.assert_allclose(fit.params.covariances, expected, atol=1e-4)
+    np.testing.assert_allclose(fit.loglik / len(X), reference.score(X), rtol=1e-9)
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "diag", "spherical", "tied"])
+def test_each_type_is_a_maximum_over_its_own_parameters(covariance_type):
+    # BFGS on the model's unconstrained vector (the type's free parameters),
+    # started at EM's fixed point on incomplete rows, finds nothing higher;
+    # and plain EM never decreased the objective on the way there.
+    from emimpute.engine._driver import run_em
+    from emimpute.models._mixture import MixtureModel, initial_params, standardise
+
+    X, _, _, _ = clustered(200, 7, rate=0.3)
+    Z, _, unit = standardise(X)
+    start = initial_params(
+        Z, 2, "kmeans", np.random.default_rng(0), 0.0, covariance_type, unit
+    )
+    model = MixtureModel(Z, start, 0.5, covariance_type, unit)
+    params, values = start, []
+    for _ in range(40):  # the objective (with the prior) along plain EM
+        found = model.e_step(params)
+        values.append(model.objective(params, found))
+        params = model.m_step(params, found)
+    assert np.all(np.diff(values) >= -1e-12 * np.abs(values[1:]))
+    run = run_em(model, start, max_iter=5000, tol=1e-12, accelerate=False)
+
+    def minus_objective(vector):
+        params = model.from_vector(vector, run.params)
+        found = model.e_step(params)
+        return np.inf if found is None else -model.objective(params, found)
+
+    direct = optimize.minimize(
+        minus_objective, model.to_vector(run.params), method="BFGS",
+        options={"gtol": 1e-7},
+    )  # fmt: skip
+    assert -direct.fun - run.value <= 1e-8 * abs(run.value)
