@@ -242,6 +242,19 @@ class MixtureModel(EMModel):
             for S in (params.covariances if shared is None else shared)
         )
 
+    def change(self, old, new):
+        """The largest change of a weight, a mean or a covariance entry on
+        the standardised scale: the stopping rule's measure.  (Not of the
+        unconstrained vector: a superfluous component's weight decays
+        geometrically, so its log-odds move by a constant step for ever.)"""
+        return float(
+            max(
+                np.max(np.abs(new.weights - old.weights)),
+                np.max(np.abs(new.means - old.means)),
+                np.max(np.abs(new.covariances - old.covariances)),
+            )
+        )
+
     def to_vector(self, params):
         """Unconstrained, the type's free parameters only: the log-odds of
         each weight against the first's, the means, and the covariances'
