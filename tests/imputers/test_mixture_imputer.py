@@ -133,3 +133,26 @@ def test_covariance_types_have_their_structure_in_the_datas_units(covariance_typ
     if covariance_type == "tied":
         np.testing.assert_allclose(S, np.broadcast_to(S[0], S.shape), rtol=1e-12)
     assert np.all(np.isfinite(imputer.transform(X_missing)))
+
+
+def test_multiple_imputation_with_the_mixture_pools_a_regression():
+    from sklearn.linear_model import LinearRegression
+
+    from emimpute import MultipleImputer
+
+    X_missing, X, _, _ = clusters(600, 8)
+    rng = np.random.default_rng(8)
+    y = 2.0 * X[:, 0] - X[:, 1] + rng.normal(size=len(X))
+    mi = MultipleImputer(
+        GaussianMixtureImputer(n_components=3), n_imputations=5,
+        estimator=LinearRegression(), random_state=0,
+    ).fit(X_missing, y)  # fmt: skip
+    table = mi.summary()
+    # The pooled slopes cover the truth (2 and -1) ...
+    for name, truth in (("x0", 2.0), ("x1", -1.0)):
+        estimate, se = table.loc[name, "estimate"], table.loc[name, "std_error"]
+        assert abs(estimate - truth) < 4 * se, (name, estimate, se)
+    # ... and the imputations are proper: each a bootstrap fit, then draws.
+    completed = mi.multiple_transform(X_missing)
+    hidden = np.isnan(X_missing)
+    assert np.all(completed[0][hidden] != completed[1][hidden])
