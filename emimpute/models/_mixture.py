@@ -206,7 +206,7 @@ def mixture_m_step(stats, ridge, prior_scatter, covariance_type="full", unit=Non
 
 class MixtureModel(EMModel):
     """The mixture as an :class:`~emimpute.engine._model.EMModel` on the
-    standardised data (plain EM: every step raises the objective)."""
+    standardised data."""
 
     singular_message = "a component's covariance became singular"
 
@@ -380,7 +380,8 @@ class MixtureResult:
 
 def fit_mixture_em(
     X, n_components, *, covariance_type="full", ridge=0.0, max_iter=500,
-    tol=1e-6, n_init=1, init_params="kmeans", rng, callback=None,
+    tol=1e-6, accelerate=True, n_init=1, init_params="kmeans", rng,
+    callback=None,
 ):  # fmt: skip
     """Maximum likelihood (with ``ridge``: posterior mode) of a mixture of
     ``n_components`` normals with full covariances from incomplete rows.
@@ -394,8 +395,10 @@ def fit_mixture_em(
         See :func:`mixture_m_step`.
     ridge : float
         Prior strength per component, in pseudo-observations.
-    max_iter, tol
-        As :func:`emimpute.engine._driver.run_em` (plain EM).
+    max_iter, tol, accelerate
+        As :func:`emimpute.engine._driver.run_em` (SQUAREM on the
+        unconstrained vector of :meth:`MixtureModel.to_vector`, or plain
+        EM).
     n_init : int
         Starts; the best objective is kept.
     init_params : {"kmeans", "random"}
@@ -432,7 +435,7 @@ def fit_mixture_em(
         model = MixtureModel(Z, start, ridge, covariance_type, unit)
         try:
             run = run_em(
-                model, max_iter=max_iter, tol=tol, accelerate=False,
+                model, max_iter=max_iter, tol=tol, accelerate=accelerate,
                 callback=callback,
             )  # fmt: skip
         except SingularCovarianceError as raised:
