@@ -86,6 +86,7 @@ __all__ = [
     "BlockwiseFitMixin",
     "DaskEMImputer",
     "DaskGaussianCopulaImputer",
+    "DaskGaussianMixtureImputer",  # noqa: F822 (found by __getattr__, below)
     "DaskMNARSelectionImputer",
     "DaskSelectionRows",
     "DaskStudentTImputer",
@@ -1179,3 +1180,14 @@ def _moments_block(block, imputer, names):
 # The copula's Dask fit lives in its own module, which imports the helpers
 # above (hence at the end).
 from emimpute._dask_copula import DaskGaussianCopulaImputer  # noqa: E402
+
+
+def __getattr__(name):
+    # The mixture's Dask class is built on this module's mixin and helpers,
+    # so its module imports this one: it is found here on first use (PEP
+    # 562), which lets either module be imported first.
+    if name == "DaskGaussianMixtureImputer":
+        from emimpute._dask_mixture import DaskGaussianMixtureImputer
+
+        return DaskGaussianMixtureImputer
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

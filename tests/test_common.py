@@ -8,6 +8,7 @@ from emimpute import DeltaAdjustedImputer, GaussianCopulaImputer, MultipleImpute
 from emimpute.dask import (
     DaskEMImputer,
     DaskGaussianCopulaImputer,
+    DaskGaussianMixtureImputer,
     DaskMNARSelectionImputer,
     DaskStudentTImputer,
 )
@@ -25,6 +26,7 @@ ESTIMATORS = [
     DaskStudentTImputer(),
     DaskMNARSelectionImputer(),
     DaskGaussianCopulaImputer(random_state=0),
+    DaskGaussianMixtureImputer(),
 ]
 
 # Every entry needs a reason: these are checks whose premise does not hold.

@@ -24,6 +24,7 @@ from emimpute import (
     DeltaAdjustedImputer,
     EMImputer,
     GaussianCopulaImputer,
+    GaussianMixtureImputer,
     MNARSelectionImputer,
     MultipleImputer,
     StudentTImputer,
@@ -31,6 +32,7 @@ from emimpute import (
 from emimpute.dask import (
     DaskEMImputer,
     DaskGaussianCopulaImputer,
+    DaskGaussianMixtureImputer,
     DaskStudentTImputer,
 )
 from emimpute.exceptions import RegularisationWarning
@@ -76,6 +78,8 @@ ESTIMATORS = {
     "DaskStudentTImputer": DaskStudentTImputer,
     "GaussianCopulaImputer": GaussianCopulaImputer,
     "DaskGaussianCopulaImputer": DaskGaussianCopulaImputer,
+    "GaussianMixtureImputer": GaussianMixtureImputer,
+    "DaskGaussianMixtureImputer": DaskGaussianMixtureImputer,
 }
 # Empty columns: dropped (as SimpleImputer by default) or kept, filled
 # with 0 (the selection model, and DeltaAdjustedImputer's default inner
@@ -88,6 +92,8 @@ DROPS_EMPTY_COLUMNS = {
     "DaskStudentTImputer",
     "GaussianCopulaImputer",
     "DaskGaussianCopulaImputer",
+    "GaussianMixtureImputer",
+    "DaskGaussianMixtureImputer",
 }
 KEEPS_EMPTY_COLUMNS = {"DeltaAdjustedImputer", "MNARSelectionImputer"}
 

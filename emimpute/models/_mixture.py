@@ -210,12 +210,13 @@ class MixtureModel(EMModel):
 
     singular_message = "a component's covariance became singular"
 
-    def __init__(self, Z, start, ridge, covariance_type="full", unit=None):
-        self.Z = Z
-        p = Z.shape[1]
-        mask = np.isnan(Z)
-        partial = np.flatnonzero(mask.any(axis=1))
-        self.chunks = plan_chunks(mask, partial)
+    def __init__(
+        self, Z, start, ridge, covariance_type="full", unit=None, evaluate=None
+    ):
+        p = start.means.shape[1]
+        # The statistics at given parameters: of the rows of Z in memory, or
+        # ``evaluate(params)`` (summed over a distributed data set's blocks).
+        self.evaluate = evaluate or _in_memory_statistics(Z)
         self.ridge = float(ridge)
         self.prior_scatter = np.eye(p)
         self.covariance_type = covariance_type
@@ -228,7 +229,7 @@ class MixtureModel(EMModel):
         return self._start
 
     def e_step(self, params):
-        return mixture_statistics(self.Z, params, self.chunks)
+        return self.evaluate(params)
 
     def m_step(self, params, stats):
         return mixture_m_step(
@@ -291,6 +292,33 @@ class MixtureModel(EMModel):
             variances = np.exp(rest)[:, None] / self.unit**2
             covariances = np.einsum("ki,ij->kij", variances, np.eye(p))
         return MixtureParams(weights / weights.sum(), means, covariances)
+
+
+def _in_memory_statistics(Z):
+    """``statistics(params)`` of the rows of Z with an observed cell (a row
+    with none adds nothing to the likelihood; in the sums it would only
+    repeat the current parameters)."""
+    Z = Z[~np.isnan(Z).all(axis=1)]
+    mask = np.isnan(Z)
+    chunks = plan_chunks(mask, np.flatnonzero(mask.any(axis=1)))
+    return lambda params: mixture_statistics(Z, params, chunks)
+
+
+def block_statistics(X, center, unit, params):
+    """:class:`MixtureStatistics` of a block of rows X (data units, NaN at
+    missing cells) at the standardised ``params``, the block standardised
+    by ``center`` and ``unit``; they add over blocks (a distributed
+    E-step).
+
+    Raises
+    ------
+    numpy.linalg.LinAlgError
+        If a covariance is not positive definite.
+    """
+    found = _in_memory_statistics((np.asarray(X, float) - center) / unit)(params)
+    if found is None:
+        raise np.linalg.LinAlgError("a component's covariance is not positive definite")
+    return found
 
 
 def standardise(X):
@@ -423,16 +451,43 @@ def fit_mixture_em(
     >>> np.round(np.sort(fit.params.means[:, 0]))
     array([-3.,  3.])
     """
+    Z, center, unit = standardise(X)
+    starts = [
+        initial_params(Z, n_components, init_params, rng, ridge, covariance_type, unit)
+        for _ in range(n_init)
+    ]
+    return fit_mixture_from(
+        _in_memory_statistics(Z), starts, center=center, unit=unit,
+        counts=np.sum(~np.isnan(X), axis=0), ridge=ridge,
+        covariance_type=covariance_type, max_iter=max_iter, tol=tol,
+        accelerate=accelerate, callback=callback,
+    )  # fmt: skip
+
+
+def fit_mixture_from(
+    evaluate, starts, *, center, unit, counts, ridge, covariance_type, max_iter,
+    tol, accelerate, callback=None,
+):  # fmt: skip
+    """EM from each of ``starts`` (standardised parameters) with the E-step
+    ``evaluate(params)``; the fit of highest objective, in the data's units
+    (``center``, ``unit``: the standardisation; ``counts``: the observed
+    cells per column, for the log-likelihood in the data's units).  The
+    in-memory fit and the distributed one (:mod:`emimpute.dask`) both end
+    here.
+
+    Raises
+    ------
+    SingularCovarianceError
+        If a component's covariance becomes singular from every start.
+    """
     from emimpute.engine._driver import run_em
     from emimpute.engine._model import SingularCovarianceError
 
-    Z, center, unit = standardise(X)
     best, error = None, None
-    for _ in range(n_init):
-        start = initial_params(
-            Z, n_components, init_params, rng, ridge, covariance_type, unit
+    for start in starts:
+        model = MixtureModel(
+            None, start, ridge, covariance_type, unit, evaluate=evaluate
         )
-        model = MixtureModel(Z, start, ridge, covariance_type, unit)
         try:
             run = run_em(
                 model, max_iter=max_iter, tol=tol, accelerate=accelerate,
@@ -447,7 +502,7 @@ def fit_mixture_em(
         raise error
     # The log-likelihood in the data's units: the standardised densities
     # divided by the Jacobian of the scaling of each observed cell.
-    shift = float(np.sum(np.log(unit) * np.sum(~np.isnan(X), axis=0)))
+    shift = float(np.sum(np.log(unit) * counts))
     return MixtureResult(
         params=to_data_units(best.params, center, unit),
         loglik=best.loglik - shift,
