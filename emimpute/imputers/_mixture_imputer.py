@@ -95,6 +95,10 @@ class GaussianMixtureImputer(BaseEMImputer):
     means_ : ndarray of shape (n_components, n_features)
     covariances_ : ndarray of shape (n_components, n_features, n_features)
         NaN at columns empty in fit.
+    mean_, covariance_ : ndarray of shape (n_features,), (n_features, n_features)
+        The mixture's own mean and covariance, sum_k w_k mu_k and
+        sum_k w_k (S_k + mu_k mu_k') - mean mean' (with one component,
+        :class:`EMImputer`'s).
     loglik_, loglik_path_, lower_bound_ : float, ndarray, float
         The observed-data log-likelihood of the fit, after each iteration,
         and the objective (with the prior).
@@ -217,6 +221,14 @@ class GaussianMixtureImputer(BaseEMImputer):
                 result.params.covariances
             )
             self.lower_bound_ = float(result.lower_bound)
+        self._set_moments()
+
+    def _set_moments(self):
+        """``mean_`` and ``covariance_``: the mixture's own."""
+        w, mu, S = self.weights_, self.means_, self.covariances_
+        self.mean_ = w @ mu
+        second = np.einsum("k,kij->ij", w, S + np.einsum("ki,kj->kij", mu, mu))
+        self.covariance_ = second - np.outer(self.mean_, self.mean_)
 
     def _valid_params(self):
         valid = ~self._empty_features
@@ -369,6 +381,7 @@ class GaussianMixtureImputer(BaseEMImputer):
         self.lower_bound_ = float(
             check.array(state["lower_bound_"], "lower_bound_", ())
         )
+        self._set_moments()
 
     def _record(self):
         how = "draws" if self.sample_posterior else "conditional means"
