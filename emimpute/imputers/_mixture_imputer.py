@@ -321,7 +321,8 @@ class GaussianMixtureImputer(BaseEMImputer):
     def bic(self, X):
         """Bayesian information criterion of the fit on X (lower is
         better): -2 log L + k log n, L the observed-data likelihood of the
-        incomplete rows, k the free parameters, n the rows.
+        incomplete rows, k the free parameters, n the rows (``aic``: the
+        same with 2 k).
 
         Parameters
         ----------
@@ -331,23 +332,17 @@ class GaussianMixtureImputer(BaseEMImputer):
         -------
         float
         """
-        n = len(validate_numeric(self, X, reset=False, copy=False))
-        return -2.0 * self.score(X) * n + self._n_parameters() * np.log(n)
+        return self._criterion(X, lambda n: np.log(n))
 
     def aic(self, X):
         """Akaike information criterion of the fit on X (lower is better):
-        -2 log L + 2 k.
+        -2 log L + 2 k (see :meth:`bic`)."""
+        return self._criterion(X, lambda n: 2.0)
 
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-
-        Returns
-        -------
-        float
-        """
+    def _criterion(self, X, penalty):
+        """-2 log L + k penalty(n) on the rows of X."""
         n = len(validate_numeric(self, X, reset=False, copy=False))
-        return -2.0 * self.score(X) * n + 2.0 * self._n_parameters()
+        return -2.0 * self.score(X) * n + self._n_parameters() * penalty(n)
 
     # ----------------------------------------------------- registry hooks
 
