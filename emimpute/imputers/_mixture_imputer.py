@@ -250,13 +250,15 @@ class GaussianMixtureImputer(BaseEMImputer):
         """The mixture model of X (validated, non-empty columns) on its
         standardised scale and a k-means start, with this estimator's
         ridge."""
-        Z, _, unit = standardise(X)
+        Z, center, unit = standardise(X)
         rng = resolve_random_state(self.random_state)
         start = initial_params(
             Z, self.n_components, self.init_params, rng, self.ridge,
             self.covariance_type, unit,
         )  # fmt: skip
-        model = MixtureModel(Z, start, self.ridge, self.covariance_type, unit)
+        model = MixtureModel(
+            Z, start, self.ridge, self.covariance_type, unit, center=center
+        )
         return model, start
 
     # --------------------------------------------------------- clustering

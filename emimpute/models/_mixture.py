@@ -217,8 +217,9 @@ class MixtureModel(EMModel):
     singular_message = "a component's covariance became singular"
 
     def __init__(
-        self, Z, start, ridge, covariance_type="full", unit=None, evaluate=None
-    ):
+        self, Z, start, ridge, covariance_type="full", unit=None, evaluate=None,
+        center=None,
+    ):  # fmt: skip
         p = start.means.shape[1]
         # The statistics at given parameters: of the rows of Z in memory, or
         # ``evaluate(params)`` (summed over a distributed data set's blocks).
@@ -229,6 +230,9 @@ class MixtureModel(EMModel):
         # The columns' scales (spherical covariances are spherical in the
         # data's units, see mixture_m_step).
         self.unit = np.ones(p) if unit is None else np.asarray(unit, float)
+        # The standardisation's centre, for the statistics of rows given in
+        # the data's units (statistics_of).
+        self.center = center
         self._start = start
 
     def start(self):
@@ -236,6 +240,17 @@ class MixtureModel(EMModel):
 
     def e_step(self, params):
         return self.evaluate(params)
+
+    def statistics_of(self, X, params):
+        """:class:`MixtureStatistics` of the rows X (data units) at the
+        standardised ``params``; they add over blocks (the E-step of a
+        distributed fit), None when a covariance is not positive definite."""
+        if self.center is None:
+            raise NotImplementedError("MixtureModel without its centre")
+        try:
+            return block_statistics(X, self.center, self.unit, params)
+        except np.linalg.LinAlgError:
+            return None
 
     def m_step(self, params, stats):
         return mixture_m_step(
