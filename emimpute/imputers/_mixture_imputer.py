@@ -239,11 +239,11 @@ class GaussianMixtureImputer(BaseEMImputer):
         )
 
     def _conditional(self, X, *, rng=None, want_variance=False, want_loglik=False):
-        found = mixture_conditional(X, self._valid_params(), rng=rng)
+        found = mixture_conditional(
+            X, self._valid_params(), rng=rng, want_variance=want_variance
+        )
         return ConditionalMoments(
-            found.completed,
-            found.variance if want_variance else None,
-            found.loglik if want_loglik else None,
+            found.completed, found.variance, found.loglik if want_loglik else None
         )
 
     def _build_model(self, X):

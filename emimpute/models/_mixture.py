@@ -550,9 +550,10 @@ class MixtureConditional:
     loglik: np.ndarray
 
 
-def mixture_conditional(X, params, *, rng=None):
+def mixture_conditional(X, params, *, rng=None, want_variance=False):
     """:class:`MixtureConditional` of the rows of X (data units, NaN at
-    missing cells) under the fitted ``params``.
+    missing cells) under the fitted ``params`` (its ``variance`` None
+    unless ``want_variance``).
 
     The mean of a missing cell is sum_k tau_ik c_ik, its variance (law of
     total variance) sum_k tau_ik (C_ik,jj + c_ik,j^2) - mean^2; a draw
@@ -570,17 +571,9 @@ def mixture_conditional(X, params, *, rng=None):
     )
     tau = np.exp(log_tau)
     means = np.einsum("nk,knp->np", tau, np.array([c.completed for c in components]))
-    second = np.zeros_like(means)
-    for k, component in enumerate(components):
-        variance = np.zeros_like(means)
-        for chunk, W in zip(chunks, component.factors, strict=True):
-            positions = np.arange(len(chunk.rows))[None, :]
-            cells = np.einsum("lan,lan->an", W, W)  # diag(C) per row
-            part = np.zeros((len(chunk.rows), X.shape[1]))
-            part[positions, chunk.missing] = cells
-            variance[chunk.rows] = part
-        second += tau[:, [k]] * (variance + component.completed**2)
-    variance = np.where(mask, np.maximum(second - means**2, 0.0), 0.0)
+    variance = None
+    if want_variance:
+        variance = _total_variance(components, tau, means, chunks, mask)
     completed = means
     if rng is not None:
         cumulative = np.cumsum(tau, axis=1)
@@ -599,3 +592,15 @@ def mixture_conditional(X, params, *, rng=None):
                 completed[rows] = drawn.completed
     completed = np.where(mask, completed, X)
     return MixtureConditional(tau, completed, variance, row_loglik)
+
+
+def _total_variance(components, tau, means, chunks, mask):
+    """Each missing cell's variance over the mixture, sum_k tau_ik (C_ik,jj
+    + c_ik,j^2) - mean^2 (0 at observed cells)."""
+    second = np.zeros_like(means)
+    for k, component in enumerate(components):
+        within = np.zeros_like(means)  # diag(C_ik) at the missing cells
+        for chunk, W in zip(chunks, component.factors, strict=True):
+            within[chunk.rows[None, :], chunk.missing] = np.einsum("lan,lan->an", W, W)
+        second += tau[:, [k]] * (within + component.completed**2)
+    return np.where(mask, np.maximum(second - means**2, 0.0), 0.0)
