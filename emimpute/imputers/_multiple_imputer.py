@@ -29,6 +29,7 @@ from emimpute.utils._column_types import (
     has_typed_columns,
     restore_frame,
     typed_frame,
+    typed_positions,
 )
 from emimpute.utils._columns import feature_names
 from emimpute.utils._progress import progress_bar
@@ -630,12 +631,8 @@ class MultipleImputer(TransformerMixin, BaseEstimator):
         check_is_fitted(self)
         draws = np.asarray(self._multiple_arrays(X))
         combined = np.mean(draws, axis=0)
-        if has_typed_columns(self._types):
-            typed = [
-                j
-                for j, dtype in enumerate(self._types.dtypes)
-                if not (isinstance(dtype, np.dtype) and dtype.kind == "f")
-            ]
+        typed = typed_positions(self._types)
+        if typed:
             combined[:, typed] = stats.mode(draws[:, :, typed], axis=0).mode
         return self._as_given(combined, X)
 

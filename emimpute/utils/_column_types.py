@@ -138,12 +138,21 @@ def _names(X):
     return [str(c) for c in X.columns]
 
 
+def typed_positions(types):
+    """The positions of a frame's columns that the models see as codes or
+    integers (categories, booleans, integers): those not of a float dtype."""
+    if not types.is_frame:
+        return []
+    return [
+        j
+        for j, dtype in enumerate(types.dtypes)
+        if not (isinstance(dtype, np.dtype) and dtype.kind == "f")
+    ]
+
+
 def has_typed_columns(types):
-    """Whether a frame has a column the models see as codes or integers
-    (categories, booleans, integers): not every column a float."""
-    return types.is_frame and not all(
-        isinstance(dtype, np.dtype) and dtype.kind == "f" for dtype in types.dtypes
-    )
+    """Whether a frame has a column of :func:`typed_positions`."""
+    return bool(typed_positions(types))
 
 
 def typed_frame(values, types, columns):
