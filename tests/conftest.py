@@ -128,6 +128,25 @@ def kernel(request, monkeypatch):
     return request.param
 
 
+_FAST_ESTEP = emimpute.gaussian._compiled._fast_estep
+BUILT_PATHS = dict(_FAST_ESTEP.kernel_paths()) if _FAST_ESTEP else {}
+
+
+@pytest.fixture(params=sorted(BUILT_PATHS) or ["none built"])
+def compiled_path(request):
+    """Run a test on each compiled copy of the kernel this CPU can run
+    ("generic", "avx2"), and put back the one in use afterwards."""
+    if not emimpute.gaussian._compiled.available():
+        pytest.skip("the compiled E-step is switched off or absent")
+    if not BUILT_PATHS[request.param]:
+        pytest.skip(f"this CPU cannot run the {request.param!r} kernel")
+    before = _FAST_ESTEP.get_kernel_path()
+    _FAST_ESTEP.set_kernel_path(request.param)
+    assert emimpute.gaussian._compiled.kernel_path() == request.param
+    yield request.param
+    _FAST_ESTEP.set_kernel_path(before)
+
+
 @pytest.fixture
 def numpy_kernel(monkeypatch):
     """Use the NumPy E-step (for tests of its internal paths)."""

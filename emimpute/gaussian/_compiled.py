@@ -212,6 +212,103 @@ def complete_blocks(
     return row_sum, cov_sum, float(logdet_sum), cross
 
 
+def mixture_blocks(
+    blocks,
+    means,
+    precisions,
+    log_norm,
+    *,
+    n_threads=None,
+    logliks=None,
+    responsibilities=None,
+    write_means=False,
+):
+    """The E-step of a mixture of normals over the blocks' rows, threaded.
+
+    Parameters
+    ----------
+    blocks : list of (ndarray of shape (n_b, p), ndarray of shape (k_b, n_b))
+        As :func:`complete_blocks`; the rows are changed only with
+        ``write_means``.
+    means : ndarray of shape (K, p)
+    precisions : ndarray of shape (K, p, p)
+    log_norm : ndarray of shape (K,)
+        log pi_c - log det S_c / 2 per component.
+    n_threads : int, optional
+        By default :func:`default_threads`, fewer for few rows.
+    logliks, responsibilities : lists of ndarrays, optional
+        One per block, of shapes (n_b,) and (n_b, K) (float64,
+        C-contiguous), filled with each row's log-likelihood and
+        responsibilities.
+    write_means : bool
+        Fill the missing cells with the mixture's conditional means
+        sum_c tau_c c_c.
+
+    Returns
+    -------
+    resp_sum : ndarray of shape (K,)
+    row_sum : ndarray of shape (K, p)
+        sum_i tau_ic xhat_ic, xhat_ic the row completed by component c's
+        conditional mean.
+    cross : ndarray of shape (K, p, p)
+        sum_i tau_ic (xhat_ic xhat_ic' + C_ic).
+    loglik : float
+        The sum of the rows' log-likelihoods.
+
+    Raises
+    ------
+    numpy.linalg.LinAlgError
+        If some K_c,mm is not positive definite.
+    """
+    n_comp, p = means.shape
+    means = np.ascontiguousarray(means, dtype=np.float64)
+    precisions = np.ascontiguousarray(precisions, dtype=np.float64)
+    log_norm = np.ascontiguousarray(log_norm, dtype=np.float64)
+    n_rows = sum(len(rows) for rows, _ in blocks)
+    if n_threads is None:
+        n_threads = default_threads()
+    n_threads = int(max(1, min(n_threads, n_rows // MIN_ROWS_PER_THREAD)))
+
+    def part_of(arrays, index, start, stop):
+        return None if arrays is None else arrays[index][start:stop]
+
+    def run(part):
+        resp_sum, row_sum = np.zeros(n_comp), np.zeros(n_comp * p)
+        cross, loglik = np.zeros(n_comp * p * p), 0.0
+        for index, (rows, missing) in enumerate(blocks):
+            start = len(rows) * part // n_threads
+            stop = len(rows) * (part + 1) // n_threads
+            loglik += _fast_estep.mixture_rows(
+                rows[start:stop],
+                missing,
+                start,
+                means,
+                precisions,
+                log_norm,
+                resp_sum,
+                row_sum,
+                cross,
+                part_of(logliks, index, start, stop),
+                part_of(responsibilities, index, start, stop),
+                write_means,
+            )
+        return resp_sum, row_sum, cross, loglik
+
+    results = _in_threads(run, n_threads)
+    loglik = sum(result[3] for result in results)
+    if np.isnan(loglik):
+        raise np.linalg.LinAlgError("a K_mm block is not positive definite")
+    lower = np.sum([result[2] for result in results], axis=0).reshape(n_comp, p, p)
+    cross = lower + np.swapaxes(lower, 1, 2)
+    cross[:, np.arange(p), np.arange(p)] *= 0.5
+    return (
+        np.sum([result[0] for result in results], axis=0),
+        np.sum([result[1] for result in results], axis=0).reshape(n_comp, p),
+        cross,
+        float(loglik),
+    )
+
+
 def weighted_sums(data, weights, n_threads=None):
     """Sums of weighted rows and weighted cross-products, threaded.
 

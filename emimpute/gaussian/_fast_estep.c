@@ -259,6 +259,192 @@ weighted_sums_impl(const double *data, const double *w, Py_ssize_t n, Py_ssize_t
     return 0;
 }
 
+/* The scratch of one group of LANES rows, every array stored [index][lane]
+   (see group_moments); the doubles it needs, and its layout from `at`. */
+typedef struct {
+    double *L, *Li;        /* (k, k) Cholesky factor of K_mm and its inverse */
+    double *g;             /* (k) K_m. d */
+    double *inv;           /* (k) 1 / L_aa */
+    double *y, *z;         /* (k) Li g, and z = C g */
+    double *det, *log_det; /* a running product of the L_aa; log det K_mm */
+    double *quad;          /* d' K d, when the deviations are kept */
+    int64_t *m;            /* (k) missing columns */
+    double *D;             /* (p) deviations d (d_m = 0), or NULL */
+    double *d;             /* (p) one row's deviation, while gathering (no lanes) */
+} Group;
+
+#define GROUP_DOUBLES(k, p) ((2 * (k) * (k) + 6 * (k) + 3 + (p)) * LANES + (p))
+
+static ALWAYS_INLINE void
+group_layout(Group *s, double *at, Py_ssize_t k, Py_ssize_t p, int keep_deviations)
+{
+    const Py_ssize_t B = LANES;
+    s->L = at;
+    s->Li = s->L + k * k * B;
+    s->g = s->Li + k * k * B;
+    s->inv = s->g + k * B;
+    s->y = s->inv + k * B;
+    s->z = s->y + k * B;
+    s->det = s->z + k * B;
+    s->log_det = s->det + B;
+    s->quad = s->log_det + B;
+    s->m = (int64_t *)(s->quad + B);
+    double *deviations = (double *)(s->m + k * B);
+    s->D = keep_deviations ? deviations : NULL;
+    s->d = deviations + p * B;
+}
+
+/* The conditional moments of rows r0 .. r0 + LANES - 1 of `data` under
+   N(mean, inv(K)); lanes past `active` (a short last group) repeat row r0, a
+   valid positive definite problem whose results the callers never use.
+   Fills m, g, L (the Cholesky factor of K_mm), Li = inv(L), z = C g (the
+   conditional mean of the missing cells is mean_m - z), log_det (log det
+   K_mm), and, when the deviations are kept, D and quad = d' K d.  Returns 0,
+   or -1 if some K_mm is not numerically positive definite. */
+static ALWAYS_INLINE int
+group_moments(Group *s, const double *data, const int64_t *missing, Py_ssize_t stride,
+              Py_ssize_t r0, Py_ssize_t active, Py_ssize_t k, Py_ssize_t p,
+              const double *mean, const double *K, const int wide)
+{
+    const Py_ssize_t B = LANES;
+    double *L = s->L, *Li = s->Li, *g = s->g, *inv = s->inv, *y = s->y, *z = s->z;
+    double *det = s->det, *log_det = s->log_det, *d = s->d, *D = s->D;
+    int64_t *m = s->m;
+
+    /* Gather, row by row: g = K_m. d and the lower triangle of K_mm. */
+    for (Py_ssize_t l = 0; l < B; l++) {
+        const Py_ssize_t r = r0 + (l < active ? l : 0);
+        const double *x = data + r * p;
+        for (Py_ssize_t a = 0; a < k; a++) m[a * B + l] = missing[a * stride + r];
+        for (Py_ssize_t j = 0; j < p; j++) d[j] = x[j] - mean[j];
+        for (Py_ssize_t a = 0; a < k; a++) d[m[a * B + l]] = 0.0;
+        for (Py_ssize_t a = 0; a < k; a++) {
+            const double *K_row = K + m[a * B + l] * p;
+            /* Four partial sums: independent chains, vectorisable. */
+            double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
+            Py_ssize_t j = 0;
+            for (; j + 4 <= p; j += 4) {
+                s0 += K_row[j] * d[j];
+                s1 += K_row[j + 1] * d[j + 1];
+                s2 += K_row[j + 2] * d[j + 2];
+                s3 += K_row[j + 3] * d[j + 3];
+            }
+            for (; j < p; j++) s0 += K_row[j] * d[j];
+            g[a * B + l] = (s0 + s1) + (s2 + s3);
+            for (Py_ssize_t b = 0; b <= a; b++)
+                L[(a * k + b) * B + l] = K_row[m[b * B + l]];
+        }
+        if (D != NULL)
+            for (Py_ssize_t j = 0; j < p; j++) D[j * B + l] = d[j];
+    }
+
+    if (D != NULL) {
+        if (wide)
+            quadratic_forms(s->quad, D, K, p);
+        else
+            quadratic_forms_narrow(s->quad, D, K, p);
+    }
+
+    /* Cholesky K_mm = L L', row by row (Cholesky-Banachiewicz), in place. */
+    for (Py_ssize_t l = 0; l < B; l++) det[l] = 1.0, log_det[l] = 0.0;
+    for (Py_ssize_t a = 0; a < k; a++) {
+        for (Py_ssize_t b = 0; b <= a; b++) {
+            double s_ab[LANES];
+            double *L_ab = L + (a * k + b) * B;
+            for (Py_ssize_t l = 0; l < B; l++) s_ab[l] = L_ab[l];
+            for (Py_ssize_t c = 0; c < b; c++) {
+                const double *L_ac = L + (a * k + c) * B, *L_bc = L + (b * k + c) * B;
+                for (Py_ssize_t l = 0; l < B; l++) s_ab[l] -= L_ac[l] * L_bc[l];
+            }
+            if (b < a) {
+                const double *inv_b = inv + b * B;
+                for (Py_ssize_t l = 0; l < B; l++) L_ab[l] = s_ab[l] * inv_b[l];
+                continue;
+            }
+            int not_positive = 0;
+            for (Py_ssize_t l = 0; l < B; l++) not_positive |= !(s_ab[l] > 0.0);
+            if (not_positive) return -1;
+            double *inv_a = inv + a * B;
+            for (Py_ssize_t l = 0; l < B; l++) {
+                const double root = sqrt(s_ab[l]);
+                L_ab[l] = root;
+                inv_a[l] = 1.0 / root;
+                det[l] *= root;
+            }
+            /* Logs are slow: take one per row, of the product of the
+               diagonal, folding it into log_det before it could leave the
+               range of a double (columns in tiny or huge units). */
+            for (Py_ssize_t l = 0; l < B; l++) {
+                if (det[l] > 1e150 || det[l] < 1e-150) {
+                    log_det[l] += log(det[l]);
+                    det[l] = 1.0;
+                }
+            }
+        }
+    }
+    for (Py_ssize_t l = 0; l < B; l++) log_det[l] = 2.0 * (log_det[l] + log(det[l]));
+
+    /* Li = inv(L), lower triangular, by forward substitution. */
+    for (Py_ssize_t a = 0; a < k; a++) {
+        const double *inv_a = inv + a * B;
+        for (Py_ssize_t b = 0; b < a; b++) {
+            double s_ab[LANES] = {0.0};
+            for (Py_ssize_t c = b; c < a; c++) {
+                const double *L_ac = L + (a * k + c) * B, *Li_cb = Li + (c * k + b) * B;
+                for (Py_ssize_t l = 0; l < B; l++) s_ab[l] -= L_ac[l] * Li_cb[l];
+            }
+            double *Li_ab = Li + (a * k + b) * B;
+            for (Py_ssize_t l = 0; l < B; l++) Li_ab[l] = s_ab[l] * inv_a[l];
+        }
+        double *Li_aa = Li + (a * k + a) * B;
+        for (Py_ssize_t l = 0; l < B; l++) Li_aa[l] = inv_a[l];
+    }
+
+    /* z = C g = Li' (Li g). */
+    for (Py_ssize_t a = 0; a < k; a++) {
+        double s_a[LANES] = {0.0};
+        for (Py_ssize_t c = 0; c <= a; c++) {
+            const double *Li_ac = Li + (a * k + c) * B, *g_c = g + c * B;
+            for (Py_ssize_t l = 0; l < B; l++) s_a[l] += Li_ac[l] * g_c[l];
+        }
+        for (Py_ssize_t l = 0; l < B; l++) y[a * B + l] = s_a[l];
+    }
+    for (Py_ssize_t b = 0; b < k; b++) {
+        double s_b[LANES] = {0.0};
+        for (Py_ssize_t a = b; a < k; a++) {
+            const double *Li_ab = Li + (a * k + b) * B, *y_a = y + a * B;
+            for (Py_ssize_t l = 0; l < B; l++) s_b[l] += Li_ab[l] * y_a[l];
+        }
+        for (Py_ssize_t l = 0; l < B; l++) z[b * B + l] = s_b[l];
+    }
+    return 0;
+}
+
+/* out[l] = C_ab = (Li' Li)_ab, a >= b, per lane. */
+static ALWAYS_INLINE void
+covariance_entry(double *restrict out, const double *restrict Li, Py_ssize_t k,
+                 Py_ssize_t a, Py_ssize_t b)
+{
+    const Py_ssize_t B = LANES;
+    double s[LANES] = {0.0};
+    for (Py_ssize_t c = a; c < k; c++) {
+        const double *Li_ca = Li + (c * k + a) * B, *Li_cb = Li + (c * k + b) * B;
+        for (Py_ssize_t l = 0; l < B; l++) s[l] += Li_ca[l] * Li_cb[l];
+    }
+    for (Py_ssize_t l = 0; l < B; l++) out[l] = s[l];
+}
+
+/* Each lane's observed-part Mahalanobis distance, d' K d - g' C g (the
+   minimum over x_m of the quadratic form is at x_m = c); rounding can leave
+   a tiny negative where the distance is 0. */
+static ALWAYS_INLINE double
+observed_distance(const Group *s, Py_ssize_t k, Py_ssize_t l)
+{
+    double q = s->quad[l];
+    for (Py_ssize_t a = 0; a < k; a++) q -= s->g[a * LANES + l] * s->z[a * LANES + l];
+    return q > 0.0 ? q : 0.0;
+}
+
 /* Returns the sum over rows of log det K_mm, NaN if some K_mm is not positive
    definite (numerically), or -INFINITY if the workspace cannot be allocated. */
 static ALWAYS_INLINE double
@@ -268,145 +454,28 @@ complete_rows_k(const Rows *t, const Py_ssize_t k, const int wide)
     /* Sums go to this call's own zeroed accumulators first, added to the
        caller's at the end: accumulators of different threads that happen to
        share a cache line would otherwise be written alternately by both. */
-    double *work = calloc(2 * p * p + 2 * p + (2 * k * k + 6 * k + 3 + p) * B, sizeof(double));
+    double *work = calloc(2 * p * p + p + GROUP_DOUBLES(k, p), sizeof(double));
     if (work == NULL) return -INFINITY;
     double *cov_sum = work, *cross = cov_sum + p * p, *row_sum = cross + p * p;
-    double *d = row_sum + p, *L = d + p, *Li = L + k * k * B, *g = Li + k * k * B;
-    double *inv = g + k * B, *y = inv + k * B, *z = y + k * B, *det = z + k * B;
-    double *log_det = det + B, *quad = log_det + B; /* quad: d' K d per lane */
-    int64_t *m = (int64_t *)(quad + B); /* [a][lane] missing columns */
-    /* [j][lane] deviations d (d_m = 0), kept only when distances are asked for. */
-    double *D = t->d2 == NULL ? NULL : (double *)(m + k * B);
+    Group s;
+    group_layout(&s, row_sum + p, k, p, t->d2 != NULL);
     double logdet = 0.0;
 
     for (Py_ssize_t r0 = 0; r0 < n; r0 += B) {
-        /* Short last group: idle lanes repeat the group's first row (a valid
-           positive definite problem) and are never written back. */
         const Py_ssize_t active = n - r0 < B ? n - r0 : B;
-
-        /* Gather, row by row: g = K_m. d and the lower triangle of K_mm. */
-        for (Py_ssize_t l = 0; l < B; l++) {
-            const Py_ssize_t r = r0 + (l < active ? l : 0);
-            const double *x = t->data + r * p;
-            for (Py_ssize_t a = 0; a < k; a++) m[a * B + l] = t->missing[a * t->stride + r];
-            for (Py_ssize_t j = 0; j < p; j++) d[j] = x[j] - t->mean[j];
-            for (Py_ssize_t a = 0; a < k; a++) d[m[a * B + l]] = 0.0;
-            for (Py_ssize_t a = 0; a < k; a++) {
-                const double *K_row = t->K + m[a * B + l] * p;
-                /* Four partial sums: independent chains, vectorisable. */
-                double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0;
-                Py_ssize_t j = 0;
-                for (; j + 4 <= p; j += 4) {
-                    s0 += K_row[j] * d[j];
-                    s1 += K_row[j + 1] * d[j + 1];
-                    s2 += K_row[j + 2] * d[j + 2];
-                    s3 += K_row[j + 3] * d[j + 3];
-                }
-                for (; j < p; j++) s0 += K_row[j] * d[j];
-                g[a * B + l] = (s0 + s1) + (s2 + s3);
-                for (Py_ssize_t b = 0; b <= a; b++)
-                    L[(a * k + b) * B + l] = K_row[m[b * B + l]];
-            }
-            if (D != NULL)
-                for (Py_ssize_t j = 0; j < p; j++) D[j * B + l] = d[j];
+        if (group_moments(&s, t->data, t->missing, t->stride, r0, active, k, p, t->mean,
+                          t->K, wide) < 0) {
+            free(work);
+            return NAN;
         }
-
-        if (D != NULL) {
-            if (wide)
-                quadratic_forms(quad, D, t->K, p);
-            else
-                quadratic_forms_narrow(quad, D, t->K, p);
-        }
-
-        /* Cholesky K_mm = L L', row by row (Cholesky-Banachiewicz), in place. */
-        for (Py_ssize_t l = 0; l < B; l++) det[l] = 1.0, log_det[l] = 0.0;
-        for (Py_ssize_t a = 0; a < k; a++) {
-            for (Py_ssize_t b = 0; b <= a; b++) {
-                double s[LANES];
-                double *L_ab = L + (a * k + b) * B;
-                for (Py_ssize_t l = 0; l < B; l++) s[l] = L_ab[l];
-                for (Py_ssize_t c = 0; c < b; c++) {
-                    const double *L_ac = L + (a * k + c) * B, *L_bc = L + (b * k + c) * B;
-                    for (Py_ssize_t l = 0; l < B; l++) s[l] -= L_ac[l] * L_bc[l];
-                }
-                if (b < a) {
-                    const double *inv_b = inv + b * B;
-                    for (Py_ssize_t l = 0; l < B; l++) L_ab[l] = s[l] * inv_b[l];
-                    continue;
-                }
-                int not_positive = 0;
-                for (Py_ssize_t l = 0; l < B; l++) not_positive |= !(s[l] > 0.0);
-                if (not_positive) {
-                    free(work);
-                    return NAN;
-                }
-                double *inv_a = inv + a * B;
-                for (Py_ssize_t l = 0; l < B; l++) {
-                    const double root = sqrt(s[l]);
-                    L_ab[l] = root;
-                    inv_a[l] = 1.0 / root;
-                    det[l] *= root;
-                }
-                /* Logs are slow: take one per row, of the product of the
-                   diagonal, folding it into log_det before it could leave
-                   the range of a double (columns in tiny or huge units). */
-                for (Py_ssize_t l = 0; l < B; l++) {
-                    if (det[l] > 1e150 || det[l] < 1e-150) {
-                        log_det[l] += log(det[l]);
-                        det[l] = 1.0;
-                    }
-                }
-            }
-        }
-        for (Py_ssize_t l = 0; l < active; l++) logdet += 2.0 * (log_det[l] + log(det[l]));
-
-        /* Li = inv(L), lower triangular, by forward substitution. */
-        for (Py_ssize_t a = 0; a < k; a++) {
-            const double *inv_a = inv + a * B;
-            for (Py_ssize_t b = 0; b < a; b++) {
-                double s[LANES] = {0.0};
-                for (Py_ssize_t c = b; c < a; c++) {
-                    const double *L_ac = L + (a * k + c) * B, *Li_cb = Li + (c * k + b) * B;
-                    for (Py_ssize_t l = 0; l < B; l++) s[l] -= L_ac[l] * Li_cb[l];
-                }
-                double *Li_ab = Li + (a * k + b) * B;
-                for (Py_ssize_t l = 0; l < B; l++) Li_ab[l] = s[l] * inv_a[l];
-            }
-            double *Li_aa = Li + (a * k + a) * B;
-            for (Py_ssize_t l = 0; l < B; l++) Li_aa[l] = inv_a[l];
-        }
-
-        /* z = C g = Li' (Li g); the conditional mean is mu_m - z. */
-        for (Py_ssize_t a = 0; a < k; a++) {
-            double s[LANES] = {0.0};
-            for (Py_ssize_t c = 0; c <= a; c++) {
-                const double *Li_ac = Li + (a * k + c) * B, *g_c = g + c * B;
-                for (Py_ssize_t l = 0; l < B; l++) s[l] += Li_ac[l] * g_c[l];
-            }
-            for (Py_ssize_t l = 0; l < B; l++) y[a * B + l] = s[l];
-        }
-        for (Py_ssize_t b = 0; b < k; b++) {
-            double s[LANES] = {0.0};
-            for (Py_ssize_t a = b; a < k; a++) {
-                const double *Li_ab = Li + (a * k + b) * B, *y_a = y + a * B;
-                for (Py_ssize_t l = 0; l < B; l++) s[l] += Li_ab[l] * y_a[l];
-            }
-            for (Py_ssize_t l = 0; l < B; l++) z[b * B + l] = s[l];
-        }
-        if (t->d2 != NULL) {
-            /* d_o' inv(S_oo) d_o = d' K d - g' C g, with z = C g; rounding
-               can leave a tiny negative where the distance is 0. */
-            for (Py_ssize_t l = 0; l < active; l++) {
-                double q = quad[l];
-                for (Py_ssize_t a = 0; a < k; a++) q -= g[a * B + l] * z[a * B + l];
-                t->d2[r0 + l] = q > 0.0 ? q : 0.0;
-            }
-        }
+        for (Py_ssize_t l = 0; l < active; l++) logdet += s.log_det[l];
+        if (t->d2 != NULL)
+            for (Py_ssize_t l = 0; l < active; l++) t->d2[r0 + l] = observed_distance(&s, k, l);
         for (Py_ssize_t l = 0; l < active; l++) {
             double *x = t->data + (r0 + l) * p;
             for (Py_ssize_t b = 0; b < k; b++) {
-                const int64_t col = m[b * B + l];
-                x[col] = t->mean[col] - z[b * B + l];
+                const int64_t col = s.m[b * B + l];
+                x[col] = t->mean[col] - s.z[b * B + l];
             }
             for (Py_ssize_t j = 0; j < p; j++) row_sum[j] += x[j];
         }
@@ -417,13 +486,10 @@ complete_rows_k(const Rows *t, const Py_ssize_t k, const int wide)
         if (t->cov_sum == NULL) continue;
         for (Py_ssize_t a = 0; a < k; a++) {
             for (Py_ssize_t b = 0; b <= a; b++) {
-                double s[LANES] = {0.0};
-                for (Py_ssize_t c = a; c < k; c++) {
-                    const double *Li_ca = Li + (c * k + a) * B, *Li_cb = Li + (c * k + b) * B;
-                    for (Py_ssize_t l = 0; l < B; l++) s[l] += Li_ca[l] * Li_cb[l];
-                }
+                double c_ab[LANES];
+                covariance_entry(c_ab, s.Li, k, a, b);
                 for (Py_ssize_t l = 0; l < active; l++)
-                    cov_sum[m[a * B + l] * p + m[b * B + l]] += s[l];
+                    cov_sum[s.m[a * B + l] * p + s.m[b * B + l]] += c_ab[l];
             }
         }
     }
@@ -435,6 +501,135 @@ complete_rows_k(const Rows *t, const Py_ssize_t k, const int wide)
         for (Py_ssize_t j = 0; j < p; j++) t->row_sum[j] += row_sum[j];
     free(work);
     return logdet;
+}
+
+/* The E-step of a mixture of K normals (emimpute/models/_mixture.py) for rows
+   that all have k missing cells, in one pass over them: for each group of
+   rows, every component's conditional moments (group_moments) and the log
+   density of the observed cells,
+
+     log pi_c N(x_o; mu_c,o, S_c,oo)
+       = log pi_c - (p - k) log(2 pi) / 2 - (log det S_c + log det K_c,mm
+         + d_o' inv(S_c,oo) d_o) / 2
+
+   (det S = det S_oo / det K_mm: the Schur complement S_mm.o is inv(K_mm));
+   then the responsibilities tau_c, and into component c's sums tau_c,
+   tau_c xhat_c and tau_c (xhat_c xhat_c' + C_c), xhat_c the row completed by
+   component c's conditional mean.  Returns the sum of the rows' log
+   likelihoods, NaN if some K_c,mm is not positive definite, -INFINITY if
+   the workspace cannot be allocated. */
+typedef struct {
+    double *data;            /* (n, p) rows; with write_means, completed */
+    Py_ssize_t n, p, k, n_components;
+    const int64_t *missing;  /* as in Rows */
+    Py_ssize_t stride;
+    const double *means;     /* (K, p) */
+    const double *K;         /* (K, p, p) precision matrices */
+    const double *log_norm;  /* (K,) log pi_c - log det S_c / 2 */
+    double *resp_sum;        /* (K,) accumulated */
+    double *row_sum;         /* (K, p) accumulated */
+    double *cross;           /* (K, p, p) lower triangles accumulated */
+    double *loglik;          /* (n,) each row's log-likelihood, or NULL */
+    double *resp;            /* (n, K) responsibilities, or NULL */
+    int write_means;         /* fill the missing cells with sum_c tau_c c_c */
+} MixtureRows;
+
+#define LOG_2PI 1.8378770664093454835606594728112353
+
+static ALWAYS_INLINE double
+mixture_rows_k(const MixtureRows *t, const Py_ssize_t k, const int wide)
+{
+    const Py_ssize_t B = LANES, p = t->p, n = t->n, nc = t->n_components;
+    const Py_ssize_t n_entries = k * (k + 1) / 2;
+    /* Private accumulators (see complete_rows_k); per component, the group's
+       completed rows [lane][j], the entries of C [entry][lane] and the log
+       densities, then responsibilities [lane]; then the Group. */
+    double *work = calloc(nc * (p * p + p + 1) + nc * (B * p + n_entries * B + B) +
+                              GROUP_DOUBLES(k, p),
+                          sizeof(double));
+    if (work == NULL) return -INFINITY;
+    double *cross = work, *row_sum = cross + nc * p * p, *resp_sum = row_sum + nc * p;
+    double *completed = resp_sum + nc, *entries = completed + nc * B * p;
+    double *weight = entries + nc * n_entries * B;
+    Group s;
+    group_layout(&s, weight + nc * B, k, p, 1);
+    const double log_norm_o = -0.5 * (double)(p - k) * LOG_2PI;
+    double total = 0.0;
+
+    for (Py_ssize_t r0 = 0; r0 < n; r0 += B) {
+        const Py_ssize_t active = n - r0 < B ? n - r0 : B;
+        for (Py_ssize_t c = 0; c < nc; c++) {
+            const double *mean = t->means + c * p;
+            if (group_moments(&s, t->data, t->missing, t->stride, r0, active, k, p, mean,
+                              t->K + c * p * p, wide) < 0) {
+                free(work);
+                return NAN;
+            }
+            double *x_c = completed + c * B * p, *w_c = weight + c * B;
+            for (Py_ssize_t l = 0; l < active; l++) {
+                w_c[l] = t->log_norm[c] + log_norm_o -
+                         0.5 * (s.log_det[l] + observed_distance(&s, k, l));
+                double *x = x_c + l * p;
+                memcpy(x, t->data + (r0 + l) * p, p * sizeof(double));
+                for (Py_ssize_t b = 0; b < k; b++) {
+                    const int64_t col = s.m[b * B + l];
+                    x[col] = mean[col] - s.z[b * B + l];
+                }
+            }
+            double *e_c = entries + c * n_entries * B;
+            for (Py_ssize_t a = 0, e = 0; a < k; a++)
+                for (Py_ssize_t b = 0; b <= a; b++, e++) covariance_entry(e_c + e * B, s.Li, k, a, b);
+        }
+
+        /* Responsibilities, by the log-sum-exp of the log densities. */
+        for (Py_ssize_t l = 0; l < active; l++) {
+            double top = weight[l];
+            for (Py_ssize_t c = 1; c < nc; c++)
+                if (weight[c * B + l] > top) top = weight[c * B + l];
+            double sum = 0.0;
+            for (Py_ssize_t c = 0; c < nc; c++) {
+                weight[c * B + l] = exp(weight[c * B + l] - top);
+                sum += weight[c * B + l];
+            }
+            const double row_loglik = top + log(sum);
+            total += row_loglik;
+            if (t->loglik != NULL) t->loglik[r0 + l] = row_loglik;
+            for (Py_ssize_t c = 0; c < nc; c++) {
+                weight[c * B + l] /= sum;
+                if (t->resp != NULL) t->resp[(r0 + l) * nc + c] = weight[c * B + l];
+            }
+        }
+
+        for (Py_ssize_t c = 0; c < nc; c++) {
+            const double *w_c = weight + c * B, *e_c = entries + c * n_entries * B;
+            double *cross_c = cross + c * p * p;
+            add_weighted_products(cross_c, row_sum + c * p, completed + c * B * p, w_c, p,
+                                  active);
+            for (Py_ssize_t l = 0; l < active; l++) resp_sum[c] += w_c[l];
+            for (Py_ssize_t a = 0, e = 0; a < k; a++)
+                for (Py_ssize_t b = 0; b <= a; b++, e++)
+                    for (Py_ssize_t l = 0; l < active; l++)
+                        cross_c[s.m[a * B + l] * p + s.m[b * B + l]] += w_c[l] * e_c[e * B + l];
+        }
+
+        if (t->write_means) {
+            for (Py_ssize_t l = 0; l < active; l++) {
+                double *x = t->data + (r0 + l) * p;
+                for (Py_ssize_t b = 0; b < k; b++) {
+                    const int64_t col = s.m[b * B + l];
+                    double v = 0.0;
+                    for (Py_ssize_t c = 0; c < nc; c++)
+                        v += weight[c * B + l] * completed[(c * B + l) * p + col];
+                    x[col] = v;
+                }
+            }
+        }
+    }
+    for (Py_ssize_t i = 0; i < nc * p * p; i++) t->cross[i] += cross[i];
+    for (Py_ssize_t i = 0; i < nc * p; i++) t->row_sum[i] += row_sum[i];
+    for (Py_ssize_t c = 0; c < nc; c++) t->resp_sum[c] += resp_sum[c];
+    free(work);
+    return total;
 }
 
 /* Two compiled copies of every entry point: a generic one (any x86-64, or
@@ -456,27 +651,33 @@ complete_rows_k(const Rows *t, const Py_ssize_t k, const int wide)
 #endif
 
 typedef double (*kernel_fn)(const Rows *);
+typedef double (*mixture_fn)(const MixtureRows *);
 
-/* KERNELS(NAME, ATTR, W) defines NAME_1 ... NAME_12 (k a compile-time constant,
-   so the tiny loops unroll), NAME_any (any k) and the table NAME[k], whose
-   entry 0 is NAME_any; W says whether the target has 256-bit vectors (which
-   quadratic form code to use). */
-#define KERNEL_K(NAME, ATTR, W, KK) \
-    ATTR static double NAME##_##KK(const Rows *t) { return complete_rows_k(t, KK, W); }
-#define KERNELS(NAME, ATTR, W) \
-    KERNEL_K(NAME, ATTR, W, 1) KERNEL_K(NAME, ATTR, W, 2) KERNEL_K(NAME, ATTR, W, 3) \
-    KERNEL_K(NAME, ATTR, W, 4) KERNEL_K(NAME, ATTR, W, 5) KERNEL_K(NAME, ATTR, W, 6) \
-    KERNEL_K(NAME, ATTR, W, 7) KERNEL_K(NAME, ATTR, W, 8) KERNEL_K(NAME, ATTR, W, 9) \
-    KERNEL_K(NAME, ATTR, W, 10) KERNEL_K(NAME, ATTR, W, 11) KERNEL_K(NAME, ATTR, W, 12) \
-    ATTR static double NAME##_any(const Rows *t) { return complete_rows_k(t, t->k, W); } \
-    static const kernel_fn NAME[] = { \
+/* KERNELS(NAME, ATTR, W, IN, IMPL) defines NAME_1 ... NAME_12 (k a
+   compile-time constant, so the tiny loops unroll), NAME_any (any k) and the
+   table NAME[k], whose entry 0 is NAME_any: each returns IMPL(t, k, W) for
+   its argument t of type const IN *; W says whether the target has 256-bit
+   vectors (which quadratic form code to use). */
+#define KERNEL_K(NAME, ATTR, W, IN, IMPL, KK) \
+    ATTR static double NAME##_##KK(const IN *t) { return IMPL(t, KK, W); }
+#define KERNELS(NAME, ATTR, W, IN, IMPL) \
+    KERNEL_K(NAME, ATTR, W, IN, IMPL, 1) KERNEL_K(NAME, ATTR, W, IN, IMPL, 2) \
+    KERNEL_K(NAME, ATTR, W, IN, IMPL, 3) KERNEL_K(NAME, ATTR, W, IN, IMPL, 4) \
+    KERNEL_K(NAME, ATTR, W, IN, IMPL, 5) KERNEL_K(NAME, ATTR, W, IN, IMPL, 6) \
+    KERNEL_K(NAME, ATTR, W, IN, IMPL, 7) KERNEL_K(NAME, ATTR, W, IN, IMPL, 8) \
+    KERNEL_K(NAME, ATTR, W, IN, IMPL, 9) KERNEL_K(NAME, ATTR, W, IN, IMPL, 10) \
+    KERNEL_K(NAME, ATTR, W, IN, IMPL, 11) KERNEL_K(NAME, ATTR, W, IN, IMPL, 12) \
+    ATTR static double NAME##_any(const IN *t) { return IMPL(t, t->k, W); } \
+    static double (*const NAME[])(const IN *) = { \
         NAME##_any, NAME##_1, NAME##_2, NAME##_3, NAME##_4, NAME##_5, NAME##_6, \
         NAME##_7, NAME##_8, NAME##_9, NAME##_10, NAME##_11, NAME##_12};
 #define MAX_SPECIALISED_K 12
 
-KERNELS(generic_kernels, , 0)
+KERNELS(generic_kernels, , 0, Rows, complete_rows_k)
+KERNELS(generic_mixture, , 0, MixtureRows, mixture_rows_k)
 #if HAVE_AVX2_PATH
-KERNELS(avx2_kernels, AVX2_TARGET, 1)
+KERNELS(avx2_kernels, AVX2_TARGET, 1, Rows, complete_rows_k)
+KERNELS(avx2_mixture, AVX2_TARGET, 1, MixtureRows, mixture_rows_k)
 #endif
 
 typedef int (*weighted_fn)(const double *, const double *, Py_ssize_t, Py_ssize_t,
@@ -494,14 +695,15 @@ typedef struct {
     const char *name;
     const kernel_fn *kernels;
     weighted_fn weighted;
+    const mixture_fn *mixture;
 } KernelPath;
 
 /* In order of preference. */
 static const KernelPath kernel_paths[] = {
 #if HAVE_AVX2_PATH
-    {"avx2", avx2_kernels, avx2_weighted},
+    {"avx2", avx2_kernels, avx2_weighted, avx2_mixture},
 #endif
-    {"generic", generic_kernels, generic_weighted},
+    {"generic", generic_kernels, generic_weighted, generic_mixture},
 };
 #define N_KERNEL_PATHS ((Py_ssize_t)(sizeof(kernel_paths) / sizeof(kernel_paths[0])))
 
@@ -555,6 +757,54 @@ get_buffer(PyObject *obj, Py_buffer *view, const char *name, int writable,
         return -1;
     }
     return 0;
+}
+
+/* Check `missing` (a (k, n_total) array) against n rows from first_row and p
+   columns; on failure set an error and return -1. */
+static int
+missing_shape(const Py_buffer *missing, Py_ssize_t first_row, Py_ssize_t n, Py_ssize_t p,
+              Py_ssize_t *k, Py_ssize_t *stride)
+{
+    if (missing->ndim != 2) {
+        PyErr_SetString(PyExc_ValueError, "missing: expected a 2-d array");
+        return -1;
+    }
+    *k = missing->shape[0];
+    *stride = missing->shape[1];
+    if (*k < 1 || *k >= p || first_row < 0 || first_row + n > *stride) {
+        PyErr_SetString(PyExc_ValueError, "missing: shape does not match data");
+        return -1;
+    }
+    return 0;
+}
+
+/* Column indices address memory: every one is checked (cheap next to the
+   work, and run without the GIL so that threads check in parallel).  Returns
+   0, or the first bad index encoded as itself when negative, plus 1 when
+   not. */
+static int64_t
+first_bad_column(const int64_t *missing, Py_ssize_t k, Py_ssize_t stride, Py_ssize_t n,
+                 Py_ssize_t p)
+{
+    for (Py_ssize_t a = 0; a < k; a++)
+        for (Py_ssize_t r = 0; r < n; r++) {
+            const int64_t col = missing[a * stride + r];
+            if (col < 0 || col >= p) return col < 0 ? col : col + 1;
+        }
+    return 0;
+}
+
+/* The Python result of a kernel's return value (see first_bad_column). */
+static PyObject *
+kernel_result(double value, int64_t bad_column)
+{
+    if (bad_column != 0) {
+        PyErr_Format(PyExc_ValueError, "missing: column index %lld out of range",
+                     (long long)(bad_column < 0 ? bad_column : bad_column - 1));
+        return NULL;
+    }
+    if (value == -INFINITY) return PyErr_NoMemory();
+    return PyFloat_FromDouble(value);
 }
 
 PyDoc_STRVAR(complete_rows_doc,
@@ -617,16 +867,7 @@ py_complete_rows(PyObject *self, PyObject *args)
         if (get_buffer(d2_obj, &d2, "d2", 1, "d", sizeof(double), t.n) < 0) goto done;
         t.d2 = d2.buf;
     }
-    if (missing.ndim != 2) {
-        PyErr_SetString(PyExc_ValueError, "missing: expected a 2-d array");
-        goto done;
-    }
-    t.k = missing.shape[0];
-    t.stride = missing.shape[1];
-    if (t.k < 1 || t.k >= p || first_row < 0 || first_row + t.n > t.stride) {
-        PyErr_SetString(PyExc_ValueError, "missing: shape does not match data");
-        goto done;
-    }
+    if (missing_shape(&missing, first_row, t.n, p, &t.k, &t.stride) < 0) goto done;
     t.data = data.buf;
     t.missing = (const int64_t *)missing.buf + first_row;
     t.mean = mean.buf;
@@ -636,27 +877,12 @@ py_complete_rows(PyObject *self, PyObject *args)
     const kernel_fn *const kernels = current_path->kernels;
     if (t.n > 0) {
         Py_BEGIN_ALLOW_THREADS
-        /* Column indices address memory: check them all (cheap next to the
-           work, and without the GIL so that threads check in parallel). */
-        for (Py_ssize_t a = 0; a < t.k && bad_column == 0; a++)
-            for (Py_ssize_t r = 0; r < t.n; r++) {
-                const int64_t col = t.missing[a * t.stride + r];
-                if (col < 0 || col >= p) {
-                    bad_column = col < 0 ? col : col + 1;
-                    break;
-                }
-            }
+        bad_column = first_bad_column(t.missing, t.k, t.stride, t.n, p);
         if (bad_column == 0)
             logdet = kernels[t.k <= MAX_SPECIALISED_K ? t.k : 0](&t);
         Py_END_ALLOW_THREADS
     }
-    if (bad_column != 0)
-        PyErr_Format(PyExc_ValueError, "missing: column index %lld out of range",
-                     (long long)(bad_column < 0 ? bad_column : bad_column - 1));
-    else if (logdet == -INFINITY)
-        PyErr_NoMemory();
-    else
-        result = PyFloat_FromDouble(logdet);
+    result = kernel_result(logdet, bad_column);
 done:
     if (data.obj != NULL) PyBuffer_Release(&data);
     if (missing.obj != NULL) PyBuffer_Release(&missing);
@@ -666,6 +892,107 @@ done:
     if (sums.obj != NULL) PyBuffer_Release(&sums);
     if (cross.obj != NULL) PyBuffer_Release(&cross);
     if (d2.obj != NULL) PyBuffer_Release(&d2);
+    return result;
+}
+
+PyDoc_STRVAR(mixture_rows_doc,
+"mixture_rows(data, missing, first_row, means, precisions, log_norm,\n"
+"             resp_sum, row_sum, cross, loglik=None, resp=None, write_means=False)\n"
+"\n"
+"The E-step of a mixture of K normals over rows that all have k missing\n"
+"cells (laid out as for complete_rows).  ``means`` (K, p), ``precisions``\n"
+"(K, p, p) and ``log_norm`` (K: log pi_c - log det S_c / 2) give the\n"
+"components.  Accumulates, per component c, the sum of responsibilities\n"
+"into ``resp_sum`` (K), of responsibility-weighted completed rows into\n"
+"``row_sum`` (K*p), and the lower triangle of the weighted cross-products\n"
+"plus conditional covariances into ``cross`` (K*p*p), the rows completed by\n"
+"component c's conditional means.  ``loglik`` (n or None) receives each\n"
+"row's log-likelihood, ``resp`` (n*K or None) its responsibilities; with\n"
+"``write_means`` the missing cells of ``data`` are set to the mixture's\n"
+"conditional means.  Returns the sum of the rows' log-likelihoods, NaN if\n"
+"some K_c,mm is not numerically positive definite.  All arrays float64\n"
+"(missing int64) and C-contiguous.");
+
+static PyObject *
+py_mixture_rows(PyObject *self, PyObject *args)
+{
+    PyObject *data_obj, *missing_obj, *means_obj, *K_obj, *norm_obj, *resp_sum_obj;
+    PyObject *sum_obj, *cross_obj, *loglik_obj = Py_None, *resp_obj = Py_None;
+    int write_means = 0;
+    Py_buffer data = {0}, missing = {0}, means = {0}, K = {0}, norm = {0};
+    Py_buffer resp_sum = {0}, sums = {0}, cross = {0}, loglik = {0}, resp = {0};
+    Py_ssize_t first_row;
+    if (!PyArg_ParseTuple(args, "OOnOOOOOO|OOp", &data_obj, &missing_obj, &first_row,
+                          &means_obj, &K_obj, &norm_obj, &resp_sum_obj, &sum_obj,
+                          &cross_obj, &loglik_obj, &resp_obj, &write_means))
+        return NULL;
+    PyObject *result = NULL;
+    MixtureRows t = {0};
+    if (get_buffer(norm_obj, &norm, "log_norm", 0, "d", sizeof(double), 1) < 0 ||
+        get_buffer(means_obj, &means, "means", 0, "d", sizeof(double), 1) < 0)
+        goto done;
+    const Py_ssize_t nc = norm.len / (Py_ssize_t)sizeof(double);
+    const Py_ssize_t p = means.len / (Py_ssize_t)sizeof(double) / nc;
+    if (means.len != nc * p * (Py_ssize_t)sizeof(double)) {
+        PyErr_SetString(PyExc_ValueError, "means: expected K * p items");
+        goto done;
+    }
+    if (get_buffer(data_obj, &data, "data", 1, "d", sizeof(double), 0) < 0 ||
+        get_buffer(missing_obj, &missing, "missing", 0, "qlL", sizeof(int64_t), 0) < 0 ||
+        get_buffer(K_obj, &K, "precisions", 0, "d", sizeof(double), nc * p * p) < 0 ||
+        get_buffer(resp_sum_obj, &resp_sum, "resp_sum", 1, "d", sizeof(double), nc) < 0 ||
+        get_buffer(sum_obj, &sums, "row_sum", 1, "d", sizeof(double), nc * p) < 0 ||
+        get_buffer(cross_obj, &cross, "cross", 1, "d", sizeof(double), nc * p * p) < 0)
+        goto done;
+    if (data.len % (p * (Py_ssize_t)sizeof(double)) != 0) {
+        PyErr_SetString(PyExc_ValueError, "data: length is not a multiple of p");
+        goto done;
+    }
+    t.n = data.len / (p * (Py_ssize_t)sizeof(double));
+    if (loglik_obj != Py_None) {
+        if (get_buffer(loglik_obj, &loglik, "loglik", 1, "d", sizeof(double), t.n) < 0)
+            goto done;
+        t.loglik = loglik.buf;
+    }
+    if (resp_obj != Py_None) {
+        if (get_buffer(resp_obj, &resp, "resp", 1, "d", sizeof(double), t.n * nc) < 0)
+            goto done;
+        t.resp = resp.buf;
+    }
+    if (missing_shape(&missing, first_row, t.n, p, &t.k, &t.stride) < 0) goto done;
+    t.p = p;
+    t.n_components = nc;
+    t.data = data.buf;
+    t.missing = (const int64_t *)missing.buf + first_row;
+    t.means = means.buf;
+    t.K = K.buf;
+    t.log_norm = norm.buf;
+    t.resp_sum = resp_sum.buf;
+    t.row_sum = sums.buf;
+    t.cross = cross.buf;
+    t.write_means = write_means;
+    double total = 0.0;
+    int64_t bad_column = 0;
+    const mixture_fn *const kernels = current_path->mixture;
+    if (t.n > 0) {
+        Py_BEGIN_ALLOW_THREADS
+        bad_column = first_bad_column(t.missing, t.k, t.stride, t.n, p);
+        if (bad_column == 0)
+            total = kernels[t.k <= MAX_SPECIALISED_K ? t.k : 0](&t);
+        Py_END_ALLOW_THREADS
+    }
+    result = kernel_result(total, bad_column);
+done:
+    if (data.obj != NULL) PyBuffer_Release(&data);
+    if (missing.obj != NULL) PyBuffer_Release(&missing);
+    if (means.obj != NULL) PyBuffer_Release(&means);
+    if (K.obj != NULL) PyBuffer_Release(&K);
+    if (norm.obj != NULL) PyBuffer_Release(&norm);
+    if (resp_sum.obj != NULL) PyBuffer_Release(&resp_sum);
+    if (sums.obj != NULL) PyBuffer_Release(&sums);
+    if (cross.obj != NULL) PyBuffer_Release(&cross);
+    if (loglik.obj != NULL) PyBuffer_Release(&loglik);
+    if (resp.obj != NULL) PyBuffer_Release(&resp);
     return result;
 }
 
@@ -776,6 +1103,7 @@ py_set_kernel_path(PyObject *self, PyObject *arg)
 
 static PyMethodDef methods[] = {
     {"complete_rows", py_complete_rows, METH_VARARGS, complete_rows_doc},
+    {"mixture_rows", py_mixture_rows, METH_VARARGS, mixture_rows_doc},
     {"weighted_sums", py_weighted_sums, METH_VARARGS, weighted_sums_doc},
     {"kernel_paths", py_kernel_paths, METH_NOARGS, kernel_paths_doc},
     {"get_kernel_path", py_get_kernel_path, METH_NOARGS, get_kernel_path_doc},

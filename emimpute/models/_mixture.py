@@ -24,10 +24,12 @@ pseudo-observations of the standardised scale's diagonal, per component),
 so that a component with few rows cannot collapse onto them; S_k then
 restricted to the covariance type (:func:`mixture_m_step`).
 
-Cost.  An E-step is K of the normal model's NumPy E-steps (its compiled
-kernel takes no row weights and returns no per-row determinants): at
-100,000 x 30 with K = 5 far more than K times the compiled normal
-E-step (``benchmarks/results.md``).
+Cost.  With the compiled extension the E-step is one pass over the
+incomplete rows (:mod:`emimpute.models._mixture_estep`): each group of
+rows is taken through every component while it is in the CPU's caches,
+at about the cost of one normal E-step per component
+(``benchmarks/results.md``).  Without it, :func:`mixture_statistics`
+runs K of the normal model's NumPy E-steps.
 
 Everything is computed on the standardised scale of the observed columns
 (each column centred by its observed mean and divided by its standard
@@ -49,12 +51,18 @@ from scipy.special import logsumexp
 
 from emimpute.engine._model import EMModel, Statistics
 from emimpute.engine._squarem import from_log_cholesky, log_cholesky
+from emimpute.gaussian import _compiled
 from emimpute.gaussian._conditional import (
     LOG_2PI,
     _scatter_conditional_covariances,
     chunk_moments,
     plan_chunks,
     precision_and_logdet,
+)
+from emimpute.models._mixture_estep import (
+    MixtureLayout,
+    compiled_conditional,
+    compiled_statistics,
 )
 from emimpute.models._normal import log_prior as normal_log_prior
 from emimpute.models._normal import observed_column_moments
@@ -320,6 +328,17 @@ def _in_memory_statistics(Z):
     with none adds nothing to the likelihood; in the sums it would only
     repeat the current parameters)."""
     Z = Z[~np.isnan(Z).all(axis=1)]
+    if _compiled.available():
+        layout = MixtureLayout.of(Z)
+
+        def statistics(params):
+            found = compiled_statistics(layout, params)
+            if found is None:
+                return None
+            resp_sum, row_sum, cross, loglik = found
+            return MixtureStatistics(loglik, resp_sum, row_sum, cross)
+
+        return statistics
     mask = np.isnan(Z)
     chunks = plan_chunks(mask, np.flatnonzero(mask.any(axis=1)))
     return lambda params: mixture_statistics(Z, params, chunks)
@@ -561,6 +580,9 @@ def mixture_conditional(X, params, *, rng=None, want_variance=False):
     then the cells from that component's conditional normal.
     """
     mask = np.isnan(X)
+    if rng is None and not want_variance and _compiled.available():
+        tau, completed, row_loglik = compiled_conditional(X, params)
+        return MixtureConditional(tau, completed, None, row_loglik)
     chunks = plan_chunks(mask, np.flatnonzero(mask.any(axis=1)))
     components = [
         component_moments(X, mu, S, chunks)

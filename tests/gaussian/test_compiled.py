@@ -51,21 +51,6 @@ BUILT_PATHS = (
 )
 
 
-@pytest.fixture(params=sorted(BUILT_PATHS) or ["none built"])
-def compiled_path(request):
-    """Run a test on each compiled copy of the kernel this CPU can run, and
-    put back the one in use afterwards."""
-    if not _compiled.available():
-        pytest.skip("the compiled E-step is switched off or absent")
-    if not BUILT_PATHS[request.param]:
-        pytest.skip(f"this CPU cannot run the {request.param!r} kernel")
-    before = _compiled._fast_estep.get_kernel_path()
-    _compiled._fast_estep.set_kernel_path(request.param)
-    assert _compiled.kernel_path() == request.param
-    yield request.param
-    _compiled._fast_estep.set_kernel_path(before)
-
-
 def correlated(n, p, seed):
     rng = np.random.default_rng(seed)
     A = rng.standard_normal((p, p))

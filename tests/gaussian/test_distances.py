@@ -18,23 +18,6 @@ from emimpute.gaussian._conditional import (
     precision_and_logdet,
 )
 
-BUILT_PATHS = (
-    dict(_compiled._fast_estep.kernel_paths()) if _compiled._fast_estep else {}
-)
-
-
-@pytest.fixture(params=sorted(BUILT_PATHS) or ["none built"])
-def compiled_path(request):
-    """Each compiled copy this CPU runs; the one in use is put back after."""
-    if not _compiled.available():
-        pytest.skip("the compiled E-step is switched off or absent")
-    if not BUILT_PATHS[request.param]:
-        pytest.skip(f"this CPU cannot run the {request.param!r} kernel")
-    before = _compiled._fast_estep.get_kernel_path()
-    _compiled._fast_estep.set_kernel_path(request.param)
-    yield request.param
-    _compiled._fast_estep.set_kernel_path(before)
-
 
 def incomplete_rows(n, p, seed):
     """Correlated rows with every number of missing cells from 1 to p - 1."""
