@@ -21,6 +21,7 @@ from emimpute.models._mixture import (
     block_statistics,
     fit_mixture_from,
     initial_params,
+    start_fill,
 )
 from emimpute.utils._random import resolve_random_state
 
@@ -97,10 +98,18 @@ def fit_mixture_em_blockwise(
         first = first[:, columns.columns]
     first = (np.asarray(first, float) - center) / unit
     first = first[~np.isnan(first).all(axis=1)]
+    filled = start_fill(first, ridge)
     starts = [
         initial_params(
-            first, n_components, init_params, rng, ridge, covariance_type, unit
-        )
+            first,
+            n_components,
+            init_params,
+            rng,
+            ridge,
+            covariance_type,
+            unit,
+            filled,
+        )  # fmt: skip
         for _ in range(n_init)
     ]
     evaluate = functools.partial(_e_step, blocks, columns)

@@ -49,13 +49,14 @@ import numpy as np
 from scipy.cluster.vq import kmeans2
 from scipy.special import logsumexp
 
-from emimpute.engine._model import EMModel, Statistics
+from emimpute.engine._model import EMModel, SingularCovarianceError, Statistics
 from emimpute.engine._squarem import from_log_cholesky, log_cholesky
 from emimpute.gaussian import _compiled
 from emimpute.gaussian._conditional import (
     LOG_2PI,
     _scatter_conditional_covariances,
     chunk_moments,
+    conditional_moments,
     plan_chunks,
     precision_and_logdet,
 )
@@ -64,8 +65,8 @@ from emimpute.models._mixture_estep import (
     compiled_conditional,
     compiled_statistics,
 )
+from emimpute.models._normal import fit_normal_em, observed_column_moments
 from emimpute.models._normal import log_prior as normal_log_prior
-from emimpute.models._normal import observed_column_moments
 from emimpute.utils._scale import standardising_scale
 
 
@@ -391,15 +392,38 @@ def to_standard_units(params, center, unit):
 # Starting values and the fit
 
 
+def start_fill(Z, ridge=0.0):
+    """Z with its missing cells at their conditional means under one normal
+    fitted by EM: the rows the starts are computed from.
+
+    The column means would put every incomplete row at the centre of its
+    missing coordinates, so that k-means groups rows by their pattern of
+    missing cells as much as by their values; the normal model's
+    regression fill keeps them near their own cluster when the columns are
+    correlated.  A start needs no precise fit (100 iterations at most, tol
+    1e-4, one pseudo-observation of prior at least); where the normal fit
+    fails, the column means."""
+    if not np.isnan(Z).any():
+        return Z
+    try:
+        fit = fit_normal_em(Z, ridge=max(ridge, 1.0), max_iter=100, tol=1e-4)
+        return conditional_moments(Z, fit.mean, fit.covariance).completed
+    except (SingularCovarianceError, np.linalg.LinAlgError):
+        return np.nan_to_num(Z)  # 0: the column's observed mean
+
+
 def initial_params(
-    Z, n_components, method, rng, ridge, covariance_type="full", unit=None
-):
+    Z, n_components, method, rng, ridge, covariance_type="full", unit=None,
+    filled=None,
+):  # fmt: skip
     """Starting parameters on the standardised data Z: the weighted normal
-    update from hard (``"kmeans"``: k-means++ and Lloyd's iterations on the
-    rows with missing cells at their column means, scipy's ``kmeans2``) or
-    random (``"random"``: uniform responsibilities normalised per row)
-    responsibilities, as scikit-learn's ``GaussianMixture`` starts."""
-    filled = np.nan_to_num(Z)  # 0: the column's observed mean
+    update from hard (``"kmeans"``: k-means++ and Lloyd's iterations,
+    scipy's ``kmeans2``) or random (``"random"``: uniform responsibilities
+    normalised per row) responsibilities, as scikit-learn's
+    ``GaussianMixture`` starts, on the rows completed by
+    :func:`start_fill` (``filled``, computed when not given)."""
+    if filled is None:
+        filled = start_fill(Z, ridge)
     n = len(Z)
     if method == "kmeans":
         with warnings.catch_warnings():
@@ -492,8 +516,11 @@ def fit_mixture_em(
     array([-3.,  3.])
     """
     Z, center, unit = standardise(X)
+    filled = start_fill(Z, ridge)
     starts = [
-        initial_params(Z, n_components, init_params, rng, ridge, covariance_type, unit)
+        initial_params(
+            Z, n_components, init_params, rng, ridge, covariance_type, unit, filled
+        )
         for _ in range(n_init)
     ]
     return fit_mixture_from(
