@@ -7,7 +7,8 @@ cross-products plus conditional covariances) add over rows, so each
 E-step sums them over the blocks where they live
 (:func:`emimpute.models._mixture.block_statistics`) and only K x p x p
 arrays travel.  The start is the in-memory one (k-means++ on the rows
-with their holes at the column means) on the first block of rows.
+with their holes at one normal's conditional means) on the first block of
+rows.
 """
 
 import functools

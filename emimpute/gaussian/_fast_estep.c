@@ -28,6 +28,11 @@
  *
  * and weighted_sums() adds up sum w x and sum w x x' of completed rows.
  *
+ * mixture_rows() is the E-step of a mixture of normals (see mixture_rows_k):
+ * each group of rows goes through every component's conditional moments
+ * (group_moments, shared with the normal kernel) before the next group is
+ * read, so a K-component E-step reads the data once.
+ *
  * The functions release the GIL; the caller runs one call per thread on
  * disjoint rows, each with its own accumulators.
  */

@@ -55,7 +55,8 @@ class GaussianMixtureImputer(BaseEMImputer):
         (the imputations need the matrices), with the type's structure.
     init_params : {"kmeans", "random"}, default="kmeans"
         Starting responsibilities: k-means++ and Lloyd's iterations on the
-        rows with missing cells at their column means, or random ones.
+        rows with their missing cells at one normal's conditional means
+        (fitted by EM), or random ones.
     n_init : int, default=1
         Starts; the fit with the highest objective is kept.
     missing_values : float, default=np.nan
