@@ -174,9 +174,7 @@ def complete_blocks(
     mean = np.ascontiguousarray(mean, dtype=np.float64)
     precision = np.ascontiguousarray(precision, dtype=np.float64)
     n_rows = sum(len(rows) for rows, _ in blocks)
-    if n_threads is None:
-        n_threads = default_threads()
-    n_threads = int(max(1, min(n_threads, n_rows // MIN_ROWS_PER_THREAD)))
+    n_threads = _threads_for(n_rows, n_threads)
 
     def run(part):
         # Thread `part` takes the same slice of every block, so the work is
@@ -186,8 +184,7 @@ def complete_blocks(
         cross = np.zeros(p * p) if want_cross else None
         logdet = 0.0
         for index, (rows, missing) in enumerate(blocks):
-            start = len(rows) * part // n_threads
-            stop = len(rows) * (part + 1) // n_threads
+            start, stop = _share(len(rows), part, n_threads)
             d2 = None if distances is None else distances[index][start:stop]
             logdet += complete_rows(
                 rows[start:stop],
@@ -265,9 +262,7 @@ def mixture_blocks(
     precisions = np.ascontiguousarray(precisions, dtype=np.float64)
     log_norm = np.ascontiguousarray(log_norm, dtype=np.float64)
     n_rows = sum(len(rows) for rows, _ in blocks)
-    if n_threads is None:
-        n_threads = default_threads()
-    n_threads = int(max(1, min(n_threads, n_rows // MIN_ROWS_PER_THREAD)))
+    n_threads = _threads_for(n_rows, n_threads)
 
     def part_of(arrays, index, start, stop):
         return None if arrays is None else arrays[index][start:stop]
@@ -276,8 +271,7 @@ def mixture_blocks(
         resp_sum, row_sum = np.zeros(n_comp), np.zeros(n_comp * p)
         cross, loglik = np.zeros(n_comp * p * p), 0.0
         for index, (rows, missing) in enumerate(blocks):
-            start = len(rows) * part // n_threads
-            stop = len(rows) * (part + 1) // n_threads
+            start, stop = _share(len(rows), part, n_threads)
             loglik += _fast_estep.mixture_rows(
                 rows[start:stop],
                 missing,
@@ -328,12 +322,10 @@ def weighted_sums(data, weights, n_threads=None):
     """
     n, p = data.shape
     weights = np.ascontiguousarray(weights, dtype=np.float64)
-    if n_threads is None:
-        n_threads = default_threads()
-    n_threads = int(max(1, min(n_threads, n // MIN_ROWS_PER_THREAD)))
+    n_threads = _threads_for(n, n_threads)
 
     def run(part):
-        start, stop = n * part // n_threads, n * (part + 1) // n_threads
+        start, stop = _share(n, part, n_threads)
         row_sum, cross = np.zeros(p), np.zeros(p * p)
         _fast_estep.weighted_sums(data[start:stop], weights[start:stop], row_sum, cross)
         return row_sum, cross
@@ -341,6 +333,19 @@ def weighted_sums(data, weights, n_threads=None):
     results = _in_threads(run, n_threads)
     row_sum = np.sum([result[0] for result in results], axis=0)
     return row_sum, _symmetric(results, 1, p)
+
+
+def _threads_for(n_rows, n_threads):
+    """Threads for ``n_rows`` rows: ``n_threads`` (by default
+    :func:`default_threads`), fewer for few rows."""
+    if n_threads is None:
+        n_threads = default_threads()
+    return int(max(1, min(n_threads, n_rows // MIN_ROWS_PER_THREAD)))
+
+
+def _share(length, part, n_threads):
+    """(start, stop) of thread ``part``'s slice of ``length`` rows."""
+    return length * part // n_threads, length * (part + 1) // n_threads
 
 
 def _in_threads(run, n_threads):
