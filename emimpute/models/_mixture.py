@@ -402,14 +402,19 @@ def start_fill(Z, ridge=0.0):
     regression fill keeps them near their own cluster when the columns are
     correlated.  A start needs no precise fit (100 iterations at most, tol
     1e-4, one pseudo-observation of prior at least); where the normal fit
-    fails, the column means."""
+    fails, the column means.  A column with nothing observed in Z (a block
+    of a distributed data set) keeps 0, the standardised scale's centre."""
     if not np.isnan(Z).any():
         return Z
+    filled = np.nan_to_num(Z)  # 0: the column's observed mean
+    seen = ~np.isnan(Z).all(axis=0)
     try:
-        fit = fit_normal_em(Z, ridge=max(ridge, 1.0), max_iter=100, tol=1e-4)
-        return conditional_moments(Z, fit.mean, fit.covariance).completed
+        fit = fit_normal_em(Z[:, seen], ridge=max(ridge, 1.0), max_iter=100, tol=1e-4)
+        moments = conditional_moments(Z[:, seen], fit.mean, fit.covariance)
     except (SingularCovarianceError, np.linalg.LinAlgError):
-        return np.nan_to_num(Z)  # 0: the column's observed mean
+        return filled
+    filled[:, seen] = moments.completed
+    return filled
 
 
 def initial_params(

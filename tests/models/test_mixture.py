@@ -296,3 +296,21 @@ def test_the_starts_fall_back_to_column_means_when_the_normal_fit_fails(
     monkeypatch.setattr(_mixture, "fit_normal_em", fail)
     Z = np.array([[0.5, np.nan], [-0.5, 1.0], [np.nan, -1.0]])
     assert np.array_equal(_mixture.start_fill(Z), np.nan_to_num(Z))
+
+
+def test_a_column_with_nothing_observed_in_a_block_starts_at_the_centre():
+    """The Dask fit starts from its first block, where a column may have no
+    observed value: that column keeps 0 (the centre of the standardised
+    scale) and the others get their regression fill."""
+    from emimpute.models._mixture import start_fill
+
+    rng = np.random.default_rng(9)
+    Z = rng.multivariate_normal([0, 0, 0], [[1, 0.8, 0], [0.8, 1, 0], [0, 0, 1]], 200)
+    Z[rng.random(200) < 0.3, 1] = np.nan
+    Z[:, 2] = np.nan
+    filled = start_fill(Z)
+    assert np.isfinite(filled).all()
+    assert np.array_equal(filled[:, 2], np.zeros(200))
+    hidden = np.isnan(Z[:, 1])
+    # The fill follows the first column (correlation 0.8), not a constant.
+    assert np.corrcoef(filled[hidden, 1], Z[hidden, 0])[0, 1] > 0.99
