@@ -611,10 +611,10 @@ def mixture_conditional(X, params, *, rng=None, want_variance=False):
     (``rng``, a RandomState) takes a component from the responsibilities,
     then the cells from that component's conditional normal.
     """
-    mask = np.isnan(X)
     if rng is None and not want_variance and _compiled.available():
         tau, completed, row_loglik = compiled_conditional(X, params)
         return MixtureConditional(tau, completed, None, row_loglik)
+    mask = np.isnan(X)
     chunks = plan_chunks(mask, np.flatnonzero(mask.any(axis=1)))
     components = [
         component_moments(X, mu, S, chunks)
